@@ -1,0 +1,67 @@
+# Watchword: one entry point for everything. `make help` lists the targets.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TS := clients/typescript
+BUF := $(TS)/node_modules/.bin/buf
+INSTALLED := $(VENV)/.installed
+NODE_INSTALLED := $(TS)/node_modules/.installed
+# `make run` lets you try registration and login at once; e-mail verification needs mail
+# (a later feature), so it is off here unless you say otherwise.
+RUN_ENV ?= WATCHWORD_REGISTRATION_VERIFICATION=false
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate test pytest lint generate check-generated lock clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(INSTALLED): pyproject.toml clients/python/pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e '.[dev]'
+	touch $@
+
+$(NODE_INSTALLED): $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(INSTALLED) $(NODE_INSTALLED) ## Create .venv and install the server, client and tools
+
+run: $(INSTALLED) ## Install, migrate and serve on 127.0.0.1:50051 (embedded SQLite)
+	$(RUN_ENV) $(VENV)/bin/watchword migrate
+	$(RUN_ENV) $(VENV)/bin/watchword serve
+
+migrate: $(INSTALLED) ## Bring the configured database's schema up to date
+	$(VENV)/bin/watchword migrate
+
+test: install check-generated lint pytest ## Install and run every check and test
+
+pytest: $(INSTALLED) ## Run the test suite only (PostgreSQL is found or started by the tests)
+	$(PY) -m pytest
+
+lint: install ## ruff, mypy --strict and buf lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(BUF) lint
+
+generate: install ## Regenerate the Python and TypeScript code from protos/
+	tools/generate.sh
+
+check-generated: install ## Fail when the committed generated code differs from a fresh generation
+	tools/check_generated.sh
+
+lock: ## Re-resolve dependencies from scratch and rewrite constraints.txt
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet --upgrade pip
+	$(VENV)-lock/bin/pip install --quiet -e clients/python -e '.[dev]'
+	{ echo "# Versions the last good install resolved to: \`make install\` passes this with -c so installs repeat."; \
+	  echo "# Refresh with \`make lock\` after changing dependencies in pyproject.toml."; \
+	  $(VENV)-lock/bin/pip freeze --exclude-editable | grep -iv '^watchword'; } > constraints.txt
+	rm -rf $(VENV)-lock
+
+clean: ## Remove the virtual environment, node_modules and caches
+	rm -rf $(VENV) $(TS)/node_modules .mypy_cache .ruff_cache .pytest_cache

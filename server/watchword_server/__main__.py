@@ -1,0 +1,7 @@
+"""``python -m watchword_server``."""
+
+import sys
+
+from watchword_server.cli import main
+
+sys.exit(main())

@@ -1,0 +1,181 @@
+"""Settings: one frozen object read from ``WATCHWORD_*`` variables and an optional TOML file.
+
+Names follow the auth module's options where one exists (``hmac_key``, ``session_expiration``,
+``registration_verification``, ``messages``…), so an existing deployment's configuration
+carries over. Nested tables use ``__`` in variable names, e.g.
+``WATCHWORD_MESSAGES__LOGIN_INVALID``. ``WATCHWORD_CONFIG`` names the TOML file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["EMBEDDED_DATABASE_URL", "Messages", "Settings", "load_settings"]
+
+EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./watchword.db"
+
+_BCRYPT = re.compile(r"^bcrypt\((\d+)\)$")
+_PBKDF2 = re.compile(r"^pbkdf2\((\d+),(\d+),(sha1|sha256|sha384|sha512)\)$")
+
+
+class Messages(BaseModel):
+    """Every user-facing text and event template; keys follow the auth module's names.
+
+    Event templates are rendered with ``str.format`` and the fields ``id``, ``email`` (the
+    user's) and, where they apply, ``group``, ``name`` and ``origin``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    login_invalid: str = "Invalid credentials"
+    approval_pending: str = "Registration is pending approval"
+    verification_pending: str = "Registration needs verification"
+    login_disabled: str = "The account is disabled"
+    login_blocked: str = "The account is blocked"
+    session_invalid: str = "The session is invalid or has expired"
+    invalid_argument: str = "The request has invalid fields"
+    email_taken: str = "The e-mail address is already registered"
+    password_too_short: str = "The password must be at least {min_length} characters long"
+    too_many_attempts: str = "Too many attempts, try again later"
+    rpc_disabled: str = "This operation is disabled"
+    rpc_unimplemented: str = "This operation is not implemented yet"
+    registration_email_subject: str = "Email verification"
+    registration_email_text: str = "Click on the link {link} to verify your email"
+    reset_password_email_subject: str = "Password reset requested"
+    reset_password_email_text: str = (
+        "A password reset was requested for your account, click on the link {link} to proceed"
+    )
+    registration_log: str = "User {id} registered"
+    login_log: str = "User {id} logged in"
+    login_failed_log: str = "Failed login for {email}"
+    logout_log: str = "User {id} logged out"
+
+
+class Settings(BaseSettings):
+    """The server's whole configuration, validated once at start and never mutated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHWORD_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    database_url: str = EMBEDDED_DATABASE_URL
+    listen: str = "127.0.0.1:50051"
+    hmac_key: str | None = None
+    hmac_key_id: str = "k1"
+    hmac_retired_keys: dict[str, str] = Field(default_factory=dict)
+    hmac_alg: str = "bcrypt(12)"
+    log_events: bool = True
+    password_min_length: int = Field(default=8, ge=1, le=1024)
+    password_max_length: int = Field(default=1024, ge=8)
+    names_required: bool = True
+    remember_option: bool = True
+    session_expiration: int = Field(default=3600, ge=1)
+    session_long_expiration: int = Field(default=2_592_000, ge=1)
+    registration_verification: bool = True
+    registration_approval: bool = False
+    verification_key_ttl: int = Field(default=259_200, ge=1)
+    reset_key_ttl: int = Field(default=86_400, ge=1)
+    disabled_rpcs: frozenset[str] = frozenset()
+    messages: Messages = Field(default_factory=Messages)
+    verification_url: str = "http://localhost:8000/verify/{key}"
+    reset_url: str = "http://localhost:8000/reset/{key}"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    mail_sender: str | None = None
+    auth_requires_key: bool = False
+    database_pool_size: int = Field(default=10, ge=1)
+    auto_migrate: bool | None = None
+    grace_period: float = Field(default=5.0, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, so one variable can override a shared config file.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("WATCHWORD_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @field_validator("hmac_alg")
+    @classmethod
+    def _known_algorithm(cls, value: str) -> str:
+        text = value.replace(" ", "")
+        bcrypt_match = _BCRYPT.match(text)
+        if bcrypt_match:
+            if not 4 <= int(bcrypt_match.group(1)) <= 31:
+                raise ValueError("bcrypt cost must be between 4 and 31")
+            return text
+        if _PBKDF2.match(text):
+            return text
+        raise ValueError("hmac_alg must be 'bcrypt(COST)' or 'pbkdf2(ITERATIONS,LENGTH,HASH)'")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("listen must be HOST:PORT")
+        return value
+
+    @field_validator("disabled_rpcs", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # Accept "A,B" from a plain environment variable as well as a JSON/TOML list.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _key_outside_embedded(self) -> Settings:
+        if self.hmac_key is None and not self.is_embedded:
+            raise ValueError(
+                "hmac_key is required with a database_url: set WATCHWORD_HMAC_KEY "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        if self.hmac_key is not None and len(self.hmac_key) < 16:
+            raise ValueError("hmac_key must be at least 16 characters long")
+        if self.hmac_key_id in self.hmac_retired_keys:
+            raise ValueError("hmac_key_id must not also name a retired key")
+        if self.smtp_ssl and self.smtp_starttls:
+            raise ValueError("smtp_ssl and smtp_starttls exclude each other")
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        """Whether the server runs on the embedded SQLite file rather than PostgreSQL."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrates_itself(self) -> bool:
+        """Whether `serve` may bring the schema up to date on its own (embedded default)."""
+        return self.is_embedded if self.auto_migrate is None else self.auto_migrate
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and ``WATCHWORD_CONFIG``; keyword overrides win."""
+    return Settings(**overrides)

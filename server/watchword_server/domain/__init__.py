@@ -1,0 +1,1 @@
+"""The domain: account flows, sessions, access rules and events, in plain Python types."""

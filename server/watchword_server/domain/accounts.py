@@ -1,0 +1,207 @@
+"""End-user account flows: registration, login and logout."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword_server.config import Settings
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.errors import (
+    AccountBlocked,
+    AccountDisabled,
+    AccountPendingApproval,
+    AccountPendingVerification,
+    DomainError,
+    EmailAlreadyExists,
+    InvalidArgument,
+    InvalidCredentials,
+)
+from watchword_server.domain.events import EventLog
+from watchword_server.domain.sessions import Sessions
+from watchword_server.domain.types import (
+    CallContext,
+    EventKind,
+    SessionGrant,
+    UserRecord,
+    UserStatus,
+)
+from watchword_server.domain.validation import Violations
+from watchword_server.security.passwords import PasswordHasher
+from watchword_server.storage.repositories import users as user_rows
+
+__all__ = ["Accounts", "Registration", "Login"]
+
+# Refusals told only after a correct password, so they reveal nothing to a guesser.
+_STATE_ERRORS: dict[UserStatus, type[DomainError]] = {
+    UserStatus.PENDING_VERIFICATION: AccountPendingVerification,
+    UserStatus.PENDING_APPROVAL: AccountPendingApproval,
+    UserStatus.DISABLED: AccountDisabled,
+    UserStatus.BLOCKED: AccountBlocked,
+}
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A new account, and its session when it may log in at once."""
+
+    user: UserRecord
+    session: SessionGrant | None
+
+
+@dataclass(frozen=True)
+class Login:
+    """A successful login."""
+
+    user: UserRecord
+    session: SessionGrant
+
+
+class Accounts:
+    """Registration, login and logout, each in one transaction."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        hasher: PasswordHasher,
+        sessions: Sessions,
+        events: EventLog,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._hasher = hasher
+        self._sessions = sessions
+        self._events = events
+        self._clock = clock
+
+    def _initial_status(self) -> UserStatus:
+        if self._settings.registration_verification:
+            return UserStatus.PENDING_VERIFICATION
+        if self._settings.registration_approval:
+            return UserStatus.PENDING_APPROVAL
+        return UserStatus.ACTIVE
+
+    async def register(
+        self,
+        *,
+        email: str,
+        password: str,
+        first_name: str,
+        last_name: str,
+        extra: dict[str, Any],
+        call: CallContext,
+    ) -> Registration:
+        """Create an account in the status the registration settings call for.
+
+        Raises:
+            InvalidArgument: a field is missing or malformed, or the password is too short.
+            EmailAlreadyExists: the address is taken (checked again by a unique index, so
+                concurrent registrations of one address give exactly one account).
+        """
+        settings = self._settings
+        problems = Violations()
+        problems.email("email", email)
+        problems.password(
+            "password",
+            password,
+            min_length=settings.password_min_length,
+            max_length=settings.password_max_length,
+        )
+        problems.name("first_name", first_name, required=settings.names_required)
+        problems.name("last_name", last_name, required=settings.names_required)
+        problems.no_extra("extra", extra)
+        if problems:
+            raise InvalidArgument(problems.items)
+
+        # A cheap early answer for the common duplicate, before paying for a hash.
+        async with self._engine.connect() as conn:
+            if await user_rows.email_exists(conn, email):
+                raise EmailAlreadyExists()
+        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+
+        status = self._initial_status()
+        async with self._engine.begin() as conn:
+            try:
+                user = await user_rows.insert_user(
+                    conn,
+                    email=email,
+                    password_hash=password_hash,
+                    first_name=first_name,
+                    last_name=last_name,
+                    status=status,
+                    email_verified=False,
+                    extra=extra,
+                    now=self._clock.now(),
+                )
+            except user_rows.EmailTaken as error:
+                raise EmailAlreadyExists() from error
+            await self._events.record(conn, EventKind.REGISTRATION, call, user=user)
+            session = None
+            if status is UserStatus.ACTIVE:
+                session = await self._sessions.create(
+                    conn, user, remember=False, client_ip=call.client_ip
+                )
+        return Registration(user=user, session=session)
+
+    async def authenticate(
+        self, *, email: str, password: str, remember: bool, call: CallContext
+    ) -> Login:
+        """Log in with e-mail and password.
+
+        Unknown e-mail and wrong password raise the same InvalidCredentials after the same
+        work (a hash verification and one event), so neither content nor timing tells them
+        apart. The account's state is told only after a correct password.
+        """
+        problems = Violations()
+        problems.required("email", email)
+        problems.required("password", password)
+        if problems:
+            raise InvalidArgument(problems.items)
+
+        async with self._engine.connect() as conn:
+            stored = await user_rows.find_by_email(conn, email)
+        if stored is None:
+            await asyncio.to_thread(self._hasher.verify_dummy, password)
+            await self._record_failure(call, email=email, user=None)
+            raise InvalidCredentials()
+        if not await asyncio.to_thread(self._hasher.verify, password, stored.password_hash):
+            await self._record_failure(call, email=email, user=stored.record)
+            raise InvalidCredentials()
+
+        user = stored.record
+        state_error = _STATE_ERRORS.get(user.status)
+        if state_error is not None:
+            raise state_error()
+
+        new_hash = None
+        if self._hasher.needs_rehash(stored.password_hash):
+            new_hash = await asyncio.to_thread(self._hasher.hash, password)
+        remember = remember and self._settings.remember_option
+        async with self._engine.begin() as conn:
+            if new_hash is not None:
+                await user_rows.set_password_hash(
+                    conn, user.id, new_hash, expected_old=stored.password_hash
+                )
+            session = await self._sessions.create(
+                conn, user, remember=remember, client_ip=call.client_ip
+            )
+            await self._events.record(conn, EventKind.LOGIN, call, user=user)
+        return Login(user=user, session=session)
+
+    async def logout(self, *, session_token: str, call: CallContext) -> None:
+        """Revoke the session; raises SessionInvalid when it is unknown or already gone."""
+        async with self._engine.begin() as conn:
+            user_id = await self._sessions.revoke(conn, session_token)
+            user = await user_rows.get(conn, user_id)
+            await self._events.record(conn, EventKind.LOGOUT, call, user=user)
+
+    async def _record_failure(
+        self, call: CallContext, *, email: str, user: UserRecord | None
+    ) -> None:
+        async with self._engine.begin() as conn:
+            await self._events.record(conn, EventKind.LOGIN_FAILED, call, user=user, email=email)

@@ -1,0 +1,169 @@
+"""Domain errors. Each carries a reason (the proto ErrorReason without its prefix); the
+transport layer alone turns them into gRPC statuses."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "AccountBlocked",
+    "AccountDisabled",
+    "AccountPendingApproval",
+    "AccountPendingVerification",
+    "DomainError",
+    "EmailAlreadyExists",
+    "FieldViolation",
+    "InvalidArgument",
+    "InvalidCredentials",
+    "Reason",
+    "RpcDisabled",
+    "RpcUnimplemented",
+    "SessionInvalid",
+]
+
+
+class Reason(enum.StrEnum):
+    """Why a call failed; mirrors the proto ``ErrorReason`` enum (a test pins the match)."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    EMAIL_ALREADY_EXISTS = "EMAIL_ALREADY_EXISTS"
+    GROUP_ALREADY_EXISTS = "GROUP_ALREADY_EXISTS"
+    USER_NOT_FOUND = "USER_NOT_FOUND"
+    GROUP_NOT_FOUND = "GROUP_NOT_FOUND"
+    PERMISSION_NOT_FOUND = "PERMISSION_NOT_FOUND"
+    MEMBERSHIP_NOT_FOUND = "MEMBERSHIP_NOT_FOUND"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    SESSION_INVALID = "SESSION_INVALID"
+    VERIFICATION_KEY_INVALID = "VERIFICATION_KEY_INVALID"
+    RESET_KEY_INVALID = "RESET_KEY_INVALID"
+    PASSWORD_INCORRECT = "PASSWORD_INCORRECT"
+    ACCOUNT_PENDING_VERIFICATION = "ACCOUNT_PENDING_VERIFICATION"
+    ACCOUNT_PENDING_APPROVAL = "ACCOUNT_PENDING_APPROVAL"
+    ACCOUNT_DISABLED = "ACCOUNT_DISABLED"
+    ACCOUNT_BLOCKED = "ACCOUNT_BLOCKED"
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+    SERVICE_KEY_MISSING = "SERVICE_KEY_MISSING"
+    SERVICE_KEY_INVALID = "SERVICE_KEY_INVALID"
+    SCOPE_INSUFFICIENT = "SCOPE_INSUFFICIENT"
+    RPC_DISABLED = "RPC_DISABLED"
+    RPC_UNIMPLEMENTED = "RPC_UNIMPLEMENTED"
+    PAGE_TOKEN_INVALID = "PAGE_TOKEN_INVALID"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a request: its path (e.g. ``email``) and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+class DomainError(Exception):
+    """Base of every expected failure.
+
+    Attributes:
+        reason: the machine-readable reason.
+        message_key: the ``messages`` setting that holds the user-facing text.
+        message_args: values for that text's ``{placeholders}``.
+        metadata: extra ``ErrorInfo`` metadata (never secrets).
+    """
+
+    reason: Reason = Reason.INVALID_ARGUMENT
+    message_key: str = "invalid_argument"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        message_args: Mapping[str, object] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.reason.value)
+        self.detail = detail
+        self.message_args: Mapping[str, object] = message_args or {}
+        self.metadata: Mapping[str, str] = metadata or {}
+
+
+class InvalidArgument(DomainError):
+    """The request has bad fields; ``violations`` says which and why."""
+
+    def __init__(
+        self,
+        violations: Sequence[FieldViolation],
+        *,
+        reason: Reason = Reason.INVALID_ARGUMENT,
+        message_key: str = "invalid_argument",
+        message_args: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(
+            "; ".join(f"{v.field}: {v.description}" for v in violations),
+            message_args=message_args,
+        )
+        self.violations = tuple(violations)
+        self.reason = reason
+        self.message_key = message_key
+
+
+class EmailAlreadyExists(DomainError):
+    """Another account already uses this e-mail address (compared case-insensitively)."""
+
+    reason = Reason.EMAIL_ALREADY_EXISTS
+    message_key = "email_taken"
+
+
+class InvalidCredentials(DomainError):
+    """Unknown e-mail or wrong password: deliberately indistinguishable."""
+
+    reason = Reason.INVALID_CREDENTIALS
+    message_key = "login_invalid"
+
+
+class SessionInvalid(DomainError):
+    """The session token is unknown, expired or revoked, or its user may no longer log in."""
+
+    reason = Reason.SESSION_INVALID
+    message_key = "session_invalid"
+
+
+class AccountPendingVerification(DomainError):
+    """The password was right but the e-mail address is not verified yet."""
+
+    reason = Reason.ACCOUNT_PENDING_VERIFICATION
+    message_key = "verification_pending"
+
+
+class AccountPendingApproval(DomainError):
+    """The password was right but an administrator has not approved the account yet."""
+
+    reason = Reason.ACCOUNT_PENDING_APPROVAL
+    message_key = "approval_pending"
+
+
+class AccountDisabled(DomainError):
+    """The password was right but the account is disabled (a password reset re-enables it)."""
+
+    reason = Reason.ACCOUNT_DISABLED
+    message_key = "login_disabled"
+
+
+class AccountBlocked(DomainError):
+    """The password was right but the account is blocked by an administrator."""
+
+    reason = Reason.ACCOUNT_BLOCKED
+    message_key = "login_blocked"
+
+
+class RpcDisabled(DomainError):
+    """The deployment switched this RPC off (``disabled_rpcs``)."""
+
+    reason = Reason.RPC_DISABLED
+    message_key = "rpc_disabled"
+
+
+class RpcUnimplemented(DomainError):
+    """The contract names this RPC but this version of the server does not serve it yet."""
+
+    reason = Reason.RPC_UNIMPLEMENTED
+    message_key = "rpc_unimplemented"

@@ -1,0 +1,80 @@
+"""The audit log: renders the configured template and appends the event."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchword_server.config import Messages
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.types import CallContext, EventKind, UserRecord
+from watchword_server.storage.repositories import events as event_rows
+
+__all__ = ["EventLog"]
+
+_log = logging.getLogger(__name__)
+
+# Which `messages` template describes each kind.
+_TEMPLATES: Mapping[EventKind, str] = {
+    EventKind.REGISTRATION: "registration_log",
+    EventKind.LOGIN: "login_log",
+    EventKind.LOGIN_FAILED: "login_failed_log",
+    EventKind.LOGOUT: "logout_log",
+}
+
+
+class _Blank(dict[str, object]):
+    """Leaves unknown placeholders empty, so a customized template can never break a flow."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class EventLog:
+    """Writes audit events inside the caller's transaction (so they commit with the change)."""
+
+    def __init__(self, messages: Messages, clock: Clock, *, enabled: bool = True) -> None:
+        self._messages = messages
+        self._clock = clock
+        self._enabled = enabled
+
+    def describe(self, kind: EventKind, values: Mapping[str, object]) -> str:
+        """Render the configured template of ``kind`` with real values."""
+        key = _TEMPLATES.get(kind)
+        template = getattr(self._messages, key) if key else kind.value.replace("_", " ")
+        try:
+            return str(template).format_map(_Blank(values))
+        except (ValueError, IndexError, AttributeError):
+            _log.warning("event template %s is malformed; storing it unrendered", key)
+            return str(template)
+
+    async def record(
+        self,
+        conn: AsyncConnection,
+        kind: EventKind,
+        call: CallContext,
+        *,
+        user: UserRecord | None = None,
+        email: str = "",
+        values: Mapping[str, object] | None = None,
+    ) -> None:
+        """Append one event unless ``log_events`` is off."""
+        if not self._enabled:
+            return
+        rendered = {
+            "id": str(user.id) if user else "",
+            "email": user.email if user else email,
+            "origin": call.origin,
+            **(values or {}),
+        }
+        await event_rows.insert_event(
+            conn,
+            kind=kind,
+            user_id=user.id if user else None,
+            description=self.describe(kind, rendered),
+            client_ip=call.client_ip,
+            origin=call.origin,
+            now=self._clock.now(),
+        )

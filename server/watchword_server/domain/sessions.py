@@ -1,0 +1,98 @@
+"""Login sessions: random bearer tokens stored as digests, with sliding inactivity windows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.errors import SessionInvalid
+from watchword_server.domain.types import SessionGrant, UserRecord, UserStatus
+from watchword_server.security.tokens import new_token, token_digest
+from watchword_server.storage.repositories import sessions as session_rows
+
+__all__ = ["IntrospectResult", "Sessions"]
+
+# The last-seen time is written only once this share of the window has passed, so a busy
+# session costs one write per tenth of its window instead of one per call.
+_TOUCH_FRACTION = 10
+# Tokens longer than this are not ours; refuse them before hashing attacker-sized input.
+_MAX_TOKEN_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class IntrospectResult:
+    """A valid session's owner, its id and when it expires if left unused."""
+
+    user: UserRecord
+    session_id: uuid.UUID
+    expire_time: datetime
+
+
+class Sessions:
+    """Creates, checks and revokes sessions."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, *, short: int, long: int) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._short = short
+        self._long = long
+
+    def lifetime(self, remember: bool) -> int:
+        """The inactivity window in seconds for a session with or without "remember me"."""
+        return self._long if remember else self._short
+
+    async def create(
+        self, conn: AsyncConnection, user: UserRecord, *, remember: bool, client_ip: str
+    ) -> SessionGrant:
+        """Start a session for ``user`` inside the caller's transaction."""
+        token = new_token()
+        now = self._clock.now()
+        lifetime = self.lifetime(remember)
+        await session_rows.insert_session(
+            conn,
+            user_id=user.id,
+            token_digest=token_digest(token),
+            lifetime=lifetime,
+            remember=remember,
+            client_ip=client_ip,
+            now=now,
+        )
+        return SessionGrant(token=token, expire_time=now + timedelta(seconds=lifetime))
+
+    async def introspect(self, token: str) -> IntrospectResult:
+        """Validate ``token`` and slide its window; raises SessionInvalid otherwise."""
+        digest = _digest_or_invalid(token)
+        now = self._clock.now()
+        async with self._engine.begin() as conn:
+            row = await session_rows.find_with_user(conn, digest)
+            if row is None:
+                raise SessionInvalid()
+            window = timedelta(seconds=row.lifetime)
+            if now >= row.last_seen_time + window:
+                # Expired: drop it now rather than keep a dead secret around.
+                await session_rows.delete_by_digest(conn, digest)
+                raise SessionInvalid()
+            if row.user.status is not UserStatus.ACTIVE:
+                raise SessionInvalid()
+            last_seen = row.last_seen_time
+            if now - last_seen >= window / _TOUCH_FRACTION:
+                await session_rows.touch(conn, row.id, now)
+                last_seen = now
+        return IntrospectResult(row.user, row.id, last_seen + window)
+
+    async def revoke(self, conn: AsyncConnection, token: str) -> uuid.UUID:
+        """Revoke one session and return its user's id; raises SessionInvalid if unknown."""
+        user_id = await session_rows.delete_by_digest(conn, _digest_or_invalid(token))
+        if user_id is None:
+            raise SessionInvalid()
+        return user_id
+
+
+def _digest_or_invalid(token: str) -> bytes:
+    if not token or len(token) > _MAX_TOKEN_LENGTH:
+        raise SessionInvalid()
+    return token_digest(token)

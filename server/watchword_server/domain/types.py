@@ -1,0 +1,80 @@
+"""Plain value types shared by the domain, storage and transport layers."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["CallContext", "EventKind", "SessionGrant", "UserRecord", "UserStatus"]
+
+
+class UserStatus(enum.StrEnum):
+    """An account's state; stored as these lowercase words."""
+
+    ACTIVE = "active"
+    PENDING_VERIFICATION = "pending_verification"
+    PENDING_APPROVAL = "pending_approval"
+    DISABLED = "disabled"
+    BLOCKED = "blocked"
+
+
+class EventKind(enum.StrEnum):
+    """What an audit event records; mirrors the proto ``EventKind`` (a test pins the match)."""
+
+    REGISTRATION = "registration"
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    EMAIL_VERIFICATION = "email_verification"
+    PASSWORD_RETRIEVAL = "password_retrieval"
+    PASSWORD_RESET = "password_reset"
+    PASSWORD_CHANGE = "password_change"
+    PROFILE_UPDATE = "profile_update"
+    USER_CREATED = "user_created"
+    USER_UPDATED = "user_updated"
+    USER_DELETED = "user_deleted"
+    USER_DISABLED = "user_disabled"
+    USER_BLOCKED = "user_blocked"
+    USER_ALLOWED = "user_allowed"
+    USER_APPROVED = "user_approved"
+    SESSIONS_REVOKED = "sessions_revoked"
+    GROUP_CREATED = "group_created"
+    GROUP_DELETED = "group_deleted"
+    MEMBERSHIP_ADDED = "membership_added"
+    MEMBERSHIP_REMOVED = "membership_removed"
+    PERMISSION_ADDED = "permission_added"
+    PERMISSION_REMOVED = "permission_removed"
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """An account as the outside world may see it (no password hash)."""
+
+    id: uuid.UUID
+    email: str
+    first_name: str
+    last_name: str
+    status: UserStatus
+    email_verified: bool
+    create_time: datetime
+    update_time: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionGrant:
+    """A session as handed to its owner: the token in clear (only this once) and its expiry."""
+
+    token: str
+    expire_time: datetime
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is calling: the end user's address (as the backend reports it) and the origin."""
+
+    client_ip: str = ""
+    origin: str = "auth"

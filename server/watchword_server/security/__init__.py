@@ -1,0 +1,1 @@
+"""Credential primitives: password hashing with a pepper, and opaque random tokens."""

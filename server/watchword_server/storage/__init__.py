@@ -1,0 +1,1 @@
+"""Storage: models, engine, schema migrations and repositories (the only SQLAlchemy users)."""

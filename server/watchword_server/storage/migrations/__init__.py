@@ -1,0 +1,1 @@
+"""Alembic migrations, reviewed by hand; run them with `watchword migrate`."""

@@ -1,0 +1,237 @@
+"""Typed SQLAlchemy models: the schema that the migrations create.
+
+Timestamps are computed in Python from the server's clock (never the database's ``now()``)
+so that tests can drive time, and they are always timezone-aware (see ``UTCDateTime``).
+Secrets (session tokens, account keys, service keys) are stored only as SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, Uuid
+
+__all__ = [
+    "AccountKey",
+    "Base",
+    "Event",
+    "Group",
+    "MailOutbox",
+    "Membership",
+    "Permission",
+    "ServiceKey",
+    "Session",
+    "User",
+    "UTCDateTime",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: pass an aware datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the constraint naming convention used by migrations."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """An account; ``email`` is stored as given and unique case-insensitively."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(128), default="")
+    last_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Unique case-insensitively, while the address is kept as the user typed it.
+Index("uq_users_email_lower", func.lower(User.email), unique=True)
+
+
+class Session(Base):
+    """A login session; the token itself is never stored, only its digest."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # Inactivity window in seconds: session_expiration, or session_long_expiration with remember.
+    lifetime: Mapped[int] = mapped_column(Integer)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AccountKey(Base):
+    """A mailed single-use key (e-mail verification or password reset), stored as a digest."""
+
+    __tablename__ = "account_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16))
+    key_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    expire_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Group(Base):
+    """A named group (the auth module's ``role``); names are unique and case-sensitive."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Membership(Base):
+    """A user's membership of a group."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "group_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Permission(Base):
+    """A grant to a group; empty ``table_name`` / ``record_id`` are wildcards."""
+
+    __tablename__ = "permissions"
+    __table_args__ = (
+        Index("ix_permissions_name_group", "name", "group_id"),
+        UniqueConstraint("group_id", "name", "table_name", "record_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    table_name: Mapped[str] = mapped_column(String(255), default="")
+    record_id: Mapped[str] = mapped_column(String(255), default="")
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """An audit event; kept when its user is deleted (``user_id`` is not a foreign key)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_user_id_id", "user_id", "id"),
+        Index("ix_events_kind_id", "kind", "id"),
+    )
+
+    # Monotonic ids give a stable order for paging and for streaming to watchers.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    origin: Mapped[str] = mapped_column(String(255), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ServiceKey(Base):
+    """A key that a calling service presents; only the secret's digest is stored."""
+
+    __tablename__ = "service_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    key_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MailOutbox(Base):
+    """A mail written in the same transaction as its cause and delivered in the background."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_pending", "sent_time", "next_attempt_time"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(320))
+    # Values to render the mail with when it is sent. Never a key in clear: a mailed key is
+    # derived again at send time from its account_keys row and the pepper.
+    context: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,1 @@
+"""Repositories: Core queries on a connection that the caller's transaction owns."""

@@ -1,0 +1,147 @@
+"""Queries on the users table."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchword_server.domain.types import UserRecord, UserStatus
+from watchword_server.storage.models import User
+
+__all__ = [
+    "EmailTaken",
+    "StoredUser",
+    "email_exists",
+    "find_by_email",
+    "get",
+    "insert_user",
+    "set_password_hash",
+    "to_record",
+]
+
+_PUBLIC_COLUMNS = (
+    User.id,
+    User.email,
+    User.first_name,
+    User.last_name,
+    User.status,
+    User.email_verified,
+    User.create_time,
+    User.update_time,
+    User.extra,
+)
+
+
+class EmailTaken(Exception):
+    """The unique index on lower(email) refused the insert."""
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    """A user row with its password hash, for the login flow only."""
+
+    record: UserRecord
+    password_hash: str
+
+
+def to_record(row: Any) -> UserRecord:
+    """Build a UserRecord from a row holding the public columns."""
+    return UserRecord(
+        id=row.id,
+        email=row.email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        status=UserStatus(row.status),
+        email_verified=row.email_verified,
+        create_time=row.create_time,
+        update_time=row.update_time,
+        extra=dict(row.extra or {}),
+    )
+
+
+async def email_exists(conn: AsyncConnection, email: str) -> bool:
+    """Whether an account uses ``email``, compared case-insensitively."""
+    found = await conn.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
+    return found is not None
+
+
+async def find_by_email(conn: AsyncConnection, email: str) -> StoredUser | None:
+    """The user with ``email`` (case-insensitively) and its password hash, if any."""
+    result = await conn.execute(
+        select(*_PUBLIC_COLUMNS, User.password_hash).where(func.lower(User.email) == email.lower())
+    )
+    row = result.one_or_none()
+    if row is None:
+        return None
+    return StoredUser(record=to_record(row), password_hash=row.password_hash)
+
+
+async def insert_user(
+    conn: AsyncConnection,
+    *,
+    email: str,
+    password_hash: str,
+    first_name: str,
+    last_name: str,
+    status: UserStatus,
+    email_verified: bool,
+    extra: dict[str, Any],
+    now: datetime,
+) -> UserRecord:
+    """Insert a user; raises EmailTaken when the address is in use (even by a racing call)."""
+    record = UserRecord(
+        id=uuid.uuid4(),
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        status=status,
+        email_verified=email_verified,
+        create_time=now,
+        update_time=now,
+        extra=extra,
+    )
+    try:
+        # A savepoint keeps the caller's transaction usable after a duplicate.
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(User).values(
+                    id=record.id,
+                    email=email,
+                    first_name=first_name,
+                    last_name=last_name,
+                    password_hash=password_hash,
+                    status=status.value,
+                    email_verified=email_verified,
+                    extra=extra,
+                    create_time=now,
+                    update_time=now,
+                )
+            )
+    except IntegrityError as error:
+        raise EmailTaken(email) from error
+    return record
+
+
+async def set_password_hash(
+    conn: AsyncConnection, user_id: uuid.UUID, password_hash: str, *, expected_old: str
+) -> bool:
+    """Replace a hash only if it is still ``expected_old`` (a concurrent change wins)."""
+    result = await conn.execute(
+        update(User)
+        .where(User.id == user_id, User.password_hash == expected_old)
+        .values(password_hash=password_hash)
+    )
+    return result.rowcount == 1
+
+
+async def get(conn: AsyncConnection, user_id: uuid.UUID) -> UserRecord | None:
+    """The user with ``user_id``, if any."""
+    result = await conn.execute(select(*_PUBLIC_COLUMNS).where(User.id == user_id))
+    row = result.one_or_none()
+    return None if row is None else to_record(row)

@@ -1,0 +1,1 @@
+"""gRPC transport: servicers that translate between protos and the domain, and error mapping."""

@@ -1,0 +1,105 @@
+"""The one table that turns domain errors into gRPC statuses with rich details.
+
+Every error carries exactly one ``google.rpc.ErrorInfo`` (domain ``watchword.auth.v1``), a
+``LocalizedMessage`` with the configured text, and ``BadRequest`` field violations for
+input errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from watchword_server.config import Messages
+from watchword_server.domain.errors import DomainError, InvalidArgument, Reason
+
+__all__ = ["ERROR_DOMAIN", "STATUS_CODES", "to_status"]
+
+ERROR_DOMAIN = "watchword.auth.v1"
+_LOCALE = "en-US"
+
+STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
+    Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.EMAIL_ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    Reason.GROUP_ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    Reason.USER_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.GROUP_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.PERMISSION_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.MEMBERSHIP_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.INVALID_CREDENTIALS: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.SESSION_INVALID: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.VERIFICATION_KEY_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.RESET_KEY_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.PASSWORD_INCORRECT: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.ACCOUNT_PENDING_VERIFICATION: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.ACCOUNT_PENDING_APPROVAL: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.ACCOUNT_DISABLED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.ACCOUNT_BLOCKED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.TOO_MANY_ATTEMPTS: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.SERVICE_KEY_MISSING: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.SERVICE_KEY_INVALID: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.SCOPE_INSUFFICIENT: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.RPC_DISABLED: grpc.StatusCode.UNIMPLEMENTED,
+    Reason.RPC_UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
+    Reason.PAGE_TOKEN_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+
+class _Blank(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def message_text(error: DomainError, messages: Messages) -> str:
+    """The configured user-facing text for ``error``, with its values filled in."""
+    template = str(getattr(messages, error.message_key, "") or error.reason.value)
+    try:
+        return template.format_map(_Blank(error.message_args))
+    except (ValueError, IndexError, AttributeError):
+        return template
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_status(error: DomainError, messages: Messages) -> grpc.Status:
+    """Build the full ``google.rpc.Status`` for ``error``."""
+    code = STATUS_CODES[error.reason]
+    text = message_text(error, messages)
+    if isinstance(error, InvalidArgument) and error.detail:
+        text = f"{text}: {error.detail}"
+    details = [
+        _pack(
+            error_details_pb2.ErrorInfo(
+                reason=error.reason.value, domain=ERROR_DOMAIN, metadata=dict(error.metadata)
+            )
+        )
+    ]
+    if isinstance(error, InvalidArgument):
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description, reason=error.reason.value
+                        )
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
+    details.append(_pack(error_details_pb2.LocalizedMessage(locale=_LOCALE, message=text)))
+    status = status_pb2.Status(code=_rpc_code(code), message=text, details=details)
+    return rpc_status.to_status(status)
+
+
+def _rpc_code(code: grpc.StatusCode) -> int:
+    # grpc.StatusCode values are (number, name) pairs; google.rpc.Code uses the same numbers.
+    return int(code.value[0])

@@ -1,0 +1,102 @@
+"""Wraps every RPC of a servicer: domain errors become rich statuses, switched-off RPCs
+answer UNIMPLEMENTED, and nothing unexpected leaks its text to the caller."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from typing import Any, TypeVar, cast
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+
+from watchword_server.config import Messages
+from watchword_server.domain.errors import DomainError, RpcDisabled, RpcUnimplemented
+from watchword_server.transport.errors import to_status
+
+__all__ = ["build_servicer"]
+
+_log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+UnaryMethod = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamMethod = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+
+
+def build_servicer(
+    servicer_class: Callable[..., S],
+    service: ServiceDescriptor,
+    *args: Any,
+    disabled: Collection[str],
+    messages: Messages,
+) -> S:
+    """Instantiate ``servicer_class`` with every RPC of ``service`` guarded.
+
+    RPCs the class does not implement (still abstract in the generated base) answer
+    UNIMPLEMENTED ``RPC_UNIMPLEMENTED``; those named in ``disabled`` (the deployment's
+    ``disabled_rpcs``) answer UNIMPLEMENTED ``RPC_DISABLED``.
+    """
+    missing = frozenset(getattr(servicer_class, "__abstractmethods__", ()))
+    streaming = {method.name: method.server_streaming for method in service.methods}
+    fillers = {name: _refusing(RpcUnimplemented, streaming[name]) for name in missing}
+    # Generated servicer bases are abstract, so mypy only lets them pass as callables.
+    base = cast(type, servicer_class)
+    servicer: S = type(base.__name__, (base,), fillers)(*args)
+    for name, is_stream in streaming.items():
+        inner: Any = (
+            _refusing(RpcDisabled, is_stream) if name in disabled else getattr(servicer, name)
+        )
+        guarded = _guard_stream(inner, messages) if is_stream else _guard_unary(inner, messages)
+        setattr(servicer, name, guarded)
+    return servicer
+
+
+def _refusing(error: type[DomainError], streaming: bool) -> Any:
+    if streaming:
+
+        async def refuse_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            raise error()
+            yield  # pragma: no cover - makes this an async generator
+
+        return refuse_stream
+
+    async def refuse(request: Any, context: Any) -> Any:
+        raise error()
+
+    return refuse
+
+
+def _guard_unary(method: UnaryMethod, messages: Messages) -> UnaryMethod:
+    @functools.wraps(method)
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await method(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except DomainError as error:
+            await context.abort_with_status(to_status(error, messages))
+        except Exception:
+            _log.exception("unexpected failure in %s", getattr(method, "__name__", method))
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    return guarded
+
+
+def _guard_stream(method: StreamMethod, messages: Messages) -> StreamMethod:
+    @functools.wraps(method)
+    async def guarded(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        try:
+            async for response in method(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except DomainError as error:
+            await context.abort_with_status(to_status(error, messages))
+        except Exception:
+            _log.exception("unexpected failure in %s", getattr(method, "__name__", method))
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    return guarded

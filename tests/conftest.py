@@ -1,0 +1,128 @@
+"""Fixtures that build on each other: PostgreSQL server -> database -> Watchword server -> stubs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.support.clock import ManualClock
+from tests.support.postgres import connect, postgres_database, postgres_server
+from watchword.auth.v1 import (
+    access_service_pb2_grpc,
+    admin_service_pb2_grpc,
+    auth_service_pb2_grpc,
+)
+from watchword_server.app import WatchwordServer
+from watchword_server.config import Settings
+from watchword_server.storage.db import create_engine
+from watchword_server.storage.schema import upgrade
+
+TEST_PEPPER = "test-pepper-0123456789abcdef"
+_TABLES = (
+    "users, sessions, account_keys, groups, memberships, permissions, events, "
+    "service_keys, mail_outbox"
+)
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """One PostgreSQL server for the whole run (started here if none is reachable)."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_database(postgres_server_url: str) -> Iterator[str]:
+    """This run's own database, migrated once."""
+    with postgres_database(server_url=postgres_server_url) as url:
+        asyncio.run(_migrate(url))
+        yield url
+
+
+@pytest.fixture
+def database_url(migrated_database: str) -> Iterator[str]:
+    """The run's database, emptied before each test."""
+    with connect(migrated_database, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+    yield migrated_database
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@dataclass
+class Running:
+    """A started server with a channel and a stub for each service."""
+
+    server: WatchwordServer
+    channel: grpc.aio.Channel
+    auth: auth_service_pb2_grpc.AuthServiceAsyncStub
+    access: access_service_pb2_grpc.AccessServiceAsyncStub
+    admin: admin_service_pb2_grpc.AdminServiceAsyncStub
+    clock: ManualClock
+    address: str
+
+
+StartServer = Callable[..., Awaitable[Running]]
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "hmac_key": TEST_PEPPER,
+        "hmac_alg": "bcrypt(4)",
+        "listen": "127.0.0.1:0",
+        "registration_verification": False,
+        "grace_period": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def start_server(database_url: str, clock: ManualClock) -> AsyncIterator[StartServer]:
+    """A factory: ``await start_server(setting=value, ...)`` starts a configured server."""
+    started: list[Running] = []
+
+    async def start(**overrides: Any) -> Running:
+        server = WatchwordServer(test_settings(database_url, **overrides), clock=clock)
+        port = await server.start()
+        address = f"127.0.0.1:{port}"
+        channel = grpc.aio.insecure_channel(address)
+        running = Running(
+            server=server,
+            channel=channel,
+            auth=auth_service_pb2_grpc.AuthServiceStub(channel),
+            access=access_service_pb2_grpc.AccessServiceStub(channel),
+            admin=admin_service_pb2_grpc.AdminServiceStub(channel),
+            clock=clock,
+            address=address,
+        )
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.channel.close(None)
+        await running.server.stop(0)
+
+
+@pytest.fixture
+async def watchword(start_server: StartServer) -> Running:
+    """A server with the test defaults (verification off, cheap bcrypt)."""
+    return await start_server()

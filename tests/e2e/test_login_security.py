@@ -1,0 +1,121 @@
+"""What an attacker could learn from logins and from the database."""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+
+import grpc
+import pytest
+
+from tests.conftest import Running, StartServer
+from tests.support.postgres import connect
+from tests.support.rpc_errors import details_of
+from watchword.auth.v1 import auth_service_pb2 as auth
+
+PASSWORD = "correct horse battery"
+
+
+async def register(running: Running, email: str, password: str = PASSWORD) -> str:
+    reply = await running.auth.Register(
+        auth.RegisterRequest(email=email, password=password, first_name="A", last_name="B")
+    )
+    return str(reply.session_token)
+
+
+async def login_error(running: Running, email: str, password: str) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await running.auth.Authenticate(auth.AuthenticateRequest(email=email, password=password))
+    return caught.value
+
+
+async def test_unknown_email_and_wrong_password_answer_the_same(watchword: Running) -> None:
+    await register(watchword, "ada@example.com")
+    unknown = await login_error(watchword, "nobody@example.com", PASSWORD)
+    wrong = await login_error(watchword, "ada@example.com", "wrong password!")
+    assert unknown.code() == wrong.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert unknown.details() == wrong.details()
+    assert details_of(unknown) == details_of(wrong)
+    assert details_of(wrong).reason == "INVALID_CREDENTIALS"
+
+
+async def test_unknown_email_takes_as_long_as_a_wrong_password(
+    start_server: StartServer,
+) -> None:
+    # A real cost, so that hashing (not noise) dominates and a skipped hash would show.
+    running = await start_server(hmac_alg="bcrypt(9)")
+    await register(running, "ada@example.com")
+    unknown: list[float] = []
+    wrong: list[float] = []
+    for _ in range(20):  # interleaved, so drift on the machine hits both alike
+        for email, samples in (("nobody@example.com", unknown), ("ada@example.com", wrong)):
+            started = time.perf_counter()
+            await login_error(running, email, "wrong password!")
+            samples.append(time.perf_counter() - started)
+    ratio = statistics.median(unknown) / statistics.median(wrong)
+    assert 0.75 <= ratio <= 1.25, f"unknown/wrong median ratio {ratio:.2f}"
+
+
+async def test_sessions_table_holds_no_token_in_clear(
+    watchword: Running, database_url: str
+) -> None:
+    tokens = [await register(watchword, f"u{i}@example.com") for i in range(3)]
+    login = await watchword.auth.Authenticate(
+        auth.AuthenticateRequest(email="u0@example.com", password=PASSWORD, remember=True)
+    )
+    tokens.append(login.session_token)
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT * FROM sessions").fetchall()
+        dump = conn.execute("SELECT row_to_json(s)::text FROM sessions s").fetchall()
+        digests = {bytes(r[0]) for r in conn.execute("SELECT token_digest FROM sessions")}
+    assert len(rows) == 4
+    text = "\n".join(row[0] for row in dump)
+    for token in tokens:
+        assert len(token) >= 43  # 32 random bytes, base64url
+        assert token not in text
+        assert token.encode() not in digests
+    assert digests == {hashlib.sha256(t.encode()).digest() for t in tokens}
+
+
+async def test_passwords_longer_than_72_bytes_are_not_truncated(watchword: Running) -> None:
+    long_password = "x" * 80 + "1"
+    await register(watchword, "ada@example.com", long_password)
+    error = await login_error(watchword, "ada@example.com", "x" * 80 + "2")
+    assert details_of(error).reason == "INVALID_CREDENTIALS"
+    login = await watchword.auth.Authenticate(
+        auth.AuthenticateRequest(email="ada@example.com", password=long_password)
+    )
+    assert login.session_token
+
+
+async def test_password_hash_is_bcrypt_with_the_key_id(
+    watchword: Running, database_url: str
+) -> None:
+    await register(watchword, "ada@example.com")
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT password_hash FROM users").fetchone()
+    assert row is not None
+    assert row[0].startswith("hmac-bcrypt$k1$$2b$04$")
+    assert PASSWORD not in row[0]
+
+
+async def test_missing_login_fields_are_invalid_argument(watchword: Running) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await watchword.auth.Authenticate(auth.AuthenticateRequest())
+    details = details_of(caught.value)
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(details.violations) == {"email", "password"}
+
+
+async def test_account_state_is_told_only_after_a_correct_password(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(registration_verification=True)
+    await register(running, "ada@example.com")
+    wrong = await login_error(running, "ada@example.com", "wrong password!")
+    assert details_of(wrong).reason == "INVALID_CREDENTIALS"
+    right = await login_error(running, "ada@example.com", PASSWORD)
+    details = details_of(right)
+    assert details.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert details.reason == "ACCOUNT_PENDING_VERIFICATION"

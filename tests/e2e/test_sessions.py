@@ -1,0 +1,121 @@
+"""Register, log in, introspect and log out through a real server on PostgreSQL."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from tests.conftest import Running, StartServer
+from tests.support.rpc_errors import details_of
+from watchword.auth.v1 import auth_service_pb2 as auth
+from watchword.auth.v1 import resources_pb2
+
+PASSWORD = "correct horse battery"
+
+
+async def register(running: Running, email: str = "ada@example.com") -> auth.RegisterResponse:
+    response: auth.RegisterResponse = await running.auth.Register(
+        auth.RegisterRequest(email=email, password=PASSWORD, first_name="Ada", last_name="Lovelace")
+    )
+    return response
+
+
+async def assert_session_invalid(running: Running, token: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await running.auth.Introspect(auth.IntrospectRequest(session_token=token))
+    details = details_of(caught.value)
+    assert details.code == grpc.StatusCode.UNAUTHENTICATED
+    assert details.reason == "SESSION_INVALID"
+
+
+async def test_register_login_introspect_logout(watchword: Running) -> None:
+    registered = await register(watchword)
+    assert registered.user.status == resources_pb2.USER_STATUS_ACTIVE
+    assert registered.user.email == "ada@example.com"
+    assert registered.user.id
+    assert registered.session_token
+
+    login = await watchword.auth.Authenticate(
+        auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+    )
+    assert login.user.id == registered.user.id
+    assert login.session_token != registered.session_token
+
+    seen = await watchword.auth.Introspect(
+        auth.IntrospectRequest(session_token=login.session_token)
+    )
+    assert seen.user.id == registered.user.id
+    assert seen.user.first_name == "Ada"
+
+    await watchword.auth.Logout(auth.LogoutRequest(session_token=login.session_token))
+    await assert_session_invalid(watchword, login.session_token)
+    # The registration's own session is independent of the one that logged out.
+    await watchword.auth.Introspect(auth.IntrospectRequest(session_token=registered.session_token))
+
+
+async def test_every_login_gets_a_new_token(watchword: Running) -> None:
+    await register(watchword)
+    request = auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+    tokens = {(await watchword.auth.Authenticate(request)).session_token for _ in range(3)}
+    assert len(tokens) == 3
+
+
+async def test_login_with_email_in_other_letter_case(watchword: Running) -> None:
+    await register(watchword, "Grace.Hopper@Example.com")
+    login = await watchword.auth.Authenticate(
+        auth.AuthenticateRequest(email="grace.hopper@example.COM", password=PASSWORD)
+    )
+    assert login.user.email == "Grace.Hopper@Example.com"
+
+
+async def test_remember_gives_the_long_window(start_server: StartServer) -> None:
+    running = await start_server(session_expiration=3600, session_long_expiration=86400)
+    await register(running)
+    now = running.clock.now().timestamp()
+
+    short = await running.auth.Authenticate(
+        auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+    )
+    long = await running.auth.Authenticate(
+        auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD, remember=True)
+    )
+    assert short.expire_time.seconds == pytest.approx(now + 3600, abs=1)
+    assert long.expire_time.seconds == pytest.approx(now + 86400, abs=1)
+
+    running.clock.advance(3601)
+    await assert_session_invalid(running, short.session_token)
+    still = await running.auth.Introspect(auth.IntrospectRequest(session_token=long.session_token))
+    assert still.user.email == "ada@example.com"
+
+
+async def test_remember_is_ignored_when_the_option_is_off(start_server: StartServer) -> None:
+    running = await start_server(remember_option=False, session_expiration=600)
+    await register(running)
+    login = await running.auth.Authenticate(
+        auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD, remember=True)
+    )
+    assert login.expire_time.seconds == pytest.approx(running.clock.now().timestamp() + 600, 1)
+
+
+async def test_window_slides_on_use_and_expires_when_idle(start_server: StartServer) -> None:
+    running = await start_server(session_expiration=1000)
+    token = (await register(running)).session_token
+    for _ in range(5):  # 5 x 600 s = well past one window, but never idle for a whole one
+        running.clock.advance(600)
+        seen = await running.auth.Introspect(auth.IntrospectRequest(session_token=token))
+        assert seen.expire_time.seconds == int(running.clock.now().timestamp()) + 1000
+    running.clock.advance(1000)
+    await assert_session_invalid(running, token)
+
+
+async def test_logout_twice_is_session_invalid(watchword: Running) -> None:
+    token = (await register(watchword)).session_token
+    await watchword.auth.Logout(auth.LogoutRequest(session_token=token))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await watchword.auth.Logout(auth.LogoutRequest(session_token=token))
+    assert details_of(caught.value).reason == "SESSION_INVALID"
+
+
+@pytest.mark.parametrize("token", ["", "not-a-token", "x" * 5000])
+async def test_garbage_tokens_are_session_invalid(watchword: Running, token: str) -> None:
+    await assert_session_invalid(watchword, token)
