@@ -81,7 +81,7 @@ class Running:
 StartServer = Callable[..., Awaitable[Running]]
 
 
-def test_settings(database_url: str, **overrides: Any) -> Settings:
+def settings_for(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "hmac_key": TEST_PEPPER,
@@ -100,7 +100,7 @@ async def start_server(database_url: str, clock: ManualClock) -> AsyncIterator[S
     started: list[Running] = []
 
     async def start(**overrides: Any) -> Running:
-        server = WatchwordServer(test_settings(database_url, **overrides), clock=clock)
+        server = WatchwordServer(settings_for(database_url, **overrides), clock=clock)
         port = await server.start()
         address = f"127.0.0.1:{port}"
         channel = grpc.aio.insecure_channel(address)

@@ -8,25 +8,25 @@ carries over. Nested tables use ``__`` in variable names, e.g.
 
 from __future__ import annotations
 
+import json
 import os
-import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from watchword_server.security.passwords import parse_algorithm
+
 __all__ = ["EMBEDDED_DATABASE_URL", "Messages", "Settings", "load_settings"]
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./watchword.db"
-
-_BCRYPT = re.compile(r"^bcrypt\((\d+)\)$")
-_PBKDF2 = re.compile(r"^pbkdf2\((\d+),(\d+),(sha1|sha256|sha384|sha512)\)$")
 
 
 class Messages(BaseModel):
@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     registration_approval: bool = False
     verification_key_ttl: int = Field(default=259_200, ge=1)
     reset_key_ttl: int = Field(default=86_400, ge=1)
-    disabled_rpcs: frozenset[str] = frozenset()
+    # NoDecode: a plain variable may say `A,B` as well as a JSON list.
+    disabled_rpcs: Annotated[frozenset[str], NoDecode] = frozenset()
     messages: Messages = Field(default_factory=Messages)
     verification_url: str = "http://localhost:8000/verify/{key}"
     reset_url: str = "http://localhost:8000/reset/{key}"
@@ -124,15 +125,7 @@ class Settings(BaseSettings):
     @field_validator("hmac_alg")
     @classmethod
     def _known_algorithm(cls, value: str) -> str:
-        text = value.replace(" ", "")
-        bcrypt_match = _BCRYPT.match(text)
-        if bcrypt_match:
-            if not 4 <= int(bcrypt_match.group(1)) <= 31:
-                raise ValueError("bcrypt cost must be between 4 and 31")
-            return text
-        if _PBKDF2.match(text):
-            return text
-        raise ValueError("hmac_alg must be 'bcrypt(COST)' or 'pbkdf2(ITERATIONS,LENGTH,HASH)'")
+        return parse_algorithm(value).spec
 
     @field_validator("listen")
     @classmethod
@@ -146,7 +139,9 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         # Accept "A,B" from a plain environment variable as well as a JSON/TOML list.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 

@@ -37,9 +37,9 @@ def build_servicer(
     UNIMPLEMENTED ``RPC_UNIMPLEMENTED``; those named in ``disabled`` (the deployment's
     ``disabled_rpcs``) answer UNIMPLEMENTED ``RPC_DISABLED``.
     """
-    missing = frozenset(getattr(servicer_class, "__abstractmethods__", ()))
     streaming = {method.name: method.server_streaming for method in service.methods}
-    fillers = {name: _refusing(RpcUnimplemented, streaming[name]) for name in missing}
+    missing = [name for name in streaming if _only_generated(servicer_class, name)]
+    fillers = {name: staticmethod(_refusing(RpcUnimplemented, streaming[name])) for name in missing}
     # Generated servicer bases are abstract, so mypy only lets them pass as callables.
     base = cast(type, servicer_class)
     servicer: S = type(base.__name__, (base,), fillers)(*args)
@@ -50,6 +50,14 @@ def build_servicer(
         guarded = _guard_stream(inner, messages) if is_stream else _guard_unary(inner, messages)
         setattr(servicer, name, guarded)
     return servicer
+
+
+def _only_generated(servicer_class: object, name: str) -> bool:
+    # The generated base defines every RPC (raising NotImplementedError); ours override them.
+    for klass in getattr(servicer_class, "__mro__", ()):
+        if name in vars(klass):
+            return str(klass.__module__).endswith("_pb2_grpc")
+    return True
 
 
 def _refusing(error: type[DomainError], streaming: bool) -> Any:

@@ -1,0 +1,61 @@
+"""The README's snippet works against the server that `make run` starts (embedded default)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _snippet() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"```python\n(.*?)```", text, re.DOTALL)
+    assert match is not None, "the README has no Python snippet"
+    return match.group(1)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_readme_snippet_registers_and_logs_in(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WATCHWORD_")}
+    # What `make run` sets; the rest is the embedded default, in a directory of its own.
+    env.update(
+        WATCHWORD_REGISTRATION_VERIFICATION="false",
+        WATCHWORD_LISTEN=f"127.0.0.1:{port}",
+        WATCHWORD_HMAC_ALG="bcrypt(4)",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "watchword_server", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        snippet = _snippet().replace("127.0.0.1:50051", f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [sys.executable, "-c", snippet],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("ada@example.com ")
+        assert (tmp_path / "watchword.db").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
