@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from tests.conftest import Running, StartServer
+from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
@@ -119,3 +120,25 @@ async def test_logout_twice_is_session_invalid(watchword: Running) -> None:
 @pytest.mark.parametrize("token", ["", "not-a-token", "x" * 5000])
 async def test_garbage_tokens_are_session_invalid(watchword: Running, token: str) -> None:
     await assert_session_invalid(watchword, token)
+
+
+def last_seen(database_url: str) -> object:
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT last_seen_time FROM sessions").fetchone()
+    assert row is not None
+    return row[0]
+
+
+async def test_last_seen_is_written_at_most_every_tenth_of_the_window(
+    start_server: StartServer, database_url: str
+) -> None:
+    running = await start_server(session_expiration=1000)
+    token = (await register(running)).session_token
+    written = last_seen(database_url)
+    for _ in range(9):  # 9 x 10 s: under a tenth of the window, so no writes
+        running.clock.advance(10)
+        await running.auth.Introspect(auth.IntrospectRequest(session_token=token))
+        assert last_seen(database_url) == written
+    running.clock.advance(10)  # now 100 s = a tenth of the window since the last write
+    await running.auth.Introspect(auth.IntrospectRequest(session_token=token))
+    assert last_seen(database_url) == running.clock.now()

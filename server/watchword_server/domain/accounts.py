@@ -158,7 +158,7 @@ class Accounts:
         apart. The account's state is told only after a correct password.
         """
         problems = Violations()
-        problems.required("email", email)
+        problems.login_email("email", email)
         problems.required("password", password)
         if problems:
             raise InvalidArgument(problems.items)

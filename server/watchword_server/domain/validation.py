@@ -47,6 +47,13 @@ class Violations:
         except EmailNotValidError as error:
             self.add(field, f"{field} is not a valid e-mail address: {error}")
 
+    def login_email(self, field: str, value: str) -> None:
+        """Check an address given to log in: present, of a possible length, storable."""
+        if not self.required(field, value):
+            return
+        if len(value) > MAX_EMAIL_LENGTH or "\x00" in value:
+            self.add(field, f"{field} is not a valid e-mail address")
+
     def password(self, field: str, value: str, *, min_length: int, max_length: int) -> None:
         """Check a new password's length in characters (not bytes)."""
         if not self.required(field, value):
@@ -63,6 +70,8 @@ class Violations:
             return
         if len(value) > MAX_NAME_LENGTH:
             self.add(field, f"{field} must be at most {MAX_NAME_LENGTH} characters")
+        elif any(unicodedata.category(char) == "Cc" for char in value):
+            self.add(field, f"{field} must not contain control characters")
 
     def no_extra(self, field: str, value: dict[str, Any]) -> None:
         """Refuse custom fields, none being declared."""
