@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 
@@ -37,7 +39,7 @@ async def expect_clear_status(call: object) -> None:
 
 @pytest.mark.parametrize("text", HOSTILE)
 async def test_register_fields(watchword: Running, text: str) -> None:
-    good = {
+    good: dict[str, Any] = {
         "email": "ada@example.com",
         "password": "correct horse",
         "first_name": "A",
