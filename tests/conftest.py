@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.clock import ManualClock
 from tests.support.postgres import connect, postgres_database, postgres_server
+from tests.support.smtp import SmtpServer
 from watchword.auth.v1 import (
     access_service_pb2_grpc,
     admin_service_pb2_grpc,
@@ -126,3 +127,19 @@ async def start_server(database_url: str, clock: ManualClock) -> AsyncIterator[S
 async def watchword(start_server: StartServer) -> Running:
     """A server with the test defaults (verification off, cheap bcrypt)."""
     return await start_server()
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    """A real SMTP server on loopback that collects what it receives."""
+    async with SmtpServer() as server:
+        yield server
+
+
+def smtp_settings(smtp: SmtpServer) -> dict[str, Any]:
+    """Settings that send mail to ``smtp``."""
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "mail_sender": "Watchword <watchword@example.com>",
+    }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -24,7 +24,7 @@ from pydantic_settings import (
 
 from watchword_server.security.passwords import parse_algorithm
 
-__all__ = ["EMBEDDED_DATABASE_URL", "Messages", "Settings", "load_settings"]
+__all__ = ["EMBEDDED_DATABASE_URL", "CustomField", "Messages", "Settings", "load_settings"]
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./watchword.db"
 
@@ -56,10 +56,36 @@ class Messages(BaseModel):
     reset_password_email_text: str = (
         "A password reset was requested for your account, click on the link {link} to proceed"
     )
+    verification_key_invalid: str = "The verification link is invalid or has expired"
+    reset_key_invalid: str = "The password reset link is invalid or has expired"
+    password_incorrect: str = "The current password is incorrect"
     registration_log: str = "User {id} registered"
     login_log: str = "User {id} logged in"
     login_failed_log: str = "Failed login for {email}"
     logout_log: str = "User {id} logged out"
+    email_verification_log: str = "User {id} verified the e-mail address"
+    password_retrieval_log: str = "Password reset requested for user {id}"
+    password_reset_log: str = "User {id} reset the password"
+    password_change_log: str = "User {id} changed the password"
+    profile_log: str = "User {id} updated the profile"
+
+
+class CustomField(BaseModel):
+    """A deployment's own user field, carried in ``User.extra``.
+
+    ``registration`` and ``profile`` say whether end users may write it when registering
+    and when updating their profile (the auth module's ``form_registration_rw`` and
+    ``form_profile_rw``); administrators may always write it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    required: bool = False
+    registration: bool = True
+    profile: bool = True
+    max_length: int = Field(default=1024, ge=1)
 
 
 class Settings(BaseSettings):
@@ -94,6 +120,7 @@ class Settings(BaseSettings):
     messages: Messages = Field(default_factory=Messages)
     verification_url: str = "http://localhost:8000/verify/{key}"
     reset_url: str = "http://localhost:8000/reset/{key}"
+    custom_fields: tuple[CustomField, ...] = ()
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_username: str | None = None
@@ -101,6 +128,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     mail_sender: str | None = None
+    # "package.module:callable" that delivers mails instead of SMTP (the auth module's
+    # registration_mail / reset_password_mail hooks); it receives an OutgoingMail.
+    mail_hook: str | None = None
     auth_requires_key: bool = False
     database_pool_size: int = Field(default=10, ge=1)
     auto_migrate: bool | None = None
@@ -156,6 +186,11 @@ class Settings(BaseSettings):
             raise ValueError("hmac_key must be at least 16 characters long")
         if self.hmac_key_id in self.hmac_retired_keys:
             raise ValueError("hmac_key_id must not also name a retired key")
+        names = [field.name for field in self.custom_fields]
+        if len(names) != len(set(names)):
+            raise ValueError("custom_fields names must be unique")
+        if self.smtp_host and not self.mail_sender:
+            raise ValueError("mail_sender (the From address) is required with smtp_host")
         if self.smtp_ssl and self.smtp_starttls:
             raise ValueError("smtp_ssl and smtp_starttls exclude each other")
         return self

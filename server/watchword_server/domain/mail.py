@@ -1,0 +1,276 @@
+"""The mail outbox: mail is written with the change that causes it and sent in the background.
+
+``enqueue`` adds a row inside the caller's transaction, so a registration and its mail
+commit or roll back together. ``MailSender`` delivers due rows with exponential backoff
+and marks each one sent. On PostgreSQL a row is claimed with ``FOR UPDATE SKIP LOCKED``
+and stays locked while it is sent and marked, so several server processes never send
+the same mail. Delivery is at least once: if a process dies after the SMTP server took
+a mail but before the row was marked, the mail goes out again after the restart.
+This module is the public surface; the transports (SMTP, the log, a hook) are implemented
+in ``watchword_server.domain.mail_transports`` and exported from here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import TypeAlias
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.mail_transports import (
+    DEFAULT_SENDER,
+    HookTransport,
+    LogTransport,
+    MailTransport,
+    OutgoingMail,
+    SmtpTransport,
+    load_hook,
+    transport_from_settings,
+)
+from watchword_server.storage.repositories import outbox as outbox_rows
+
+__all__ = [
+    "DEFAULT_SENDER",
+    "HookTransport",
+    "LogTransport",
+    "MailSender",
+    "MailTransport",
+    "OutgoingMail",
+    "Renderer",
+    "SmtpTransport",
+    "enqueue",
+    "load_hook",
+    "transport_from_settings",
+]
+
+_log = logging.getLogger(__name__)
+
+
+Renderer: TypeAlias = Callable[[str, str, Mapping[str, str]], Awaitable[OutgoingMail]]
+"""Turns an outbox row's ``(kind, recipient, context)`` into the mail to send."""
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    kind: str,
+    recipient: str,
+    context: Mapping[str, str],
+    now: datetime,
+) -> None:
+    """Add a mail to the outbox inside the caller's transaction; it is due at once.
+
+    Call ``MailSender.wake()`` after the transaction commits so it goes out without
+    waiting for the next poll.
+
+    Args:
+        conn: The connection whose transaction also makes the change the mail is about.
+        kind: What the mail is for; the renderer picks the template by it.
+        recipient: The address to send to.
+        context: Values to render with. Never a secret: it is stored in clear.
+        now: The current time from the domain's clock.
+    """
+    await outbox_rows.insert_mail(conn, kind=kind, recipient=recipient, context=context, now=now)
+
+
+class MailSender:
+    """Delivers due outbox rows, in a background task or one pass at a time.
+
+    Args:
+        engine: The database engine; each row gets its own short transaction.
+        transport: Where mail goes.
+        render: Builds each mail from its row when it is sent.
+        clock: The domain's clock, for due times and backoff.
+        batch_size: At most this many rows per pass.
+        poll_interval: Seconds between passes when nobody calls ``wake()``; this is how
+            mail enqueued by other server processes is picked up.
+        max_backoff: The longest wait, in seconds, before a failed mail is tried again.
+        base_backoff: The wait after the first failure; it doubles with each failure.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: MailTransport,
+        render: Renderer,
+        clock: Clock,
+        *,
+        batch_size: int = 20,
+        poll_interval: float = 5.0,
+        max_backoff: float = 600.0,
+        base_backoff: float = 2.0,
+    ) -> None:
+        self._engine = engine
+        self._transport = transport
+        self._render = render
+        self._clock = clock
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        self._base_backoff = base_backoff
+        # Only PostgreSQL has row locks to hold across the send (see _deliver_one).
+        self._locks_rows = engine.dialect.name == "postgresql"
+        # One pass at a time in this process, whether from the loop or a direct call.
+        self._pass_lock = asyncio.Lock()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        # wake() counts requests; a pass that found nothing due settles those made before
+        # it began. idle() waits on that rather than on a flag, which a pass already under
+        # way when the caller committed could set too early.
+        self._requested = 0
+        self._settled = 0
+        self._progress = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start the background task; its first pass runs at once (mail left by a restart)."""
+        if self._task is not None:
+            raise RuntimeError("the mail sender is already running")
+        self._stopping = False
+        self.wake()
+        self._task = asyncio.create_task(self._run(), name="watchword-mail-sender")
+
+    async def stop(self, grace: float = 15.0) -> None:
+        """Stop the background task and wait for it.
+
+        The mail being sent may finish within ``grace`` seconds, so one the SMTP server
+        took is marked sent rather than sent again after a restart; then the task is
+        cancelled. Either way no task is left pending.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(task, grace)
+        except TimeoutError:
+            _log.warning("the mail sender did not stop within %s s and was cancelled", grace)
+        finally:
+            self._stopping = False
+            self._notify()
+
+    def wake(self) -> None:
+        """Ask for a pass now, e.g. right after a commit that enqueued mail."""
+        self._requested += 1
+        self._wakeup.set()
+
+    async def idle(self) -> None:
+        """Wait until a pass begun after the latest ``wake()`` has found nothing due.
+
+        Raises:
+            RuntimeError: the background task is not running (or stops meanwhile).
+        """
+        target = self._requested
+        while self._settled < target:
+            if self._task is None:
+                raise RuntimeError("the mail sender is not running")
+            await self._progress.wait()
+
+    async def deliver_due(self) -> int:
+        """Make one pass over due mail and return how many were sent.
+
+        A failed mail is rescheduled with backoff and does not hold up the others.
+        """
+        sent, _ = await self._pass()
+        return sent
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                # Failed rows are rescheduled into the future, so this ends.
+                while not self._stopping and (await self._pass())[1]:
+                    pass
+            except Exception:
+                # E.g. the database is briefly unreachable; the next poll tries again.
+                _log.exception("mail delivery failed; retrying in %s s", self._poll_interval)
+
+    async def _pass(self) -> tuple[int, int]:
+        """One pass; returns (sent, attempted)."""
+        began = self._requested
+        sent = attempted = 0
+        async with self._pass_lock:
+            while attempted < self._batch_size and not self._stopping:
+                outcome = await self._deliver_one()
+                if outcome is None:
+                    break
+                attempted += 1
+                if outcome:
+                    sent += 1
+        if attempted == 0 and not self._stopping:
+            self._settled = max(self._settled, began)
+            self._notify()
+        return sent, attempted
+
+    async def _deliver_one(self) -> bool | None:
+        """Claim, send and settle the oldest due row: sent, failed, or None if none is due."""
+        if self._locks_rows:
+            # The row lock lasts through the send, so other processes skip this row.
+            async with self._engine.begin() as conn:
+                mail = await self._claim(conn)
+                if mail is None:
+                    return None
+                error = await self._attempt(mail)
+                await self._settle(conn, mail, error)
+                return error is None
+        # SQLite: one process, and _pass_lock makes this the only pass in it. Holding the
+        # database's single write lock while SMTP answers would stall every RPC, so the
+        # send happens between two short transactions.
+        async with self._engine.begin() as conn:
+            mail = await self._claim(conn)
+        if mail is None:
+            return None
+        error = await self._attempt(mail)
+        async with self._engine.begin() as conn:
+            await self._settle(conn, mail, error)
+        return error is None
+
+    async def _claim(self, conn: AsyncConnection) -> outbox_rows.PendingMail | None:
+        due = await outbox_rows.claim_due(conn, now=self._clock.now(), limit=1)
+        return due[0] if due else None
+
+    async def _attempt(self, mail: outbox_rows.PendingMail) -> str | None:
+        """Render and send; return the error text, or None when the mail was accepted."""
+        try:
+            outgoing = await self._render(mail.kind, mail.recipient, mail.context)
+            await self._transport.send(outgoing)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            # Never the body: it may carry a verification or reset link.
+            _log.warning(
+                "mail %d (%s) to %s failed on attempt %d: %s",
+                mail.id,
+                mail.kind,
+                mail.recipient,
+                mail.attempts + 1,
+                error,
+            )
+            return error
+        return None
+
+    async def _settle(
+        self, conn: AsyncConnection, mail: outbox_rows.PendingMail, error: str | None
+    ) -> None:
+        now = self._clock.now()
+        if error is None:
+            await outbox_rows.mark_sent(conn, mail.id, now=now)
+            return
+        # Capping the exponent keeps the float finite for rows that failed for a long time.
+        delay = min(self._max_backoff, self._base_backoff * 2 ** min(mail.attempts, 64))
+        await outbox_rows.record_failure(
+            conn, mail.id, error=error, next_attempt_time=now + timedelta(seconds=delay)
+        )
+
+    def _notify(self) -> None:
+        # Wake every idle() waiter; each re-checks its own target on a fresh event.
+        self._progress.set()
+        self._progress = asyncio.Event()

@@ -1,0 +1,108 @@
+"""Queries on the mail_outbox table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchword_server.storage.models import MailOutbox
+
+__all__ = ["PendingMail", "claim_due", "insert_mail", "mark_sent", "record_failure"]
+
+# Enough to tell what went wrong; an SMTP transcript or traceback could be much longer.
+_MAX_ERROR_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class PendingMail:
+    """An unsent outbox row, as the sender needs it."""
+
+    id: int
+    kind: str
+    recipient: str
+    context: dict[str, str]
+    attempts: int
+
+
+async def insert_mail(
+    conn: AsyncConnection,
+    *,
+    kind: str,
+    recipient: str,
+    context: Mapping[str, str],
+    now: datetime,
+) -> int:
+    """Add a mail that is due at once and return its id."""
+    result = await conn.execute(
+        insert(MailOutbox)
+        .values(
+            kind=kind,
+            recipient=recipient,
+            context=dict(context),
+            attempts=0,
+            last_error="",
+            create_time=now,
+            next_attempt_time=now,
+            sent_time=None,
+        )
+        .returning(MailOutbox.id)
+    )
+    return int(result.scalar_one())
+
+
+async def claim_due(conn: AsyncConnection, *, now: datetime, limit: int) -> list[PendingMail]:
+    """Lock and return up to ``limit`` unsent rows that are due, oldest first.
+
+    On PostgreSQL the rows stay locked until the caller's transaction ends and rows that
+    another transaction holds are skipped, so several server processes never pick the same
+    mail. Other databases have no row locks; SQLite's single writer needs none.
+    """
+    query = (
+        select(
+            MailOutbox.id,
+            MailOutbox.kind,
+            MailOutbox.recipient,
+            MailOutbox.context,
+            MailOutbox.attempts,
+        )
+        .where(MailOutbox.sent_time.is_(None), MailOutbox.next_attempt_time <= now)
+        .order_by(MailOutbox.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = (await conn.execute(query)).all()
+    return [
+        PendingMail(
+            id=row.id,
+            kind=row.kind,
+            recipient=row.recipient,
+            context={str(key): str(value) for key, value in (row.context or {}).items()},
+            attempts=row.attempts,
+        )
+        for row in rows
+    ]
+
+
+async def mark_sent(conn: AsyncConnection, mail_id: int, *, now: datetime) -> None:
+    """Record that the mail was handed over, so it is never sent again."""
+    await conn.execute(update(MailOutbox).where(MailOutbox.id == mail_id).values(sent_time=now))
+
+
+async def record_failure(
+    conn: AsyncConnection, mail_id: int, *, error: str, next_attempt_time: datetime
+) -> None:
+    """Count a failed attempt, keep its (truncated) error and set when to try again."""
+    await conn.execute(
+        update(MailOutbox)
+        .where(MailOutbox.id == mail_id)
+        .values(
+            attempts=MailOutbox.attempts + 1,
+            last_error=error[:_MAX_ERROR_LENGTH],
+            next_attempt_time=next_attempt_time,
+        )
+    )

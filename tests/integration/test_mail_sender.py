@@ -1,0 +1,463 @@
+"""The mail outbox on a real PostgreSQL database (and once on SQLite) with a real SMTP server.
+
+``smtp`` (tests/conftest.py) is an aiosmtpd server on loopback; ``clock`` never moves on
+its own, so backoff is stepped through by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.support.clock import ManualClock
+from tests.support.smtp import SmtpServer
+from watchword_server.config import Settings
+from watchword_server.domain.mail import (
+    LogTransport,
+    MailSender,
+    MailTransport,
+    OutgoingMail,
+    SmtpTransport,
+    enqueue,
+    load_hook,
+    transport_from_settings,
+)
+from watchword_server.domain.types import UserStatus
+from watchword_server.storage.db import create_engine
+from watchword_server.storage.models import MailOutbox, User
+from watchword_server.storage.repositories import outbox as outbox_rows
+from watchword_server.storage.repositories.users import insert_user
+from watchword_server.storage.schema import upgrade
+
+SENDER = "Watchword <noreply@watchword.test>"
+# Every wait on an event is bounded, so a broken sender fails the test instead of hanging.
+WAIT = 10.0
+
+hooked: list[OutgoingMail] = []
+NOT_CALLABLE = 42
+
+
+def sync_hook(mail: OutgoingMail) -> None:
+    """A mail hook as a plain function (the hook tests load it by its path)."""
+    hooked.append(mail)
+
+
+async def async_hook(mail: OutgoingMail) -> None:
+    """A mail hook as a coroutine function."""
+    await asyncio.sleep(0)  # really async: yields to the loop once
+    hooked.append(mail)
+
+
+async def render(kind: str, recipient: str, context: Mapping[str, str]) -> OutgoingMail:
+    """A stand-in for the lead's renderer: adds a link, as the real one does."""
+    values = {**context, "link": f"https://example.test/{kind}/{context.get('n', '0')}"}
+    return OutgoingMail(
+        kind=kind,
+        recipient=recipient,
+        subject=f"{kind.capitalize()} für {context.get('name', 'dich')}",
+        body=f"Grüße, {context.get('name', '')}!\nÖffne {values['link']} ✓",
+        context=values,
+    )
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clear_hooked() -> Iterator[None]:
+    hooked.clear()
+    yield
+    hooked.clear()
+
+
+def smtp_transport(server: SmtpServer) -> SmtpTransport:
+    return SmtpTransport("127.0.0.1", server.port, sender=SENDER, timeout=5.0)
+
+
+def sender_for(
+    engine: AsyncEngine, transport: MailTransport, clock: ManualClock, **options: Any
+) -> MailSender:
+    return MailSender(engine, transport, render, clock, **options)
+
+
+async def add_mail(engine: AsyncEngine, clock: ManualClock, *recipients: str) -> None:
+    async with engine.begin() as conn:
+        for n, recipient in enumerate(recipients):
+            await enqueue(
+                conn,
+                kind="verification",
+                recipient=recipient,
+                context={"name": "Łukasz", "n": str(n)},
+                now=clock.now(),
+            )
+
+
+async def outbox(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(MailOutbox).order_by(MailOutbox.id))).all())
+
+
+async def drain(sender: MailSender) -> int:
+    total = 0
+    while sent := await sender.deliver_due():
+        total += sent
+    return total
+
+
+async def test_rolled_back_registration_leaves_no_mail(
+    engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    with pytest.raises(RuntimeError, match="later step failed"):
+        async with engine.begin() as conn:
+            await insert_user(
+                conn,
+                email="ada@example.com",
+                password_hash="x",
+                first_name="Ada",
+                last_name="L",
+                status=UserStatus.PENDING_VERIFICATION,
+                email_verified=False,
+                extra={},
+                now=clock.now(),
+            )
+            await enqueue(
+                conn, kind="verification", recipient="ada@example.com", context={}, now=clock.now()
+            )
+            raise RuntimeError("a later step failed")
+
+    sender = sender_for(engine, smtp_transport(smtp), clock)
+    assert await sender.deliver_due() == 0
+    assert await outbox(engine) == []
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(User)) == 0
+    assert smtp.messages == []
+
+
+async def test_committed_mail_is_delivered_once_with_its_headers(
+    engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    await add_mail(engine, clock, "ada@example.com")
+    sender = sender_for(engine, smtp_transport(smtp), clock)
+
+    assert await sender.deliver_due() == 1
+    [mail] = await smtp.wait_for(1, timeout=WAIT)
+    assert mail.mail_from == "noreply@watchword.test"
+    assert mail.rcpt_tos == ("ada@example.com",)
+    assert mail.message["From"] == SENDER
+    assert mail.recipient == "ada@example.com"
+    assert mail.subject == "Verification für Łukasz"
+    assert mail.body == "Grüße, Łukasz!\nÖffne https://example.test/verification/0 ✓"
+    assert mail.message.get_content_type() == "text/plain"
+    assert mail.message.get_content_charset() == "utf-8"
+    assert mail.message["Message-ID"].endswith("@watchword.test>")
+
+    [row] = await outbox(engine)
+    assert (row.sent_time, row.attempts, row.last_error) == (clock.now(), 0, "")
+    assert await sender.deliver_due() == 0
+    assert len(smtp.messages) == 1
+
+
+async def test_mail_waits_out_an_smtp_outage_with_backoff_and_survives_a_restart(
+    database_url: str, engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    recipients = ("a@example.com", "b@example.com", "c@example.com")
+    await add_mail(engine, clock, *recipients)
+    sender = sender_for(engine, smtp_transport(smtp), clock, base_backoff=2.0, max_backoff=3.0)
+    smtp.stop()
+
+    assert await sender.deliver_due() == 0
+    rows = await outbox(engine)
+    assert [row.attempts for row in rows] == [1, 1, 1]
+    assert all("SMTPConnectError" in row.last_error for row in rows)
+    assert {row.next_attempt_time - clock.now() for row in rows} == {timedelta(seconds=2)}
+    assert all(row.sent_time is None for row in rows)
+
+    clock.advance(1)
+    assert await sender.deliver_due() == 0  # not due yet: nothing is tried
+    assert [row.attempts for row in await outbox(engine)] == [1, 1, 1]
+
+    clock.advance(1)
+    assert await sender.deliver_due() == 0  # still down: the wait doubles, up to the cap
+    rows = await outbox(engine)
+    assert [row.attempts for row in rows] == [2, 2, 2]
+    assert {row.next_attempt_time - clock.now() for row in rows} == {timedelta(seconds=3)}
+
+    # A new process (engine and sender) finds the rows where the old one left them.
+    await engine.dispose()
+    restarted = create_engine(database_url)
+    try:
+        smtp.start()
+        clock.advance(3)
+        again = sender_for(restarted, smtp_transport(smtp), clock)
+        assert await drain(again) == 3
+        received = await smtp.wait_for(3, timeout=WAIT)
+        assert sorted(mail.recipient for mail in received) == list(recipients)
+        assert await drain(again) == 0
+        assert await drain(sender) == 0
+        assert all(row.sent_time == clock.now() for row in await outbox(restarted))
+    finally:
+        await restarted.dispose()
+    assert len(smtp.messages) == 3
+
+
+class Gated:
+    """Holds its first send until ``hold_until`` is set; sets ``after_send`` after each send."""
+
+    def __init__(
+        self,
+        inner: MailTransport,
+        *,
+        hold_until: asyncio.Event | None = None,
+        holding: asyncio.Event | None = None,
+        after_send: asyncio.Event | None = None,
+    ) -> None:
+        self.inner = inner
+        self.hold_until = hold_until
+        self.holding = holding
+        self.after_send = after_send
+        self.sent = 0
+
+    async def send(self, mail: OutgoingMail) -> None:
+        if self.hold_until is not None and self.sent == 0:
+            if self.holding is not None:
+                self.holding.set()
+            await asyncio.wait_for(self.hold_until.wait(), WAIT)
+        await self.inner.send(mail)
+        self.sent += 1
+        if self.after_send is not None:
+            self.after_send.set()
+
+
+async def test_two_processes_deliver_each_mail_exactly_once(
+    database_url: str, engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    recipients = [f"user{n:02d}@example.com" for n in range(30)]
+    await add_mail(engine, clock, *recipients)
+    other_engine = create_engine(database_url)
+    try:
+        # A sends its first mail only after B has sent one, so B must claim another row
+        # while A holds a lock: without SKIP LOCKED, B would wait for A and time out.
+        a_holding, b_sent = asyncio.Event(), asyncio.Event()
+        a = Gated(smtp_transport(smtp), hold_until=b_sent, holding=a_holding)
+        b = Gated(smtp_transport(smtp), after_send=b_sent)
+        first = asyncio.create_task(drain(sender_for(engine, a, clock)))
+        await asyncio.wait_for(a_holding.wait(), WAIT)
+        second = asyncio.create_task(drain(sender_for(other_engine, b, clock)))
+        sent = await asyncio.gather(first, second)
+    finally:
+        await other_engine.dispose()
+
+    assert sum(sent) == 30
+    assert a.sent > 0 and b.sent > 0
+    received = await smtp.wait_for(30, timeout=WAIT)
+    assert sorted(mail.recipient for mail in received) == recipients
+    assert all(row.sent_time is not None and row.attempts == 0 for row in await outbox(engine))
+
+
+async def test_a_failing_mail_does_not_hold_up_the_others(
+    engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    smtp.reject.add("gone@example.com")
+    await add_mail(engine, clock, "a@example.com", "gone@example.com", "c@example.com")
+    sender = sender_for(engine, smtp_transport(smtp), clock)
+
+    with caplog.at_level(logging.WARNING, logger="watchword_server.domain.mail"):
+        assert await sender.deliver_due() == 2
+    received = await smtp.wait_for(2, timeout=WAIT)
+    assert [mail.recipient for mail in received] == ["a@example.com", "c@example.com"]
+    ok, failed, also_ok = await outbox(engine)
+    assert ok.sent_time is not None and also_ok.sent_time is not None
+    assert (failed.sent_time, failed.attempts) == (None, 1)
+    assert "550" in failed.last_error
+    [record] = [r for r in caplog.records if r.name == "watchword_server.domain.mail"]
+    assert record.levelno == logging.WARNING
+    assert "gone@example.com" in record.getMessage() and "550" in record.getMessage()
+    assert "Öffne" not in caplog.text  # the body (and its link) is never logged
+
+
+async def test_background_loop_delivers_on_start_and_on_wake_and_stops_cleanly(
+    engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    await add_mail(engine, clock, "left@example.com")  # left by a previous run
+    tasks_before = asyncio.all_tasks()
+    # Polling is off in effect, so only start() and wake() can make these passes.
+    sender = sender_for(engine, smtp_transport(smtp), clock, poll_interval=3600)
+    await sender.start()
+    await asyncio.wait_for(sender.idle(), WAIT)
+    assert [mail.recipient for mail in smtp.messages] == ["left@example.com"]
+
+    await add_mail(engine, clock, "new@example.com")
+    sender.wake()
+    await asyncio.wait_for(sender.idle(), WAIT)
+    assert [mail.recipient for mail in smtp.messages] == ["left@example.com", "new@example.com"]
+
+    await sender.stop()
+    assert asyncio.all_tasks() == tasks_before
+    with pytest.raises(RuntimeError, match="not running"):
+        sender.wake()
+        await sender.idle()
+
+
+async def test_polling_finds_mail_enqueued_elsewhere(
+    engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    sender = sender_for(engine, smtp_transport(smtp), clock, poll_interval=0.05)
+    await sender.start()
+    try:
+        await add_mail(engine, clock, "polled@example.com")  # no wake(): another process's
+        [mail] = await smtp.wait_for(1, timeout=WAIT)
+        assert mail.recipient == "polled@example.com"
+    finally:
+        await sender.stop()
+
+
+async def test_a_failed_pass_is_logged_and_the_loop_goes_on(
+    engine: AsyncEngine,
+    smtp: SmtpServer,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await add_mail(engine, clock, "later@example.com")
+    failed = asyncio.Event()
+    claim_due = outbox_rows.claim_due
+
+    async def database_down(*args: Any, **kwargs: Any) -> list[outbox_rows.PendingMail]:
+        failed.set()
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(outbox_rows, "claim_due", database_down)
+    sender = sender_for(engine, smtp_transport(smtp), clock, poll_interval=3600)
+    await sender.start()
+    try:
+        await asyncio.wait_for(failed.wait(), WAIT)
+        monkeypatch.setattr(outbox_rows, "claim_due", claim_due)
+        sender.wake()
+        await asyncio.wait_for(sender.idle(), WAIT)
+    finally:
+        await sender.stop()
+    assert [mail.recipient for mail in smtp.messages] == ["later@example.com"]
+    assert any(
+        r.levelno == logging.ERROR and "mail delivery failed" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_stop_lets_the_mail_being_sent_finish(
+    engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    await add_mail(engine, clock, "slow@example.com")
+    release, holding = asyncio.Event(), asyncio.Event()
+    transport = Gated(smtp_transport(smtp), hold_until=release, holding=holding)
+    sender = sender_for(engine, transport, clock)
+    await sender.start()
+    await asyncio.wait_for(holding.wait(), WAIT)
+    stopping = asyncio.create_task(sender.stop())
+    await asyncio.sleep(0)  # one turn of the loop: stop() begins while the send is held
+    release.set()
+    await asyncio.wait_for(stopping, WAIT)
+    [row] = await outbox(engine)
+    assert row.sent_time is not None  # marked, so a restart will not send it again
+    assert len(smtp.messages) == 1
+
+
+async def test_log_transport_writes_the_mail_to_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mail = await render("reset", "ada@example.com", {"name": "Ada"})
+    with caplog.at_level(logging.INFO, logger="watchword.mail"):
+        await LogTransport().send(mail)
+    [record] = caplog.records
+    assert (record.name, record.levelno) == ("watchword.mail", logging.INFO)
+    text = record.getMessage()
+    assert "ada@example.com" in text and mail.subject in text and mail.body in text
+
+
+def test_transport_from_settings_picks_hook_then_smtp_then_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    smtp = transport_from_settings(
+        Settings(smtp_host="mail.example.test", smtp_port=2525, mail_sender=SENDER)
+    )
+    assert isinstance(smtp, SmtpTransport)
+    assert (smtp.host, smtp.port, smtp.sender) == ("mail.example.test", 2525, SENDER)
+
+    hook = Settings(smtp_host="mail.example.test", mail_hook=f"{__name__}:sync_hook")
+    assert not isinstance(transport_from_settings(hook), SmtpTransport | LogTransport)
+
+    with caplog.at_level(logging.WARNING):
+        assert isinstance(transport_from_settings(Settings()), LogTransport)
+    assert "smtp_host is unset" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["sync_hook", "async_hook"])
+async def test_load_hook_calls_sync_and_async_functions(
+    name: str, engine: AsyncEngine, clock: ManualClock
+) -> None:
+    transport = load_hook(f"tests.integration.test_mail_sender:{name}")
+    await add_mail(engine, clock, "hook@example.com")
+    assert await sender_for(engine, transport, clock).deliver_due() == 1
+    [mail] = hooked
+    assert (mail.recipient, mail.context["link"]) == (
+        "hook@example.com",
+        "https://example.test/verification/0",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("tests.integration.test_mail_sender", "must look like"),
+        ("tests.integration.no_such_module:hook", "cannot import"),
+        ("tests.integration.test_mail_sender:no_such_hook", "has no"),
+        ("tests.integration.test_mail_sender:NOT_CALLABLE", "not callable"),
+    ],
+)
+def test_load_hook_refuses_a_bad_path(path: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_hook(path)
+
+
+async def test_sqlite_outbox_commits_retries_and_delivers(
+    tmp_path: Path, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'watchword.db'}")
+    try:
+        await upgrade(engine)
+        with pytest.raises(RuntimeError):
+            async with engine.begin() as conn:
+                await enqueue(
+                    conn, kind="reset", recipient="x@example.com", context={}, now=clock.now()
+                )
+                raise RuntimeError("rolled back")
+        smtp.reject.add("gone@example.com")
+        await add_mail(engine, clock, "a@example.com", "gone@example.com")
+        sender = sender_for(engine, smtp_transport(smtp), clock)
+
+        assert await sender.deliver_due() == 1
+        smtp.reject.clear()
+        clock.advance(2)
+        assert await sender.deliver_due() == 1
+        assert await sender.deliver_due() == 0
+        received = await smtp.wait_for(2, timeout=WAIT)
+        assert [mail.recipient for mail in received] == ["a@example.com", "gone@example.com"]
+        rows = await outbox(engine)
+        assert [(row.recipient, row.attempts) for row in rows] == [
+            ("a@example.com", 0),
+            ("gone@example.com", 1),
+        ]
+        assert all(row.sent_time is not None for row in rows)
+    finally:
+        await engine.dispose()

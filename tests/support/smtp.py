@@ -1,0 +1,165 @@
+"""A real SMTP server on loopback for tests, which can be stopped and started on one port.
+
+aiosmtpd's ``Controller`` serves from its own event loop in a thread; received mail is
+handed to the test's loop with ``call_soon_threadsafe``, so ``await server.wait_for(n)``
+wakes on arrival instead of polling. Stopping the server and starting it again keeps the
+port, so a client configured once sees "SMTP is down" and then "SMTP is back".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+__all__ = ["ReceivedMail", "SmtpServer"]
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One accepted message: the SMTP envelope and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+
+    @property
+    def recipient(self) -> str:
+        """The ``To`` header."""
+        return str(self.message["To"])
+
+    @property
+    def subject(self) -> str:
+        """The decoded ``Subject`` header."""
+        return str(self.message["Subject"])
+
+    @property
+    def body(self) -> str:
+        """The decoded text body, with the line ends and trailing newline SMTP adds removed."""
+        content = self.message.get_content()
+        assert isinstance(content, str)
+        return content.replace("\r\n", "\n").removesuffix("\n")
+
+
+class _Handler:
+    """aiosmtpd handler hooks; they run on the controller's thread."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self._server = server
+
+    async def handle_RCPT(  # the name aiosmtpd looks up
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self._server.reject:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # the name aiosmtpd looks up
+        self, smtp: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        raw = envelope.original_content or b""
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self._server._received(
+            ReceivedMail(
+                mail_from=str(envelope.mail_from),
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                message=message,
+            )
+        )
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """An SMTP server on ``127.0.0.1:port`` that collects what it accepts.
+
+    Args:
+        reject: recipients refused with 550 at RCPT (the set may be changed while running).
+    """
+
+    def __init__(self, *, reject: set[str] | None = None) -> None:
+        self.port = _free_port()
+        self.reject: set[str] = set(reject or ())
+        self.messages: list[ReceivedMail] = []
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._controller: Controller | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server accepts connections."""
+        return self._controller is not None
+
+    def start(self) -> None:
+        """Listen on ``port`` (the same one on every start)."""
+        if self._controller is not None:
+            raise RuntimeError("the SMTP server is already running")
+        # A fresh Controller each time: a stopped one has closed its event loop.
+        controller = Controller(_Handler(self), hostname=HOST, port=self.port)
+        controller.start()
+        self._controller = controller
+
+    def stop(self) -> None:
+        """Close the listener; clients get "connection refused" until ``start()``."""
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
+        """Wait until at least ``count`` messages have arrived and return them all.
+
+        Raises:
+            TimeoutError: fewer than ``count`` arrived within ``timeout`` seconds.
+        """
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        with self._lock:
+            self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    with self._lock:
+                        if len(self.messages) >= count:
+                            return list(self.messages)
+                        event.clear()
+                    await event.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"expected {count} mails within {timeout} s, got {len(self.messages)}"
+            ) from None
+        finally:
+            with self._lock:
+                self._waiters.remove(waiter)
+
+    def _received(self, mail: ReceivedMail) -> None:
+        with self._lock:
+            self.messages.append(mail)
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    async def __aenter__(self) -> SmtpServer:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    # Controller needs a real port up front (it connects to it to check it is up), so
+    # ask the kernel for one; asyncio sets SO_REUSEADDR, so it binds again after a stop.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
