@@ -19,18 +19,23 @@ from watchword.auth.v1 import (
     auth_service_pb2_grpc,
 )
 from watchword_server.config import Settings
+from watchword_server.domain.account_keys import MailedKeys
 from watchword_server.domain.accounts import Accounts
 from watchword_server.domain.clock import Clock, SystemClock
 from watchword_server.domain.events import EventLog
+from watchword_server.domain.mail import MailSender, MailTransport, transport_from_settings
+from watchword_server.domain.password_flows import PasswordFlows
+from watchword_server.domain.profile import Profiles
 from watchword_server.domain.sessions import Sessions
 from watchword_server.embedded import load_or_create_embedded_key
+from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
 from watchword_server.storage.db import create_engine
 from watchword_server.storage.schema import SchemaState, schema_state, upgrade
 from watchword_server.transport.auth_servicer import AuthServicer
 from watchword_server.transport.guard import build_servicer
 
-__all__ = ["SchemaNotReady", "WatchwordServer", "build_hasher"]
+__all__ = ["SchemaNotReady", "WatchwordServer", "build_keyring"]
 
 _log = logging.getLogger(__name__)
 
@@ -43,46 +48,70 @@ class SchemaNotReady(RuntimeError):
     """The database schema does not match this server; the message says what to run."""
 
 
-def build_hasher(settings: Settings) -> PasswordHasher:
-    """The password hasher for the configured algorithm and peppers."""
+def build_keyring(settings: Settings) -> KeyRing:
+    """The pepper and its retired predecessors, by id."""
     key = settings.hmac_key
     if key is None:
         key = load_or_create_embedded_key(settings.database_url)
-    retired = {key_id: value.encode() for key_id, value in settings.hmac_retired_keys.items()}
-    return PasswordHasher(settings.hmac_alg, Pepper(settings.hmac_key_id, key.encode()), retired)
+    keys = {key_id: value.encode() for key_id, value in settings.hmac_retired_keys.items()}
+    keys[settings.hmac_key_id] = key.encode()
+    return KeyRing(current_id=settings.hmac_key_id, keys=keys)
 
 
 @dataclass
 class _Domain:
     accounts: Accounts
     sessions: Sessions
+    passwords: PasswordFlows
+    profiles: Profiles
+    mail_sender: MailSender
 
 
 class WatchwordServer:
     """One server process: call ``start()``, then ``stop()`` (or ``wait_for_termination()``)."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        mail_transport: MailTransport | None = None,
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.engine: AsyncEngine = create_engine(
             settings.database_url, pool_size=settings.database_pool_size
         )
+        self._mail_transport = mail_transport
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
+        self.mail_sender: MailSender | None = None
         self.port = 0
 
     def _domain(self) -> _Domain:
-        settings = self.settings
-        hasher = build_hasher(settings)
-        events = EventLog(settings.messages, self.clock, enabled=settings.log_events)
+        settings, engine, clock = self.settings, self.engine, self.clock
+        keyring = build_keyring(settings)
+        hasher = PasswordHasher(
+            settings.hmac_alg, Pepper(keyring.current_id, keyring.current), keyring.retired()
+        )
+        events = EventLog(settings.messages, clock, enabled=settings.log_events)
         sessions = Sessions(
-            self.engine,
-            self.clock,
+            engine,
+            clock,
             short=settings.session_expiration,
             long=settings.session_long_expiration,
         )
-        accounts = Accounts(settings, self.engine, hasher, sessions, events, self.clock)
-        return _Domain(accounts=accounts, sessions=sessions)
+        keys = MailedKeys(settings, keyring, clock)
+        transport = self._mail_transport or transport_from_settings(settings)
+        sender = MailSender(engine, transport, keys.render, clock)
+        accounts = Accounts(
+            settings, engine, hasher, sessions, events, keys, clock, mail_queued=sender.wake
+        )
+        passwords = PasswordFlows(
+            settings, engine, hasher, sessions, events, keys, clock, mail_queued=sender.wake
+        )
+        profiles = Profiles(settings, engine, sessions, events, clock)
+        return _Domain(accounts, sessions, passwords, profiles, sender)
 
     async def _check_schema(self) -> None:
         state = await schema_state(self.engine)
@@ -111,6 +140,8 @@ class WatchwordServer:
             _AUTH,
             domain.accounts,
             domain.sessions,
+            domain.passwords,
+            domain.profiles,
             disabled=disabled,
             messages=messages,
         )
@@ -150,6 +181,8 @@ class WatchwordServer:
         for name in ("", _AUTH.full_name, _ACCESS.full_name, _ADMIN.full_name):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
+        self.mail_sender = domain.mail_sender
+        await domain.mail_sender.start()
         _log.info("watchword is serving on %s (port %d)", settings.listen, self.port)
         return self.port
 
@@ -159,6 +192,9 @@ class WatchwordServer:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(self.settings.grace_period if grace is None else grace)
             self._server = None
+        if self.mail_sender is not None:
+            await self.mail_sender.stop()
+            self.mail_sender = None
         await self.engine.dispose()
 
     async def wait_for_termination(self) -> None:

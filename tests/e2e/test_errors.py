@@ -28,8 +28,6 @@ async def test_configured_message_text_is_in_the_error(start_server: StartServer
 
 async def test_rpcs_not_yet_served_are_unimplemented_with_a_reason(watchword: Running) -> None:
     calls: list[Awaitable[object]] = [
-        watchword.auth.Verify(auth.VerifyRequest(verification_key="abc")),
-        watchword.auth.GetProfile(auth.GetProfileRequest(session_token="abc")),
         watchword.access.HasMembership(
             access_service_pb2.HasMembershipRequest(user_id="u", group="g")
         ),

@@ -1,15 +1,18 @@
-"""End-user account flows: registration, login and logout."""
+"""End-user account flows: registration, e-mail verification, login and logout."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword_server.config import Settings
+from watchword_server.domain.account_keys import MailedKeys, Purpose
 from watchword_server.domain.clock import Clock
+from watchword_server.domain.custom_fields import Writer, check_extra
 from watchword_server.domain.errors import (
     AccountBlocked,
     AccountDisabled,
@@ -19,6 +22,7 @@ from watchword_server.domain.errors import (
     EmailAlreadyExists,
     InvalidArgument,
     InvalidCredentials,
+    VerificationKeyInvalid,
 )
 from watchword_server.domain.events import EventLog
 from watchword_server.domain.sessions import Sessions
@@ -61,7 +65,7 @@ class Login:
 
 
 class Accounts:
-    """Registration, login and logout, each in one transaction."""
+    """Registration, verification, login and logout, each in one transaction."""
 
     def __init__(
         self,
@@ -70,14 +74,19 @@ class Accounts:
         hasher: PasswordHasher,
         sessions: Sessions,
         events: EventLog,
+        keys: MailedKeys,
         clock: Clock,
+        *,
+        mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._engine = engine
         self._hasher = hasher
         self._sessions = sessions
         self._events = events
+        self._keys = keys
         self._clock = clock
+        self._mail_queued = mail_queued
 
     def _initial_status(self) -> UserStatus:
         if self._settings.registration_verification:
@@ -114,7 +123,13 @@ class Accounts:
         )
         problems.name("first_name", first_name, required=settings.names_required)
         problems.name("last_name", last_name, required=settings.names_required)
-        problems.no_extra("extra", extra)
+        extra = check_extra(
+            settings.custom_fields,
+            extra,
+            writer=Writer.REGISTRATION,
+            problems=problems,
+            require=True,
+        )
         if problems:
             raise InvalidArgument(problems.items)
 
@@ -146,7 +161,34 @@ class Accounts:
                 session = await self._sessions.create(
                     conn, user, remember=False, client_ip=call.client_ip
                 )
+            elif status is UserStatus.PENDING_VERIFICATION:
+                await self._keys.issue(conn, user, Purpose.VERIFICATION)
+        if status is UserStatus.PENDING_VERIFICATION:
+            self._mail_queued()
         return Registration(user=user, session=session)
+
+    async def verify(self, *, verification_key: str, call: CallContext) -> UserRecord:
+        """Confirm the e-mail address with the mailed key (single-use, expiring).
+
+        The account becomes ACTIVE, or PENDING_APPROVAL when approval is on; an account in
+        any other state keeps it (a blocked user stays blocked) but its address is verified.
+        """
+        async with self._engine.begin() as conn:
+            user_id = await self._keys.consume(conn, verification_key, Purpose.VERIFICATION)
+            user = None if user_id is None else await user_rows.get(conn, user_id)
+            if user is None:
+                raise VerificationKeyInvalid()
+            status = user.status
+            if status is UserStatus.PENDING_VERIFICATION:
+                approval = self._settings.registration_approval
+                status = UserStatus.PENDING_APPROVAL if approval else UserStatus.ACTIVE
+            updated = await user_rows.update_user(
+                conn, user.id, now=self._clock.now(), status=status, email_verified=True
+            )
+            if updated is None:  # deleted in the meantime
+                raise VerificationKeyInvalid()
+            await self._events.record(conn, EventKind.EMAIL_VERIFICATION, call, user=updated)
+        return updated
 
     async def authenticate(
         self, *, email: str, password: str, remember: bool, call: CallContext

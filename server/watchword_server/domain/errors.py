@@ -17,10 +17,13 @@ __all__ = [
     "FieldViolation",
     "InvalidArgument",
     "InvalidCredentials",
+    "PasswordIncorrect",
     "Reason",
+    "ResetKeyInvalid",
     "RpcDisabled",
     "RpcUnimplemented",
     "SessionInvalid",
+    "VerificationKeyInvalid",
 ]
 
 
@@ -167,3 +170,36 @@ class RpcUnimplemented(DomainError):
 
     reason = Reason.RPC_UNIMPLEMENTED
     message_key = "rpc_unimplemented"
+
+
+class VerificationKeyInvalid(InvalidArgument):
+    """The verification key is unknown, used or expired."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            [FieldViolation("verification_key", "the key is unknown, used or expired")],
+            reason=Reason.VERIFICATION_KEY_INVALID,
+            message_key="verification_key_invalid",
+        )
+
+
+class ResetKeyInvalid(InvalidArgument):
+    """The password reset key is unknown, used, superseded or expired."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            [FieldViolation("reset_key", "the key is unknown, used, superseded or expired")],
+            reason=Reason.RESET_KEY_INVALID,
+            message_key="reset_key_invalid",
+        )
+
+
+class PasswordIncorrect(InvalidArgument):
+    """The current password given to change it is wrong."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            [FieldViolation("old_password", "the current password is incorrect")],
+            reason=Reason.PASSWORD_INCORRECT,
+            message_key="password_incorrect",
+        )

@@ -22,6 +22,11 @@ _TEMPLATES: Mapping[EventKind, str] = {
     EventKind.LOGIN: "login_log",
     EventKind.LOGIN_FAILED: "login_failed_log",
     EventKind.LOGOUT: "logout_log",
+    EventKind.EMAIL_VERIFICATION: "email_verification_log",
+    EventKind.PASSWORD_RETRIEVAL: "password_retrieval_log",
+    EventKind.PASSWORD_RESET: "password_reset_log",
+    EventKind.PASSWORD_CHANGE: "password_change_log",
+    EventKind.PROFILE_UPDATE: "profile_log",
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -72,8 +71,3 @@ class Violations:
             self.add(field, f"{field} must be at most {MAX_NAME_LENGTH} characters")
         elif any(unicodedata.category(char) == "Cc" for char in value):
             self.add(field, f"{field} must not contain control characters")
-
-    def no_extra(self, field: str, value: dict[str, Any]) -> None:
-        """Refuse custom fields, none being declared."""
-        for key in sorted(value):
-            self.add(f"{field}.{key}", f"{key} is not a declared custom field")

@@ -7,11 +7,12 @@ rotation can never invalidate an outstanding token.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
 
-__all__ = ["digests_equal", "new_token", "token_digest"]
+__all__ = ["derived_token", "digests_equal", "new_token", "token_digest"]
 
 _TOKEN_BYTES = 32
 
@@ -48,3 +49,13 @@ def digests_equal(a: bytes, b: bytes) -> bool:
         True when both digests are identical.
     """
     return hmac.compare_digest(a, b)
+
+
+def derived_token(secret: bytes, purpose: str, ident: bytes) -> str:
+    """A token that only the holder of ``secret`` can compute again from ``ident``.
+
+    Mailed keys use it: the database keeps only the key's id and digest, and the mail
+    sender derives the key again at send time, so no key is ever stored in clear.
+    """
+    mac = hmac.new(secret, purpose.encode() + b"\x00" + ident, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")

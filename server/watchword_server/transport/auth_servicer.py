@@ -8,6 +8,8 @@ import grpc
 
 from watchword.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from watchword_server.domain.accounts import Accounts
+from watchword_server.domain.password_flows import PasswordFlows
+from watchword_server.domain.profile import Profiles
 from watchword_server.domain.sessions import Sessions
 from watchword_server.transport.convert import (
     call_context,
@@ -24,9 +26,17 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     """Serves AuthService; build it with ``build_servicer`` so errors map to statuses."""
 
-    def __init__(self, accounts: Accounts, sessions: Sessions) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        sessions: Sessions,
+        passwords: PasswordFlows,
+        profiles: Profiles,
+    ) -> None:
         self._accounts = accounts
         self._sessions = sessions
+        self._passwords = passwords
+        self._profiles = profiles
 
     async def Register(  # noqa: N802 - gRPC method names
         self, request: auth_service_pb2.RegisterRequest, context: Context
@@ -75,3 +85,59 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             session_token=request.session_token, call=call_context(context, origin="auth")
         )
         return auth_service_pb2.LogoutResponse()
+
+    async def Verify(  # noqa: N802
+        self, request: auth_service_pb2.VerifyRequest, context: Context
+    ) -> auth_service_pb2.VerifyResponse:
+        user = await self._accounts.verify(
+            verification_key=request.verification_key, call=call_context(context, origin="auth")
+        )
+        return auth_service_pb2.VerifyResponse(user=user_to_proto(user))
+
+    async def RequestPasswordReset(  # noqa: N802
+        self, request: auth_service_pb2.RequestPasswordResetRequest, context: Context
+    ) -> auth_service_pb2.RequestPasswordResetResponse:
+        await self._passwords.request_reset(
+            email=request.email, call=call_context(context, origin="auth")
+        )
+        return auth_service_pb2.RequestPasswordResetResponse()
+
+    async def ResetPassword(  # noqa: N802
+        self, request: auth_service_pb2.ResetPasswordRequest, context: Context
+    ) -> auth_service_pb2.ResetPasswordResponse:
+        user = await self._passwords.reset(
+            reset_key=request.reset_key,
+            new_password=request.new_password,
+            call=call_context(context, origin="auth"),
+        )
+        return auth_service_pb2.ResetPasswordResponse(user=user_to_proto(user))
+
+    async def ChangePassword(  # noqa: N802
+        self, request: auth_service_pb2.ChangePasswordRequest, context: Context
+    ) -> auth_service_pb2.ChangePasswordResponse:
+        await self._passwords.change(
+            session_token=request.session_token,
+            old_password=request.old_password,
+            new_password=request.new_password,
+            call=call_context(context, origin="auth"),
+        )
+        return auth_service_pb2.ChangePasswordResponse()
+
+    async def GetProfile(  # noqa: N802
+        self, request: auth_service_pb2.GetProfileRequest, context: Context
+    ) -> auth_service_pb2.GetProfileResponse:
+        user = await self._profiles.get(session_token=request.session_token)
+        return auth_service_pb2.GetProfileResponse(user=user_to_proto(user))
+
+    async def UpdateProfile(  # noqa: N802
+        self, request: auth_service_pb2.UpdateProfileRequest, context: Context
+    ) -> auth_service_pb2.UpdateProfileResponse:
+        user = await self._profiles.update(
+            session_token=request.session_token,
+            paths=list(request.update_mask.paths),
+            first_name=request.user.first_name,
+            last_name=request.user.last_name,
+            extra=struct_to_dict(request.user.extra),
+            call=call_context(context, origin="auth"),
+        )
+        return auth_service_pb2.UpdateProfileResponse(user=user_to_proto(user))

@@ -21,8 +21,10 @@ __all__ = [
     "find_by_email",
     "get",
     "insert_user",
+    "password_hash_of",
     "set_password_hash",
     "to_record",
+    "update_user",
 ]
 
 _PUBLIC_COLUMNS = (
@@ -143,5 +145,44 @@ async def set_password_hash(
 async def get(conn: AsyncConnection, user_id: uuid.UUID) -> UserRecord | None:
     """The user with ``user_id``, if any."""
     result = await conn.execute(select(*_PUBLIC_COLUMNS).where(User.id == user_id))
+    row = result.one_or_none()
+    return None if row is None else to_record(row)
+
+
+async def password_hash_of(conn: AsyncConnection, user_id: uuid.UUID) -> str | None:
+    """The stored password hash of a user, if the user exists."""
+    found = await conn.scalar(select(User.password_hash).where(User.id == user_id))
+    return None if found is None else str(found)
+
+
+async def update_user(
+    conn: AsyncConnection,
+    user_id: uuid.UUID,
+    *,
+    now: datetime,
+    status: UserStatus | None = None,
+    email_verified: bool | None = None,
+    password_hash: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> UserRecord | None:
+    """Change the given columns (None leaves one alone) and return the updated user."""
+    values: dict[str, Any] = {"update_time": now}
+    if status is not None:
+        values["status"] = status.value
+    if email_verified is not None:
+        values["email_verified"] = email_verified
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+    if first_name is not None:
+        values["first_name"] = first_name
+    if last_name is not None:
+        values["last_name"] = last_name
+    if extra is not None:
+        values["extra"] = extra
+    result = await conn.execute(
+        update(User).where(User.id == user_id).values(**values).returning(*_PUBLIC_COLUMNS)
+    )
     row = result.one_or_none()
     return None if row is None else to_record(row)

@@ -1,0 +1,143 @@
+"""Password retrieval (a mailed reset key), reset with that key, and change while logged in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword_server.config import Settings
+from watchword_server.domain.account_keys import MailedKeys, Purpose
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.errors import (
+    InvalidArgument,
+    PasswordIncorrect,
+    ResetKeyInvalid,
+    SessionInvalid,
+)
+from watchword_server.domain.events import EventLog
+from watchword_server.domain.sessions import Sessions
+from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
+from watchword_server.domain.validation import Violations
+from watchword_server.security.passwords import PasswordHasher
+from watchword_server.storage.repositories import sessions as session_rows
+from watchword_server.storage.repositories import users as user_rows
+
+__all__ = ["PasswordFlows"]
+
+# Accounts that get no reset mail: an administrator decides about these, not a mailbox.
+_NO_RESET = frozenset({UserStatus.BLOCKED, UserStatus.PENDING_APPROVAL})
+
+
+class PasswordFlows:
+    """RequestPasswordReset, ResetPassword and ChangePassword."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        hasher: PasswordHasher,
+        sessions: Sessions,
+        events: EventLog,
+        keys: MailedKeys,
+        clock: Clock,
+        *,
+        mail_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._hasher = hasher
+        self._sessions = sessions
+        self._events = events
+        self._keys = keys
+        self._clock = clock
+        self._mail_queued = mail_queued
+
+    def _check_new_password(self, problems: Violations, field: str, password: str) -> None:
+        problems.password(
+            field,
+            password,
+            min_length=self._settings.password_min_length,
+            max_length=self._settings.password_max_length,
+        )
+
+    async def request_reset(self, *, email: str, call: CallContext) -> None:
+        """Mail a reset key if the account may reset; answer alike for every address.
+
+        A newer request voids the keys of older ones.
+        """
+        problems = Violations()
+        problems.email("email", email)
+        if problems:
+            raise InvalidArgument(problems.items)
+        async with self._engine.begin() as conn:
+            stored = await user_rows.find_by_email(conn, email)
+            if stored is None or stored.record.status in _NO_RESET:
+                return
+            await self._keys.issue(conn, stored.record, Purpose.RESET)
+            await self._events.record(conn, EventKind.PASSWORD_RETRIEVAL, call, user=stored.record)
+        self._mail_queued()
+
+    async def reset(self, *, reset_key: str, new_password: str, call: CallContext) -> UserRecord:
+        """Set a new password with a mailed key.
+
+        Re-enables a DISABLED account, marks the address verified (finishing a pending
+        verification) and revokes every session of the account. A BLOCKED account stays
+        blocked.
+        """
+        problems = Violations()
+        self._check_new_password(problems, "new_password", new_password)
+        if problems:
+            raise InvalidArgument(problems.items)
+        password_hash = await asyncio.to_thread(self._hasher.hash, new_password)
+        async with self._engine.begin() as conn:
+            user_id = await self._keys.consume(conn, reset_key, Purpose.RESET)
+            user = None if user_id is None else await user_rows.get(conn, user_id)
+            if user is None:
+                raise ResetKeyInvalid()
+            status = user.status
+            if status is UserStatus.DISABLED:
+                status = UserStatus.ACTIVE
+            elif status is UserStatus.PENDING_VERIFICATION:
+                approval = self._settings.registration_approval
+                status = UserStatus.PENDING_APPROVAL if approval else UserStatus.ACTIVE
+            updated = await user_rows.update_user(
+                conn,
+                user.id,
+                now=self._clock.now(),
+                status=status,
+                email_verified=True,
+                password_hash=password_hash,
+            )
+            if updated is None:
+                raise ResetKeyInvalid()
+            await session_rows.delete_for_user(conn, user.id)
+            await self._events.record(conn, EventKind.PASSWORD_RESET, call, user=updated)
+        return updated
+
+    async def change(
+        self, *, session_token: str, old_password: str, new_password: str, call: CallContext
+    ) -> None:
+        """Change the password of a logged-in user; revokes the user's other sessions."""
+        problems = Violations()
+        problems.required("old_password", old_password)
+        self._check_new_password(problems, "new_password", new_password)
+        if problems:
+            raise InvalidArgument(problems.items)
+        session = await self._sessions.introspect(session_token)
+        async with self._engine.connect() as conn:
+            stored_hash = await user_rows.password_hash_of(conn, session.user.id)
+        if stored_hash is None:
+            raise SessionInvalid()
+        if not await asyncio.to_thread(self._hasher.verify, old_password, stored_hash):
+            raise PasswordIncorrect()
+        new_hash = await asyncio.to_thread(self._hasher.hash, new_password)
+        async with self._engine.begin() as conn:
+            changed = await user_rows.set_password_hash(
+                conn, session.user.id, new_hash, expected_old=stored_hash
+            )
+            if not changed:  # changed concurrently: the old password we checked is stale
+                raise PasswordIncorrect()
+            await session_rows.delete_for_user(conn, session.user.id, keep=session.session_id)
+            await self._events.record(conn, EventKind.PASSWORD_CHANGE, call, user=session.user)

@@ -1,0 +1,130 @@
+"""The logged-in user's own profile: read it, and update the fields users may write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword_server.config import Settings
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.custom_fields import Writer, check_extra
+from watchword_server.domain.errors import InvalidArgument, SessionInvalid
+from watchword_server.domain.events import EventLog
+from watchword_server.domain.sessions import Sessions
+from watchword_server.domain.types import CallContext, EventKind, UserRecord
+from watchword_server.domain.validation import Violations
+from watchword_server.storage.repositories import users as user_rows
+
+__all__ = ["Profiles"]
+
+_READ_ONLY = frozenset({"id", "email", "status", "email_verified", "create_time", "update_time"})
+
+
+class Profiles:
+    """GetProfile and UpdateProfile."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        sessions: Sessions,
+        events: EventLog,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._sessions = sessions
+        self._events = events
+        self._clock = clock
+
+    async def get(self, *, session_token: str) -> UserRecord:
+        """The session's user."""
+        return (await self._sessions.introspect(session_token)).user
+
+    async def update(
+        self,
+        *,
+        session_token: str,
+        paths: Sequence[str],
+        first_name: str,
+        last_name: str,
+        extra: dict[str, Any],
+        call: CallContext,
+    ) -> UserRecord:
+        """Update the fields named by ``paths`` (a FieldMask) from the given values.
+
+        Writable: ``first_name``, ``last_name``, ``extra`` (every profile-writable custom
+        field at once) and ``extra.<name>``. An empty mask means every writable field the
+        request sets. E-mail and status are read-only here.
+        """
+        current = (await self._sessions.introspect(session_token)).user
+        settings = self._settings
+        if not paths:
+            paths = ["first_name", "last_name", *(f"extra.{key}" for key in extra)]
+        problems = Violations()
+        names: dict[str, str] = {}
+        extra_paths: set[str] = set()
+        replace_extra = False
+        for path in dict.fromkeys(paths):
+            if path in ("first_name", "last_name"):
+                value = first_name if path == "first_name" else last_name
+                problems.name(path, value, required=settings.names_required)
+                names[path] = value
+            elif path == "extra":
+                replace_extra = True
+            elif path.startswith("extra.") and len(path) > len("extra."):
+                extra_paths.add(path.removeprefix("extra."))
+            elif path in _READ_ONLY:
+                problems.add("update_mask", f"{path} is read-only")
+            else:
+                problems.add("update_mask", f"{path} is not a field of User")
+
+        declared = {field.name: field for field in settings.custom_fields}
+        new_extra = dict(current.extra)
+        if replace_extra:
+            # Keep what users may not write; replace the rest by what was sent.
+            for key in list(new_extra):
+                field = declared.get(key)
+                if field is not None and field.profile:
+                    del new_extra[key]
+            new_extra.update(
+                check_extra(
+                    settings.custom_fields,
+                    extra,
+                    writer=Writer.PROFILE,
+                    problems=problems,
+                    require=True,
+                )
+            )
+        elif extra_paths:
+            sent = {key: extra.get(key) for key in extra_paths}
+            checked = check_extra(
+                settings.custom_fields,
+                sent,
+                writer=Writer.PROFILE,
+                problems=problems,
+                require=False,
+            )
+            for key in extra_paths:
+                if key in checked:
+                    new_extra[key] = checked[key]
+                else:
+                    new_extra.pop(key, None)
+        if problems:
+            raise InvalidArgument(problems.items)
+
+        async with self._engine.begin() as conn:
+            updated = await user_rows.update_user(
+                conn,
+                current.id,
+                now=self._clock.now(),
+                first_name=names.get("first_name"),
+                last_name=names.get("last_name"),
+                extra=new_extra if (replace_extra or extra_paths) else None,
+            )
+            if updated is None:
+                raise SessionInvalid()
+            await self._events.record(conn, EventKind.PROFILE_UPDATE, call, user=updated)
+        return updated

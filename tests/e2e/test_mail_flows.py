@@ -1,0 +1,306 @@
+"""Verification and password reset through real mail (aiosmtpd on loopback)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.conftest import Running, StartServer, smtp_settings
+from tests.support.postgres import connect
+from tests.support.rpc_errors import ErrorDetails, details_of
+from tests.support.smtp import ReceivedMail, SmtpServer
+from watchword.auth.v1 import auth_service_pb2 as auth
+from watchword.auth.v1 import resources_pb2
+
+PASSWORD = "correct horse battery"
+KEY_IN_LINK = re.compile(r"http://localhost:8000/(verify|reset)/([A-Za-z0-9_-]+)")
+
+
+def key_of(mail: ReceivedMail) -> str:
+    match = KEY_IN_LINK.search(mail.body)
+    assert match is not None, mail.body
+    return match.group(2)
+
+
+async def failure(call: Any) -> ErrorDetails:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return details_of(caught.value)
+
+
+async def register(running: Running, email: str = "ada@example.com") -> auth.RegisterResponse:
+    reply: auth.RegisterResponse = await running.auth.Register(
+        auth.RegisterRequest(email=email, password=PASSWORD, first_name="Ada", last_name="L")
+    )
+    return reply
+
+
+async def login(running: Running, email: str = "ada@example.com", password: str = PASSWORD) -> str:
+    reply = await running.auth.Authenticate(
+        auth.AuthenticateRequest(email=email, password=password)
+    )
+    return str(reply.session_token)
+
+
+async def mailing_server(start_server: StartServer, smtp: SmtpServer, **settings: Any) -> Running:
+    return await start_server(registration_verification=True, **smtp_settings(smtp), **settings)
+
+
+async def settle(running: Running) -> None:
+    """Let the mail sender finish every mail that is due."""
+    sender = running.server.mail_sender
+    assert sender is not None
+    sender.wake()
+    await sender.idle()
+
+
+async def test_register_verify_login(start_server: StartServer, smtp: SmtpServer) -> None:
+    running = await mailing_server(start_server, smtp)
+    registered = await register(running)
+    assert registered.user.status == resources_pb2.USER_STATUS_PENDING_VERIFICATION
+    assert not registered.session_token
+
+    [mail] = await smtp.wait_for(1)
+    assert mail.recipient == "ada@example.com"
+    assert mail.subject == "Email verification"
+    assert "watchword@example.com" in mail.mail_from
+    key = key_of(mail)
+
+    pending = await failure(
+        running.auth.Authenticate(
+            auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+        )
+    )
+    assert pending.reason == "ACCOUNT_PENDING_VERIFICATION"
+
+    verified = await running.auth.Verify(auth.VerifyRequest(verification_key=key))
+    assert verified.user.status == resources_pb2.USER_STATUS_ACTIVE
+    assert verified.user.email_verified
+    assert await login(running)
+
+    again = await failure(running.auth.Verify(auth.VerifyRequest(verification_key=key)))
+    assert again.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert again.reason == "VERIFICATION_KEY_INVALID"
+    assert set(again.violations) == {"verification_key"}
+
+
+async def test_verification_key_expires(start_server: StartServer, smtp: SmtpServer) -> None:
+    running = await mailing_server(start_server, smtp, verification_key_ttl=600)
+    await register(running)
+    [mail] = await smtp.wait_for(1)
+    running.clock.advance(601)
+    expired = await failure(running.auth.Verify(auth.VerifyRequest(verification_key=key_of(mail))))
+    assert expired.reason == "VERIFICATION_KEY_INVALID"
+
+
+@pytest.mark.parametrize("word", ["blocked", "pending", "disabled", ""])
+async def test_status_words_are_never_keys(
+    start_server: StartServer, smtp: SmtpServer, database_url: str, word: str
+) -> None:
+    running = await mailing_server(start_server, smtp)
+    await register(running)
+    await smtp.wait_for(1)
+    refused = await failure(running.auth.Verify(auth.VerifyRequest(verification_key=word)))
+    assert refused.reason == "VERIFICATION_KEY_INVALID"
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT status, email_verified FROM users").fetchone()
+    assert row == ("pending_verification", False)
+
+
+async def test_approval_after_verification(start_server: StartServer, smtp: SmtpServer) -> None:
+    running = await mailing_server(start_server, smtp, registration_approval=True)
+    await register(running)
+    [mail] = await smtp.wait_for(1)
+    verified = await running.auth.Verify(auth.VerifyRequest(verification_key=key_of(mail)))
+    assert verified.user.status == resources_pb2.USER_STATUS_PENDING_APPROVAL
+    waiting = await failure(
+        running.auth.Authenticate(
+            auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+        )
+    )
+    assert waiting.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert waiting.reason == "ACCOUNT_PENDING_APPROVAL"
+
+
+async def test_approval_only_sends_no_mail(start_server: StartServer, smtp: SmtpServer) -> None:
+    running = await start_server(registration_approval=True, **smtp_settings(smtp))
+    registered = await register(running)
+    assert registered.user.status == resources_pb2.USER_STATUS_PENDING_APPROVAL
+    await settle(running)
+    assert smtp.messages == []
+
+
+async def test_reset_for_an_unknown_email_looks_the_same_and_sends_nothing(
+    start_server: StartServer, smtp: SmtpServer
+) -> None:
+    running = await start_server(**smtp_settings(smtp))
+    await register(running)
+    known = await running.auth.RequestPasswordReset(
+        auth.RequestPasswordResetRequest(email="ada@example.com")
+    )
+    unknown = await running.auth.RequestPasswordReset(
+        auth.RequestPasswordResetRequest(email="nobody@example.com")
+    )
+    assert known == unknown == auth.RequestPasswordResetResponse()
+    await settle(running)
+    assert [mail.recipient for mail in smtp.messages] == ["ada@example.com"]
+    assert smtp.messages[0].subject == "Password reset requested"
+
+
+async def test_reset_works_once_and_kills_earlier_sessions(
+    start_server: StartServer, smtp: SmtpServer
+) -> None:
+    running = await start_server(**smtp_settings(smtp))
+    early = (await register(running)).session_token
+    await running.auth.RequestPasswordReset(
+        auth.RequestPasswordResetRequest(email="ADA@example.com")
+    )
+    [mail] = await smtp.wait_for(1)
+    key = key_of(mail)
+    reset = await running.auth.ResetPassword(
+        auth.ResetPasswordRequest(reset_key=key, new_password="a whole new secret")
+    )
+    assert reset.user.email_verified
+    dead = await failure(running.auth.Introspect(auth.IntrospectRequest(session_token=early)))
+    assert dead.reason == "SESSION_INVALID"
+    assert await login(running, password="a whole new secret")
+    again = await failure(
+        running.auth.ResetPassword(
+            auth.ResetPasswordRequest(reset_key=key, new_password="yet another secret")
+        )
+    )
+    assert again.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert again.reason == "RESET_KEY_INVALID"
+    assert set(again.violations) == {"reset_key"}
+
+
+async def test_reset_keys_expire_and_are_superseded(
+    start_server: StartServer, smtp: SmtpServer
+) -> None:
+    running = await start_server(reset_key_ttl=3600, **smtp_settings(smtp))
+    await register(running)
+    request = auth.RequestPasswordResetRequest(email="ada@example.com")
+    await running.auth.RequestPasswordReset(request)
+    await running.auth.RequestPasswordReset(request)
+    first, second = await smtp.wait_for(2)
+    superseded = await failure(
+        running.auth.ResetPassword(
+            auth.ResetPasswordRequest(reset_key=key_of(first), new_password="new secret one")
+        )
+    )
+    assert superseded.reason == "RESET_KEY_INVALID"
+    running.clock.advance(3601)
+    expired = await failure(
+        running.auth.ResetPassword(
+            auth.ResetPasswordRequest(reset_key=key_of(second), new_password="new secret two")
+        )
+    )
+    assert expired.reason == "RESET_KEY_INVALID"
+
+
+async def test_reset_reenables_disabled_but_not_blocked(
+    start_server: StartServer, smtp: SmtpServer, database_url: str
+) -> None:
+    running = await start_server(**smtp_settings(smtp))
+    await register(running, "dis@example.com")
+    await register(running, "blk@example.com")
+    for email in ("dis@example.com", "blk@example.com"):
+        await running.auth.RequestPasswordReset(auth.RequestPasswordResetRequest(email=email))
+    mails = {mail.recipient: mail for mail in await smtp.wait_for(2)}
+    with connect(database_url) as conn:  # as DisableUser / BlockUser would leave them
+        conn.execute("UPDATE users SET status = 'disabled' WHERE email = 'dis@example.com'")
+        conn.execute("UPDATE users SET status = 'blocked' WHERE email = 'blk@example.com'")
+        conn.commit()
+    disabled = await failure(
+        running.auth.Authenticate(
+            auth.AuthenticateRequest(email="dis@example.com", password=PASSWORD)
+        )
+    )
+    assert disabled.reason == "ACCOUNT_DISABLED"
+
+    enabled = await running.auth.ResetPassword(
+        auth.ResetPasswordRequest(
+            reset_key=key_of(mails["dis@example.com"]), new_password="fresh secret 1"
+        )
+    )
+    assert enabled.user.status == resources_pb2.USER_STATUS_ACTIVE
+    assert await login(running, "dis@example.com", "fresh secret 1")
+
+    still = await running.auth.ResetPassword(
+        auth.ResetPasswordRequest(
+            reset_key=key_of(mails["blk@example.com"]), new_password="fresh secret 2"
+        )
+    )
+    assert still.user.status == resources_pb2.USER_STATUS_BLOCKED
+    blocked = await failure(
+        running.auth.Authenticate(
+            auth.AuthenticateRequest(email="blk@example.com", password="fresh secret 2")
+        )
+    )
+    assert blocked.reason == "ACCOUNT_BLOCKED"
+    # A blocked account gets no further reset mail.
+    await running.auth.RequestPasswordReset(
+        auth.RequestPasswordResetRequest(email="blk@example.com")
+    )
+    await settle(running)
+    assert len(smtp.messages) == 2
+
+
+async def test_malformed_email_for_reset_is_invalid_argument(watchword: Running) -> None:
+    refused = await failure(
+        watchword.auth.RequestPasswordReset(auth.RequestPasswordResetRequest(email="nope"))
+    )
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(refused.violations) == {"email"}
+
+
+async def test_database_holds_no_key_in_clear(
+    start_server: StartServer, smtp: SmtpServer, database_url: str
+) -> None:
+    running = await mailing_server(start_server, smtp)
+    await register(running)
+    await running.auth.RequestPasswordReset(
+        auth.RequestPasswordResetRequest(email="ada@example.com")
+    )
+    keys = [key_of(mail) for mail in await smtp.wait_for(2)]
+    with connect(database_url) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        dump = "\n".join(
+            str(row[0])
+            for table in tables
+            for row in conn.execute(f'SELECT row_to_json(t)::text FROM "{table}" t')  # noqa: S608
+        )
+    assert "account_keys" in tables and "mail_outbox" in tables
+    for key in keys:
+        assert len(key) >= 43
+        assert key not in dump
+        assert key.encode().hex() not in dump
+
+
+async def test_smtp_down_loses_and_duplicates_nothing_across_a_restart(
+    start_server: StartServer, smtp: SmtpServer
+) -> None:
+    smtp.stop()
+    first = await mailing_server(start_server, smtp)
+    replies = [await register(first, f"user{i}@example.com") for i in range(20)]
+    assert all(r.user.status == resources_pb2.USER_STATUS_PENDING_VERIFICATION for r in replies)
+    await settle(first)  # every attempt fails while SMTP is down
+    await first.channel.close(None)
+    await first.server.stop(0)
+
+    smtp.start()
+    second = await mailing_server(start_server, smtp)
+    second.clock.advance(3600)  # past any backoff
+    await settle(second)
+    mails = await smtp.wait_for(20)
+    assert sorted(mail.recipient for mail in mails) == sorted(
+        f"user{i}@example.com" for i in range(20)
+    )
+    await settle(second)
+    assert len(smtp.messages) == 20

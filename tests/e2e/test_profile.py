@@ -1,0 +1,214 @@
+"""ChangePassword, GetProfile, UpdateProfile and custom user fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2, struct_pb2
+
+from tests.conftest import Running, StartServer
+from tests.support.postgres import connect
+from tests.support.rpc_errors import ErrorDetails, details_of
+from watchword.auth.v1 import auth_service_pb2 as auth
+from watchword.auth.v1 import resources_pb2
+
+PASSWORD = "correct horse battery"
+FIELDS = [
+    {"name": "nickname"},
+    {"name": "age", "type": "integer"},
+    {"name": "newsletter", "type": "boolean", "registration": False},
+    {"name": "tier", "type": "string", "registration": False, "profile": False},
+    {"name": "country", "type": "string", "required": True, "profile": False},
+]
+
+
+def struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    result = struct_pb2.Struct()
+    result.update(values)
+    return result
+
+
+async def register(running: Running, **extra: Any) -> auth.RegisterResponse:
+    reply: auth.RegisterResponse = await running.auth.Register(
+        auth.RegisterRequest(
+            email="ada@example.com",
+            password=PASSWORD,
+            first_name="Ada",
+            last_name="Lovelace",
+            extra=struct(extra),
+        )
+    )
+    return reply
+
+
+async def failure(call: Any) -> ErrorDetails:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return details_of(caught.value)
+
+
+async def test_change_password_keeps_this_session_and_revokes_the_others(
+    watchword: Running,
+) -> None:
+    current = (await register(watchword)).session_token
+    other = (
+        await watchword.auth.Authenticate(
+            auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+        )
+    ).session_token
+    await watchword.auth.ChangePassword(
+        auth.ChangePasswordRequest(
+            session_token=current, old_password=PASSWORD, new_password="a brand new secret"
+        )
+    )
+    await watchword.auth.Introspect(auth.IntrospectRequest(session_token=current))
+    details = await failure(watchword.auth.Introspect(auth.IntrospectRequest(session_token=other)))
+    assert details.reason == "SESSION_INVALID"
+    old = await failure(
+        watchword.auth.Authenticate(
+            auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+        )
+    )
+    assert old.reason == "INVALID_CREDENTIALS"
+    await watchword.auth.Authenticate(
+        auth.AuthenticateRequest(email="ada@example.com", password="a brand new secret")
+    )
+
+
+async def test_change_password_with_a_wrong_old_password(watchword: Running) -> None:
+    token = (await register(watchword)).session_token
+    details = await failure(
+        watchword.auth.ChangePassword(
+            auth.ChangePasswordRequest(
+                session_token=token, old_password="not it at all", new_password="new secret!"
+            )
+        )
+    )
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.reason == "PASSWORD_INCORRECT"
+    assert set(details.violations) == {"old_password"}
+
+
+async def test_change_password_checks_the_new_one_and_the_session(watchword: Running) -> None:
+    token = (await register(watchword)).session_token
+    short = await failure(
+        watchword.auth.ChangePassword(
+            auth.ChangePasswordRequest(
+                session_token=token, old_password=PASSWORD, new_password="short"
+            )
+        )
+    )
+    assert set(short.violations) == {"new_password"}
+    logged_out = await failure(
+        watchword.auth.ChangePassword(
+            auth.ChangePasswordRequest(
+                session_token="gone", old_password=PASSWORD, new_password="long enough!"
+            )
+        )
+    )
+    assert logged_out.reason == "SESSION_INVALID"
+
+
+async def test_get_profile(watchword: Running) -> None:
+    registered = await register(watchword)
+    profile = await watchword.auth.GetProfile(
+        auth.GetProfileRequest(session_token=registered.session_token)
+    )
+    assert profile.user == registered.user
+
+
+async def test_update_profile_names_with_a_mask(watchword: Running) -> None:
+    token = (await register(watchword)).session_token
+    reply = await watchword.auth.UpdateProfile(
+        auth.UpdateProfileRequest(
+            session_token=token,
+            user=resources_pb2.User(first_name="Augusta", last_name="ignored"),
+            update_mask=field_mask_pb2.FieldMask(paths=["first_name"]),
+        )
+    )
+    assert (reply.user.first_name, reply.user.last_name) == ("Augusta", "Lovelace")
+    again = await watchword.auth.GetProfile(auth.GetProfileRequest(session_token=token))
+    assert again.user.first_name == "Augusta"
+
+
+@pytest.mark.parametrize("path", ["email", "status", "id"])
+async def test_email_and_status_are_read_only(watchword: Running, path: str) -> None:
+    token = (await register(watchword)).session_token
+    details = await failure(
+        watchword.auth.UpdateProfile(
+            auth.UpdateProfileRequest(
+                session_token=token,
+                user=resources_pb2.User(
+                    email="eve@example.com", status=resources_pb2.USER_STATUS_ACTIVE
+                ),
+                update_mask=field_mask_pb2.FieldMask(paths=[path]),
+            )
+        )
+    )
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(details.violations) == {"update_mask"}
+
+
+async def test_custom_fields_at_registration(start_server: StartServer, database_url: str) -> None:
+    running = await start_server(custom_fields=FIELDS)
+    registered = await register(running, nickname="ada", age=36, country="UK")
+    assert dict(registered.user.extra) == {"nickname": "ada", "age": 36, "country": "UK"}
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT extra FROM users").fetchone()
+    assert row is not None and row[0] == {"nickname": "ada", "age": 36, "country": "UK"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "bad"),
+    [
+        ({"country": "UK", "shoe_size": 9}, "extra.shoe_size"),  # unknown
+        ({"country": "UK", "newsletter": True}, "extra.newsletter"),  # not at registration
+        ({"country": "UK", "tier": "gold"}, "extra.tier"),  # admin only
+        ({"country": "UK", "age": 36.5}, "extra.age"),  # not an integer
+        ({"country": "UK", "nickname": 7}, "extra.nickname"),  # not a string
+        ({}, "extra.country"),  # required
+    ],
+)
+async def test_bad_custom_fields_at_registration(
+    start_server: StartServer, extra: dict[str, Any], bad: str
+) -> None:
+    running = await start_server(custom_fields=FIELDS)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await register(running, **extra)
+    details = details_of(caught.value)
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(details.violations) == {bad}
+
+
+async def test_profile_updates_profile_writable_fields_only(start_server: StartServer) -> None:
+    running = await start_server(custom_fields=FIELDS)
+    token = (await register(running, nickname="ada", country="UK")).session_token
+    updated = await running.auth.UpdateProfile(
+        auth.UpdateProfileRequest(
+            session_token=token,
+            user=resources_pb2.User(extra=struct({"newsletter": True, "nickname": "countess"})),
+            update_mask=field_mask_pb2.FieldMask(paths=["extra.newsletter", "extra.nickname"]),
+        )
+    )
+    assert dict(updated.user.extra) == {"nickname": "countess", "newsletter": True, "country": "UK"}
+    refused = await failure(
+        running.auth.UpdateProfile(
+            auth.UpdateProfileRequest(
+                session_token=token,
+                user=resources_pb2.User(extra=struct({"country": "FR"})),
+                update_mask=field_mask_pb2.FieldMask(paths=["extra.country"]),
+            )
+        )
+    )
+    assert set(refused.violations) == {"extra.country"}
+    # Replacing all of `extra` keeps the fields users may not write.
+    replaced = await running.auth.UpdateProfile(
+        auth.UpdateProfileRequest(
+            session_token=token,
+            user=resources_pb2.User(extra=struct({"age": 37})),
+            update_mask=field_mask_pb2.FieldMask(paths=["extra"]),
+        )
+    )
+    assert dict(replaced.user.extra) == {"age": 37, "country": "UK"}
