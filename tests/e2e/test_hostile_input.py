@@ -6,10 +6,12 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2, struct_pb2
 
 from tests.conftest import Running
 from tests.support.rpc_errors import details_of
 from watchword.auth.v1 import auth_service_pb2 as auth
+from watchword.auth.v1 import resources_pb2
 
 HOSTILE = [
     "\x00",
@@ -63,3 +65,37 @@ async def test_login_and_session_fields(watchword: Running, text: str) -> None:
     )
     await expect_clear_status(watchword.auth.Introspect(auth.IntrospectRequest(session_token=text)))
     await expect_clear_status(watchword.auth.Logout(auth.LogoutRequest(session_token=text)))
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+async def test_key_password_and_profile_fields(watchword: Running, text: str) -> None:
+    token = (
+        await watchword.auth.Register(
+            auth.RegisterRequest(
+                email="eve@example.com", password="correct horse", first_name="E", last_name="V"
+            )
+        )
+    ).session_token
+    await expect_clear_status(watchword.auth.Verify(auth.VerifyRequest(verification_key=text)))
+    await expect_clear_status(
+        watchword.auth.RequestPasswordReset(auth.RequestPasswordResetRequest(email=text))
+    )
+    await expect_clear_status(
+        watchword.auth.ResetPassword(auth.ResetPasswordRequest(reset_key=text, new_password=text))
+    )
+    await expect_clear_status(
+        watchword.auth.ChangePassword(
+            auth.ChangePasswordRequest(session_token=token, old_password=text, new_password=text)
+        )
+    )
+    extra = struct_pb2.Struct()
+    extra.update({text[:100] or "k": text})
+    await expect_clear_status(
+        watchword.auth.UpdateProfile(
+            auth.UpdateProfileRequest(
+                session_token=token,
+                user=resources_pb2.User(first_name=text, last_name=text, extra=extra),
+                update_mask=field_mask_pb2.FieldMask(paths=[text[:100], "extra", "first_name"]),
+            )
+        )
+    )

@@ -304,3 +304,63 @@ async def test_smtp_down_loses_and_duplicates_nothing_across_a_restart(
     )
     await settle(second)
     assert len(smtp.messages) == 20
+
+
+HOOKED: list[Any] = []
+
+
+async def collect(mail: Any) -> None:
+    """A mail hook, named in settings as `tests.e2e.test_mail_flows:collect`."""
+    HOOKED.append(mail)
+
+
+async def test_a_hook_replaces_the_sender(start_server: StartServer) -> None:
+    HOOKED.clear()
+    running = await start_server(
+        registration_verification=True, mail_hook="tests.e2e.test_mail_flows:collect"
+    )
+    await register(running)
+    await settle(running)
+    [mail] = HOOKED
+    assert mail.kind == "verification"
+    assert mail.recipient == "ada@example.com"
+    assert mail.context["link"] in mail.body
+    verified = await running.auth.Verify(auth.VerifyRequest(verification_key=mail.context["key"]))
+    assert verified.user.status == resources_pb2.USER_STATUS_ACTIVE
+
+
+async def test_every_flow_leaves_an_event(
+    start_server: StartServer, smtp: SmtpServer, database_url: str
+) -> None:
+    running = await mailing_server(start_server, smtp)
+    await register(running)
+    [mail] = await smtp.wait_for(1)
+    await running.auth.Verify(auth.VerifyRequest(verification_key=key_of(mail)))
+    token = await login(running)
+    await running.auth.ChangePassword(
+        auth.ChangePasswordRequest(
+            session_token=token, old_password=PASSWORD, new_password="second secret"
+        )
+    )
+    await running.auth.UpdateProfile(
+        auth.UpdateProfileRequest(session_token=token, user=resources_pb2.User(first_name="A"))
+    )
+    await running.auth.RequestPasswordReset(
+        auth.RequestPasswordResetRequest(email="ada@example.com")
+    )
+    _, reset_mail = await smtp.wait_for(2)
+    await running.auth.ResetPassword(
+        auth.ResetPasswordRequest(reset_key=key_of(reset_mail), new_password="third secret")
+    )
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT kind, description FROM events ORDER BY id").fetchall()
+    assert [kind for kind, _ in rows] == [
+        "registration",
+        "email_verification",
+        "login",
+        "password_change",
+        "profile_update",
+        "password_retrieval",
+        "password_reset",
+    ]
+    assert all(description and "{" not in description for _, description in rows)

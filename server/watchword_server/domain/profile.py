@@ -61,8 +61,10 @@ class Profiles:
         """
         current = (await self._sessions.introspect(session_token)).user
         settings = self._settings
-        if not paths:
-            paths = ["first_name", "last_name", *(f"extra.{key}" for key in extra)]
+        if not paths:  # no mask: the fields the request sets (proto3 cannot tell "" apart)
+            named = {"first_name": first_name, "last_name": last_name}
+            paths = [path for path, value in named.items() if value]
+            paths += [f"extra.{key}" for key in extra]
         problems = Violations()
         names: dict[str, str] = {}
         extra_paths: set[str] = set()
