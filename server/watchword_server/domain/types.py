@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["CallContext", "EventKind", "SessionGrant", "UserRecord", "UserStatus"]
+__all__ = ["CallContext", "EventKind", "EventRecord", "SessionGrant", "UserRecord", "UserStatus"]
 
 
 class UserStatus(enum.StrEnum):
@@ -78,3 +78,16 @@ class CallContext:
 
     client_ip: str = ""
     origin: str = "auth"
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One audit event as stored."""
+
+    id: int
+    user_id: uuid.UUID | None
+    kind: EventKind
+    description: str
+    client_ip: str
+    origin: str
+    create_time: datetime
