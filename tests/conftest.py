@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from tests.support.clock import ManualClock
+from tests.support.metadata import bearer_interceptors
 from tests.support.postgres import connect, postgres_database, postgres_server
 from tests.support.smtp import SmtpServer
 from watchword.auth.v1 import (
@@ -20,6 +21,7 @@ from watchword.auth.v1 import (
 )
 from watchword_server.app import WatchwordServer
 from watchword_server.config import Settings
+from watchword_server.domain.service_keys import Scope
 from watchword_server.storage.db import create_engine
 from watchword_server.storage.schema import upgrade
 
@@ -68,7 +70,8 @@ def clock() -> ManualClock:
 
 @dataclass
 class Running:
-    """A started server with a channel and a stub for each service."""
+    """A started server, with stubs that carry service keys (``access``, ``admin``) and a
+    plain ``channel`` that carries none."""
 
     server: WatchwordServer
     channel: grpc.aio.Channel
@@ -77,6 +80,9 @@ class Running:
     admin: admin_service_pb2_grpc.AdminServiceAsyncStub
     clock: ManualClock
     address: str
+    access_key: str
+    admin_key: str
+    keyed_channels: list[grpc.aio.Channel]
 
 
 StartServer = Callable[..., Awaitable[Running]]
@@ -104,22 +110,36 @@ async def start_server(database_url: str, clock: ManualClock) -> AsyncIterator[S
         server = WatchwordServer(settings_for(database_url, **overrides), clock=clock)
         port = await server.start()
         address = f"127.0.0.1:{port}"
+        assert server.service_keys is not None
+        suffix = f"{len(started)}-{id(server)}"
+        access_key = await server.service_keys.create(f"test-access-{suffix}", Scope.ACCESS)
+        admin_key = await server.service_keys.create(f"test-admin-{suffix}", Scope.ADMIN)
         channel = grpc.aio.insecure_channel(address)
+        access_channel = grpc.aio.insecure_channel(
+            address, interceptors=bearer_interceptors(access_key)
+        )
+        admin_channel = grpc.aio.insecure_channel(
+            address, interceptors=bearer_interceptors(admin_key)
+        )
         running = Running(
             server=server,
             channel=channel,
             auth=auth_service_pb2_grpc.AuthServiceStub(channel),
-            access=access_service_pb2_grpc.AccessServiceStub(channel),
-            admin=admin_service_pb2_grpc.AdminServiceStub(channel),
+            access=access_service_pb2_grpc.AccessServiceStub(access_channel),
+            admin=admin_service_pb2_grpc.AdminServiceStub(admin_channel),
             clock=clock,
             address=address,
+            access_key=access_key,
+            admin_key=admin_key,
+            keyed_channels=[access_channel, admin_channel],
         )
         started.append(running)
         return running
 
     yield start
     for running in started:
-        await running.channel.close(None)
+        for channel in (running.channel, *running.keyed_channels):
+            await channel.close(None)
         await running.server.stop(0)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,23 +18,20 @@ from watchword.auth.v1 import (
     auth_service_pb2_grpc,
 )
 from watchword_server.config import Settings
-from watchword_server.domain.account_keys import MailedKeys
-from watchword_server.domain.accounts import Accounts
 from watchword_server.domain.clock import Clock, SystemClock
-from watchword_server.domain.events import EventLog
-from watchword_server.domain.mail import MailSender, MailTransport, transport_from_settings
-from watchword_server.domain.password_flows import PasswordFlows
-from watchword_server.domain.profile import Profiles
-from watchword_server.domain.sessions import Sessions
-from watchword_server.embedded import load_or_create_embedded_key
-from watchword_server.security.keyring import KeyRing
-from watchword_server.security.passwords import PasswordHasher, Pepper
+from watchword_server.domain.event_stream import EventStream
+from watchword_server.domain.mail import MailSender, MailTransport
+from watchword_server.domain.service_keys import Scope, ServiceKeys
 from watchword_server.storage.db import create_engine
 from watchword_server.storage.schema import SchemaState, schema_state, upgrade
+from watchword_server.transport.access_servicer import AccessServicer
+from watchword_server.transport.admin_servicer import AdminServicer
 from watchword_server.transport.auth_servicer import AuthServicer
 from watchword_server.transport.guard import build_servicer
+from watchword_server.transport.interceptors import ServiceKeyInterceptor
+from watchword_server.wiring import build_domain
 
-__all__ = ["SchemaNotReady", "WatchwordServer", "build_keyring"]
+__all__ = ["SchemaNotReady", "WatchwordServer"]
 
 _log = logging.getLogger(__name__)
 
@@ -46,25 +42,6 @@ _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 
 class SchemaNotReady(RuntimeError):
     """The database schema does not match this server; the message says what to run."""
-
-
-def build_keyring(settings: Settings) -> KeyRing:
-    """The pepper and its retired predecessors, by id."""
-    key = settings.hmac_key
-    if key is None:
-        key = load_or_create_embedded_key(settings.database_url)
-    keys = {key_id: value.encode() for key_id, value in settings.hmac_retired_keys.items()}
-    keys[settings.hmac_key_id] = key.encode()
-    return KeyRing(current_id=settings.hmac_key_id, keys=keys)
-
-
-@dataclass
-class _Domain:
-    accounts: Accounts
-    sessions: Sessions
-    passwords: PasswordFlows
-    profiles: Profiles
-    mail_sender: MailSender
 
 
 class WatchwordServer:
@@ -86,32 +63,9 @@ class WatchwordServer:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.mail_sender: MailSender | None = None
+        self.event_stream: EventStream | None = None
+        self.service_keys: ServiceKeys | None = None
         self.port = 0
-
-    def _domain(self) -> _Domain:
-        settings, engine, clock = self.settings, self.engine, self.clock
-        keyring = build_keyring(settings)
-        hasher = PasswordHasher(
-            settings.hmac_alg, Pepper(keyring.current_id, keyring.current), keyring.retired()
-        )
-        events = EventLog(settings.messages, clock, enabled=settings.log_events)
-        sessions = Sessions(
-            engine,
-            clock,
-            short=settings.session_expiration,
-            long=settings.session_long_expiration,
-        )
-        keys = MailedKeys(settings, keyring, clock)
-        transport = self._mail_transport or transport_from_settings(settings)
-        sender = MailSender(engine, transport, keys.render, clock)
-        accounts = Accounts(
-            settings, engine, hasher, sessions, events, keys, clock, mail_queued=sender.wake
-        )
-        passwords = PasswordFlows(
-            settings, engine, hasher, sessions, events, keys, clock, mail_queued=sender.wake
-        )
-        profiles = Profiles(settings, engine, sessions, events, clock)
-        return _Domain(accounts, sessions, passwords, profiles, sender)
 
     async def _check_schema(self) -> None:
         state = await schema_state(self.engine)
@@ -130,9 +84,16 @@ class WatchwordServer:
     async def start(self) -> int:
         """Check the schema, bind ``settings.listen`` and start serving; returns the port."""
         await self._check_schema()
-        domain = self._domain()
+        domain = build_domain(
+            self.settings, self.engine, self.clock, mail_transport=self._mail_transport
+        )
         settings = self.settings
-        server = grpc.aio.server()
+        required = {_ACCESS.full_name: Scope.ACCESS, _ADMIN.full_name: Scope.ADMIN}
+        if settings.auth_requires_key:
+            required[_AUTH.full_name] = Scope.ACCESS
+        server = grpc.aio.server(
+            interceptors=[ServiceKeyInterceptor(domain.service_keys, required, settings.messages)]
+        )
 
         disabled, messages = settings.disabled_rpcs, settings.messages
         auth = build_servicer(
@@ -146,18 +107,16 @@ class WatchwordServer:
             messages=messages,
         )
         auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
-        # Served from the first day so clients see the whole contract; RPCs that have not
-        # landed yet answer UNIMPLEMENTED with the reason RPC_UNIMPLEMENTED.
         access = build_servicer(
-            access_service_pb2_grpc.AccessServiceServicer,
-            _ACCESS,
-            disabled=disabled,
-            messages=messages,
+            AccessServicer, _ACCESS, domain.checks, disabled=disabled, messages=messages
         )
         access_service_pb2_grpc.add_AccessServiceServicer_to_server(access, server)
         admin = build_servicer(
-            admin_service_pb2_grpc.AdminServiceServicer,
+            AdminServicer,
             _ADMIN,
+            domain.user_admin,
+            domain.group_admin,
+            domain.event_reader,
             disabled=disabled,
             messages=messages,
         )
@@ -177,12 +136,16 @@ class WatchwordServer:
         self.port = server.add_insecure_port(settings.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
+        # Watchers must find the stream running from the first call on.
+        self.event_stream = domain.event_stream
+        await domain.event_stream.start()
         await server.start()
         for name in ("", _AUTH.full_name, _ACCESS.full_name, _ADMIN.full_name):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
         self.mail_sender = domain.mail_sender
         await domain.mail_sender.start()
+        self.service_keys = domain.service_keys
         _log.info("watchword is serving on %s (port %d)", settings.listen, self.port)
         return self.port
 
@@ -190,6 +153,11 @@ class WatchwordServer:
         """Say NOT_SERVING, let running calls finish within ``grace`` seconds, then close."""
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
+        if self.event_stream is not None:
+            # Ends open WatchEvents streams, so they finish cleanly within the grace period.
+            await self.event_stream.stop()
+            self.event_stream = None
+        if self._server is not None:
             await self._server.stop(self.settings.grace_period if grace is None else grace)
             self._server = None
         if self.mail_sender is not None:

@@ -1,21 +1,30 @@
-"""The ``watchword`` command: ``serve`` and ``migrate``."""
+"""The ``watchword`` command: ``serve``, ``migrate``, ``keys`` and ``users``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from pydantic import ValidationError
 
 from watchword_server import __version__
 from watchword_server.app import SchemaNotReady, WatchwordServer
 from watchword_server.config import Settings, load_settings
+from watchword_server.domain.admin_users import NewUser
+from watchword_server.domain.clock import SystemClock
+from watchword_server.domain.errors import DomainError, GroupAlreadyExists
+from watchword_server.domain.mail import LogTransport
+from watchword_server.domain.service_keys import KeyNameTaken, KeyNotFound, Scope
+from watchword_server.domain.types import CallContext, UserStatus
 from watchword_server.storage.db import create_engine
-from watchword_server.storage.schema import upgrade
+from watchword_server.storage.schema import SchemaState, schema_state, upgrade
+from watchword_server.wiring import Domain, build_domain
 
 __all__ = ["main"]
 
@@ -46,6 +55,82 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
+class CommandError(Exception):
+    """A command failed in a way the user can fix; the message says how."""
+
+
+@asynccontextmanager
+async def _domain(settings: Settings) -> AsyncIterator[Domain]:
+    engine = create_engine(settings.database_url)
+    try:
+        state = await schema_state(engine)
+        if state is SchemaState.BEHIND and settings.migrates_itself:
+            await upgrade(engine)
+        elif state is not SchemaState.CURRENT:
+            raise SchemaNotReady("the database schema is not current: run `watchword migrate`")
+        # The CLI sends no mail: a user created here needs none.
+        yield build_domain(settings, engine, SystemClock(), mail_transport=LogTransport())
+    finally:
+        await engine.dispose()
+
+
+async def _keys(settings: Settings, arguments: argparse.Namespace) -> None:
+    async with _domain(settings) as domain:
+        keys = domain.service_keys
+        if arguments.keys_command == "create":
+            try:
+                secret = await keys.create(arguments.name, Scope(arguments.scope))
+            except KeyNameTaken:
+                raise CommandError(f"a key named {arguments.name!r} exists already") from None
+            print(f"created {arguments.scope} key {arguments.name!r}; its secret, shown once:")
+            print(secret)
+        elif arguments.keys_command == "list":
+            for key in await keys.list():
+                used = key.last_used_time.isoformat() if key.last_used_time else "never"
+                print(
+                    f"{key.name}\t{key.scope}\tcreated {key.create_time.isoformat()}"
+                    f"\tlast used {used}"
+                )
+        else:
+            try:
+                await keys.revoke(arguments.name)
+            except KeyNotFound:
+                raise CommandError(f"no key is named {arguments.name!r}") from None
+            print(f"revoked key {arguments.name!r}")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def _users(settings: Settings, arguments: argparse.Namespace) -> None:
+    call = CallContext(origin="cli")
+    async with _domain(settings) as domain:
+        new = NewUser(
+            email=arguments.email,
+            first_name=arguments.first_name,
+            last_name=arguments.last_name,
+            status=UserStatus.ACTIVE,
+            email_verified=True,
+            extra={},
+            password=_read_password(),
+        )
+        if not new.password:
+            raise CommandError("a password is required on standard input")
+        user = await domain.user_admin.create(new, call)
+        for group in arguments.group:
+            try:
+                await domain.group_admin.create_group(group, "", {}, call)
+            except GroupAlreadyExists:
+                pass
+            await domain.group_admin.add_membership(group, str(user.id), {}, call)
+        groups = f" in {', '.join(arguments.group)}" if arguments.group else ""
+        print(f"created user {user.email}{groups}; its id:")
+        print(user.id)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchword",
@@ -56,6 +141,27 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve gRPC on the `listen` address")
     commands.add_parser("migrate", help="bring the database schema up to date")
+
+    keys = commands.add_parser("keys", help="manage the service keys of calling services")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; prints its secret once")
+    create.add_argument("name")
+    create.add_argument("--scope", choices=[scope.value for scope in Scope], required=True)
+    key_commands.add_parser("list", help="list keys (never their secrets)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("name")
+
+    users = commands.add_parser("users", help="manage users from the command line")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    create_user = user_commands.add_parser(
+        "create", help="create an active user; the password is read from standard input"
+    )
+    create_user.add_argument("email")
+    create_user.add_argument("--first-name", default="")
+    create_user.add_argument("--last-name", default="")
+    create_user.add_argument(
+        "--group", action="append", default=[], help="a group to join (created if missing)"
+    )
     return parser
 
 
@@ -76,7 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.command == "migrate":
             asyncio.run(_migrate(settings))
             print("watchword: the database schema is up to date")
-    except SchemaNotReady as error:
+        elif arguments.command == "keys":
+            asyncio.run(_keys(settings, arguments))
+        elif arguments.command == "users":
+            asyncio.run(_users(settings, arguments))
+    except (SchemaNotReady, CommandError) as error:
         print(f"watchword: {error}", file=sys.stderr)
+        return 1
+    except DomainError as error:
+        print(f"watchword: {error.reason.value}: {error.detail or error}", file=sys.stderr)
         return 1
     return 0

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer
+from tests.conftest import StartServer
 from tests.support.rpc_errors import details_of
-from watchword.auth.v1 import access_service_pb2, admin_service_pb2
 from watchword.auth.v1 import auth_service_pb2 as auth
 
 
@@ -24,29 +21,6 @@ async def test_configured_message_text_is_in_the_error(start_server: StartServer
     assert caught.value.details() == "Wrong e-mail or password, sorry"
     assert details.error_infos == 1
     assert details.domain == "watchword.auth.v1"
-
-
-async def test_rpcs_not_yet_served_are_unimplemented_with_a_reason(watchword: Running) -> None:
-    calls: list[Awaitable[object]] = [
-        watchword.access.HasMembership(
-            access_service_pb2.HasMembershipRequest(user_id="u", group="g")
-        ),
-        watchword.admin.GetUser(admin_service_pb2.GetUserRequest(user_id="u")),
-    ]
-    for call in calls:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await call
-        details = details_of(caught.value)
-        assert details.code == grpc.StatusCode.UNIMPLEMENTED
-        assert details.reason == "RPC_UNIMPLEMENTED"
-
-
-async def test_streaming_rpc_not_yet_served_is_unimplemented(watchword: Running) -> None:
-    stream = watchword.admin.WatchEvents(admin_service_pb2.WatchEventsRequest())
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for _ in stream:
-            pass
-    assert details_of(caught.value).reason == "RPC_UNIMPLEMENTED"
 
 
 async def test_disabled_rpcs_answer_unimplemented(start_server: StartServer) -> None:

@@ -394,7 +394,9 @@ def test_transport_from_settings_picks_hook_then_smtp_then_log(
     assert isinstance(smtp, SmtpTransport)
     assert (smtp.host, smtp.port, smtp.sender) == ("mail.example.test", 2525, SENDER)
 
-    hook = Settings(smtp_host="mail.example.test", mail_hook=f"{__name__}:sync_hook")
+    hook = Settings(
+        smtp_host="mail.example.test", mail_sender=SENDER, mail_hook=f"{__name__}:sync_hook"
+    )
     assert not isinstance(transport_from_settings(hook), SmtpTransport | LogTransport)
 
     with caplog.at_level(logging.WARNING):

@@ -31,3 +31,13 @@ def test_event_kinds_match_the_proto() -> None:
 
 def test_user_statuses_match_the_proto() -> None:
     assert {s.name for s in UserStatus} == _names(resources_pb2.UserStatus, "USER_STATUS_")
+
+
+def test_every_event_kind_has_a_configurable_template() -> None:
+    from watchword_server.config import Messages
+    from watchword_server.domain.events import EventLog
+    from watchword_server.domain.types import EventKind
+
+    log = EventLog(Messages(), clock=None, enabled=False)  # type: ignore[arg-type]
+    for kind in EventKind:
+        assert log.describe(kind, {"id": "u1", "group": "g", "name": "n", "origin": "o"})

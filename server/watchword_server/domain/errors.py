@@ -15,14 +15,21 @@ __all__ = [
     "DomainError",
     "EmailAlreadyExists",
     "FieldViolation",
+    "GroupAlreadyExists",
+    "GroupNotFound",
     "InvalidArgument",
     "InvalidCredentials",
+    "MembershipNotFound",
     "PasswordIncorrect",
+    "PermissionNotFound",
     "Reason",
     "ResetKeyInvalid",
     "RpcDisabled",
     "RpcUnimplemented",
     "SessionInvalid",
+    "ShuttingDown",
+    "StreamOverflowed",
+    "UserNotFound",
     "VerificationKeyInvalid",
 ]
 
@@ -53,6 +60,8 @@ class Reason(enum.StrEnum):
     RPC_DISABLED = "RPC_DISABLED"
     RPC_UNIMPLEMENTED = "RPC_UNIMPLEMENTED"
     PAGE_TOKEN_INVALID = "PAGE_TOKEN_INVALID"
+    STREAM_OVERFLOW = "STREAM_OVERFLOW"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
 
 
 @dataclass(frozen=True)
@@ -203,3 +212,52 @@ class PasswordIncorrect(InvalidArgument):
             reason=Reason.PASSWORD_INCORRECT,
             message_key="password_incorrect",
         )
+
+
+class UserNotFound(DomainError):
+    """No user has this id or address."""
+
+    reason = Reason.USER_NOT_FOUND
+    message_key = "user_not_found"
+
+
+class GroupNotFound(DomainError):
+    """No group has this name."""
+
+    reason = Reason.GROUP_NOT_FOUND
+    message_key = "group_not_found"
+
+
+class GroupAlreadyExists(DomainError):
+    """A group with this name exists already."""
+
+    reason = Reason.GROUP_ALREADY_EXISTS
+    message_key = "group_taken"
+
+
+class MembershipNotFound(DomainError):
+    """The user is not a member of the group."""
+
+    reason = Reason.MEMBERSHIP_NOT_FOUND
+    message_key = "membership_not_found"
+
+
+class PermissionNotFound(DomainError):
+    """No grant has this id."""
+
+    reason = Reason.PERMISSION_NOT_FOUND
+    message_key = "permission_not_found"
+
+
+class StreamOverflowed(DomainError):
+    """A watcher fell too far behind; it catches up with ListEvents and watches again."""
+
+    reason = Reason.STREAM_OVERFLOW
+    message_key = "stream_overflow"
+
+
+class ShuttingDown(DomainError):
+    """The server is stopping."""
+
+    reason = Reason.SHUTTING_DOWN
+    message_key = "shutting_down"

@@ -27,6 +27,20 @@ _TEMPLATES: Mapping[EventKind, str] = {
     EventKind.PASSWORD_RESET: "password_reset_log",
     EventKind.PASSWORD_CHANGE: "password_change_log",
     EventKind.PROFILE_UPDATE: "profile_log",
+    EventKind.USER_CREATED: "user_created_log",
+    EventKind.USER_UPDATED: "user_updated_log",
+    EventKind.USER_DELETED: "user_deleted_log",
+    EventKind.USER_DISABLED: "user_disabled_log",
+    EventKind.USER_BLOCKED: "user_blocked_log",
+    EventKind.USER_ALLOWED: "user_allowed_log",
+    EventKind.USER_APPROVED: "user_approved_log",
+    EventKind.SESSIONS_REVOKED: "sessions_revoked_log",
+    EventKind.GROUP_CREATED: "add_group_log",
+    EventKind.GROUP_DELETED: "del_group_log",
+    EventKind.MEMBERSHIP_ADDED: "add_membership_log",
+    EventKind.MEMBERSHIP_REMOVED: "del_membership_log",
+    EventKind.PERMISSION_ADDED: "add_permission_log",
+    EventKind.PERMISSION_REMOVED: "del_permission_log",
 }
 
 
@@ -47,8 +61,8 @@ class EventLog:
 
     def describe(self, kind: EventKind, values: Mapping[str, object]) -> str:
         """Render the configured template of ``kind`` with real values."""
-        key = _TEMPLATES.get(kind)
-        template = getattr(self._messages, key) if key else kind.value.replace("_", " ")
+        key = _TEMPLATES[kind]
+        template = getattr(self._messages, key)
         try:
             return str(template).format_map(_Blank(values))
         except (ValueError, IndexError, AttributeError):

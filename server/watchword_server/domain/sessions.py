@@ -14,7 +14,7 @@ from watchword_server.domain.types import SessionGrant, UserRecord, UserStatus
 from watchword_server.security.tokens import new_token, token_digest
 from watchword_server.storage.repositories import sessions as session_rows
 
-__all__ = ["IntrospectResult", "Sessions"]
+__all__ = ["IntrospectResult", "Sessions", "digest_or_invalid"]
 
 # The last-seen time is written only once this share of the window has passed, so a busy
 # session costs one write per tenth of its window instead of one per call.
@@ -65,34 +65,59 @@ class Sessions:
 
     async def introspect(self, token: str) -> IntrospectResult:
         """Validate ``token`` and slide its window; raises SessionInvalid otherwise."""
-        digest = _digest_or_invalid(token)
-        now = self._clock.now()
+        digest = digest_or_invalid(token)
         async with self._engine.begin() as conn:
             row = await session_rows.find_with_user(conn, digest)
             if row is None:
                 raise SessionInvalid()
-            window = timedelta(seconds=row.lifetime)
-            if now >= row.last_seen_time + window:
-                # Expired: drop it now rather than keep a dead secret around.
-                await session_rows.delete_by_digest(conn, digest)
-                raise SessionInvalid()
-            if row.user.status is not UserStatus.ACTIVE:
-                raise SessionInvalid()
-            last_seen = row.last_seen_time
-            if now - last_seen >= window / _TOUCH_FRACTION:
-                await session_rows.touch(conn, row.id, now)
-                last_seen = now
-        return IntrospectResult(row.user, row.id, last_seen + window)
+            expire_time = await self.admit(
+                conn,
+                digest,
+                session_id=row.id,
+                lifetime=row.lifetime,
+                last_seen_time=row.last_seen_time,
+                status=row.user.status,
+            )
+        return IntrospectResult(row.user, row.id, expire_time)
+
+    async def admit(
+        self,
+        conn: AsyncConnection,
+        digest: bytes,
+        *,
+        session_id: uuid.UUID,
+        lifetime: int,
+        last_seen_time: datetime,
+        status: UserStatus,
+    ) -> datetime:
+        """Decide on a session read in ``conn``: returns its expiry after this use.
+
+        Raises SessionInvalid when it has expired (and deletes it) or its user may no
+        longer be logged in. Slides the window, writing at most once a tenth of it.
+        """
+        now = self._clock.now()
+        window = timedelta(seconds=lifetime)
+        if now >= last_seen_time + window:
+            # Expired: drop it now rather than keep a dead secret around.
+            await session_rows.delete_by_digest(conn, digest)
+            raise SessionInvalid()
+        if status is not UserStatus.ACTIVE:
+            raise SessionInvalid()
+        if now - last_seen_time >= window / _TOUCH_FRACTION:
+            await session_rows.touch(conn, session_id, now)
+            last_seen_time = now
+        return last_seen_time + window
 
     async def revoke(self, conn: AsyncConnection, token: str) -> uuid.UUID:
         """Revoke one session and return its user's id; raises SessionInvalid if unknown."""
-        user_id = await session_rows.delete_by_digest(conn, _digest_or_invalid(token))
+        user_id = await session_rows.delete_by_digest(conn, digest_or_invalid(token))
         if user_id is None:
             raise SessionInvalid()
         return user_id
 
 
-def _digest_or_invalid(token: str) -> bytes:
+def digest_or_invalid(token: str) -> bytes:
+    """The stored digest of ``token``; raises SessionInvalid for what cannot be a token."""
     if not token or len(token) > _MAX_TOKEN_LENGTH:
         raise SessionInvalid()
     return token_digest(token)

@@ -9,9 +9,28 @@ import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from watchword.auth.v1 import resources_pb2
-from watchword_server.domain.types import CallContext, UserRecord, UserStatus
+from watchword_server.domain.types import (
+    CallContext,
+    EventKind,
+    EventRecord,
+    UserRecord,
+    UserStatus,
+)
+from watchword_server.storage.repositories.groups import GroupRow, MembershipRow, PermissionRow
 
-__all__ = ["call_context", "dict_to_struct", "struct_to_dict", "timestamp", "user_to_proto"]
+__all__ = [
+    "call_context",
+    "dict_to_struct",
+    "event_to_proto",
+    "group_to_proto",
+    "kind_from_proto",
+    "membership_to_proto",
+    "permission_to_proto",
+    "status_from_proto",
+    "struct_to_dict",
+    "timestamp",
+    "user_to_proto",
+]
 
 _STATUS_TO_PROTO = {
     UserStatus.ACTIVE: resources_pb2.USER_STATUS_ACTIVE,
@@ -20,6 +39,12 @@ _STATUS_TO_PROTO = {
     UserStatus.DISABLED: resources_pb2.USER_STATUS_DISABLED,
     UserStatus.BLOCKED: resources_pb2.USER_STATUS_BLOCKED,
 }
+
+_STATUS_FROM_PROTO: dict[int, UserStatus] = {int(n): s for s, n in _STATUS_TO_PROTO.items()}
+_KIND_TO_PROTO = {
+    kind: resources_pb2.EventKind.Value(f"EVENT_KIND_{kind.name}") for kind in EventKind
+}
+_KIND_FROM_PROTO: dict[int, EventKind] = {int(n): k for k, n in _KIND_TO_PROTO.items()}
 
 # The calling backend reports its end user's address here; without it we record the peer.
 CLIENT_IP_METADATA = ("x-forwarded-for", "x-real-ip")
@@ -77,3 +102,59 @@ def _peer_address(peer: str) -> str:
     if kind == "ipv6":
         return rest.rpartition(":")[0].strip("[]")
     return peer[:64]
+
+
+def status_from_proto(value: int) -> UserStatus | None:
+    """The domain status for a proto enum value; None for UNSPECIFIED (or unknown)."""
+    return _STATUS_FROM_PROTO.get(int(value))
+
+
+def kind_from_proto(value: int) -> EventKind | None:
+    """The domain event kind for a proto enum value; None for UNSPECIFIED (or unknown)."""
+    return _KIND_FROM_PROTO.get(int(value))
+
+
+def group_to_proto(group: GroupRow) -> resources_pb2.Group:
+    """A group resource."""
+    return resources_pb2.Group(
+        name=group.name,
+        description=group.description,
+        create_time=timestamp(group.create_time),
+        extra=dict_to_struct(group.extra),
+    )
+
+
+def membership_to_proto(membership: MembershipRow) -> resources_pb2.Membership:
+    """A membership resource."""
+    return resources_pb2.Membership(
+        group=membership.group,
+        user_id=str(membership.user_id),
+        create_time=timestamp(membership.create_time),
+        extra=dict_to_struct(membership.extra),
+    )
+
+
+def permission_to_proto(permission: PermissionRow) -> resources_pb2.Permission:
+    """A permission resource."""
+    return resources_pb2.Permission(
+        id=str(permission.id),
+        group=permission.group,
+        name=permission.name,
+        table_name=permission.table_name,
+        record_id=permission.record_id,
+        create_time=timestamp(permission.create_time),
+        extra=dict_to_struct(permission.extra),
+    )
+
+
+def event_to_proto(event: EventRecord) -> resources_pb2.Event:
+    """An event resource."""
+    return resources_pb2.Event(
+        id=str(event.id),
+        user_id=str(event.user_id) if event.user_id else "",
+        kind=_KIND_TO_PROTO[event.kind],
+        description=event.description,
+        client_ip=event.client_ip,
+        origin=event.origin,
+        create_time=timestamp(event.create_time),
+    )

@@ -46,6 +46,8 @@ STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
     Reason.RPC_DISABLED: grpc.StatusCode.UNIMPLEMENTED,
     Reason.RPC_UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
     Reason.PAGE_TOKEN_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.STREAM_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
 }
 
 

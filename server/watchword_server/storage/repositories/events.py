@@ -1,17 +1,48 @@
-"""Queries on the events table."""
+"""Queries on the events table, and the PostgreSQL notification that announces each insert."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
+from typing import Any, TypeAlias
 
-from sqlalchemy import insert
+from sqlalchemy import Select, Text, cast, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchword_server.domain.types import EventKind
+from watchword_server.domain.types import EventKind, EventRecord
 from watchword_server.storage.models import Event
 
-__all__ = ["insert_event"]
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "events_after",
+    "events_with_ids",
+    "insert_event",
+    "last_event_id",
+    "list_events",
+]
+
+NOTIFY_CHANNEL = "watchword_events"
+"""The PostgreSQL channel on which ``insert_event`` announces each new event's id."""
+
+# Rows of a kind this version does not know (written by a newer server during a rolling
+# upgrade) are left out in SQL: turning them into EventRecords would fail, and a stream
+# stuck on one row would stop for good. Filtering in the query keeps `limit` exact.
+_KNOWN_KINDS = tuple(kind.value for kind in EventKind)
+
+_EventSelect: TypeAlias = (
+    "Select[int, uuid.UUID | None, str, str, str, str, datetime]"  # the columns below
+)
+
+_COLUMNS = (
+    Event.id,
+    Event.user_id,
+    Event.kind,
+    Event.description,
+    Event.client_ip,
+    Event.origin,
+    Event.create_time,
+)
 
 
 async def insert_event(
@@ -24,17 +55,86 @@ async def insert_event(
     origin: str,
     now: datetime,
 ) -> int:
-    """Append an event and return its id."""
-    result = await conn.execute(
-        insert(Event)
-        .values(
-            kind=kind.value,
-            user_id=user_id,
-            description=description,
-            client_ip=client_ip,
-            origin=origin,
-            create_time=now,
-        )
-        .returning(Event.id)
+    """Append an event and return its id.
+
+    On PostgreSQL the id is also sent on ``NOTIFY_CHANNEL``. PostgreSQL delivers it only
+    when the caller's transaction commits (and never if it rolls back), so a listener is
+    never told about an event it cannot read yet.
+    """
+    statement = insert(Event).values(
+        kind=kind.value,
+        user_id=user_id,
+        description=description,
+        client_ip=client_ip,
+        origin=origin,
+        create_time=now,
     )
+    if conn.dialect.name == "postgresql":
+        # Same as a separate `SELECT pg_notify(...)` in this transaction, one round trip less.
+        notify = func.pg_notify(literal(NOTIFY_CHANNEL), cast(Event.id, Text))
+        result = await conn.execute(statement.returning(Event.id, notify))
+    else:
+        result = await conn.execute(statement.returning(Event.id))
     return int(result.scalar_one())
+
+
+async def events_after(
+    conn: AsyncConnection, *, after_id: int, kind: EventKind | None, limit: int
+) -> list[EventRecord]:
+    """Up to ``limit`` events with an id above ``after_id`` (of ``kind`` if given), oldest first."""
+    query = _select(kind).where(Event.id > after_id).order_by(Event.id).limit(limit)
+    return [_to_record(row) for row in await conn.execute(query)]
+
+
+async def events_with_ids(conn: AsyncConnection, ids: Collection[int]) -> list[EventRecord]:
+    """The events among ``ids`` that exist (committed, as this transaction sees), oldest first."""
+    if not ids:
+        return []
+    query = _select(None).where(Event.id.in_(sorted(ids))).order_by(Event.id)
+    return [_to_record(row) for row in await conn.execute(query)]
+
+
+async def list_events(
+    conn: AsyncConnection,
+    *,
+    user_id: uuid.UUID | None,
+    kind: EventKind | None,
+    after_id: int,
+    limit: int,
+) -> list[EventRecord]:
+    """One page of events, oldest first: those with an id above ``after_id``.
+
+    A filter on ``user_id`` is served by ``ix_events_user_id_id``, one on ``kind`` alone by
+    ``ix_events_kind_id``; both lead with the filtered column and end in ``id``, so the page
+    is an index range scan that is already in order.
+    """
+    query = _select(kind).where(Event.id > after_id)
+    if user_id is not None:
+        query = query.where(Event.user_id == user_id)
+    query = query.order_by(Event.id).limit(limit)
+    return [_to_record(row) for row in await conn.execute(query)]
+
+
+async def last_event_id(conn: AsyncConnection) -> int:
+    """The highest event id in the table, or 0 when it is empty."""
+    result = await conn.execute(select(func.coalesce(func.max(Event.id), 0)))
+    return int(result.scalar_one())
+
+
+def _select(kind: EventKind | None) -> _EventSelect:
+    query = select(*_COLUMNS)
+    if kind is not None:
+        return query.where(Event.kind == kind.value)
+    return query.where(Event.kind.in_(_KNOWN_KINDS))
+
+
+def _to_record(row: Any) -> EventRecord:
+    return EventRecord(
+        id=int(row.id),
+        user_id=row.user_id,
+        kind=EventKind(row.kind),
+        description=row.description,
+        client_ip=row.client_ip,
+        origin=row.origin,
+        create_time=row.create_time,
+    )

@@ -7,20 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword_server.domain.types import UserRecord, UserStatus
-from watchword_server.storage.models import User
+from watchword_server.storage.models import AccountKey, Membership, Session, User
 
 __all__ = [
     "EmailTaken",
     "StoredUser",
     "email_exists",
     "find_by_email",
+    "delete_user",
     "get",
     "insert_user",
+    "list_users",
     "password_hash_of",
     "set_password_hash",
     "to_record",
@@ -160,6 +162,7 @@ async def update_user(
     user_id: uuid.UUID,
     *,
     now: datetime,
+    email: str | None = None,
     status: UserStatus | None = None,
     email_verified: bool | None = None,
     password_hash: str | None = None,
@@ -169,6 +172,8 @@ async def update_user(
 ) -> UserRecord | None:
     """Change the given columns (None leaves one alone) and return the updated user."""
     values: dict[str, Any] = {"update_time": now}
+    if email is not None:
+        values["email"] = email
     if status is not None:
         values["status"] = status.value
     if email_verified is not None:
@@ -181,8 +186,38 @@ async def update_user(
         values["last_name"] = last_name
     if extra is not None:
         values["extra"] = extra
-    result = await conn.execute(
-        update(User).where(User.id == user_id).values(**values).returning(*_PUBLIC_COLUMNS)
-    )
-    row = result.one_or_none()
+    statement = update(User).where(User.id == user_id).values(**values)
+    statement = statement.returning(*_PUBLIC_COLUMNS)
+    if email is None:
+        row = (await conn.execute(statement)).one_or_none()
+    else:
+        try:  # a savepoint keeps the transaction usable after a duplicate address
+            async with conn.begin_nested():
+                row = (await conn.execute(statement)).one_or_none()
+        except IntegrityError as error:
+            raise EmailTaken(email) from error
     return None if row is None else to_record(row)
+
+
+async def list_users(
+    conn: AsyncConnection,
+    *,
+    status: UserStatus | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[UserRecord]:
+    """Users oldest first, optionally of one status, after the ``(create_time, id)`` given."""
+    statement = select(*_PUBLIC_COLUMNS).order_by(User.create_time, User.id).limit(limit)
+    if status is not None:
+        statement = statement.where(User.status == status.value)
+    if after is not None:
+        statement = statement.where(tuple_(User.create_time, User.id) > after)
+    return [to_record(row) for row in await conn.execute(statement)]
+
+
+async def delete_user(conn: AsyncConnection, user_id: uuid.UUID) -> bool:
+    """Delete a user with its sessions, keys and memberships; returns whether it existed."""
+    for table in (Session, AccountKey, Membership):
+        await conn.execute(delete(table).where(table.user_id == user_id))
+    result = await conn.execute(delete(User).where(User.id == user_id))
+    return result.rowcount == 1

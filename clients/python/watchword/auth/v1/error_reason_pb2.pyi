@@ -70,6 +70,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ERROR_REASON_RPC_UNIMPLEMENTED comes with UNIMPLEMENTED: the server does not implement the called RPC."""
     ERROR_REASON_PAGE_TOKEN_INVALID: _ErrorReason.ValueType  # 23
     """ERROR_REASON_PAGE_TOKEN_INVALID comes with INVALID_ARGUMENT: the page token is malformed, tampered with, or belongs to another request."""
+    ERROR_REASON_STREAM_OVERFLOW: _ErrorReason.ValueType  # 24
+    """ERROR_REASON_STREAM_OVERFLOW comes with RESOURCE_EXHAUSTED: a WatchEvents caller fell too far behind and its stream was closed; catch up with ListEvents and watch again."""
+    ERROR_REASON_SHUTTING_DOWN: _ErrorReason.ValueType  # 25
+    """ERROR_REASON_SHUTTING_DOWN comes with UNAVAILABLE: the server is stopping; retry on another replica."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason names why a Watchword call failed.
@@ -130,4 +134,8 @@ ERROR_REASON_RPC_UNIMPLEMENTED: ErrorReason.ValueType  # 22
 """ERROR_REASON_RPC_UNIMPLEMENTED comes with UNIMPLEMENTED: the server does not implement the called RPC."""
 ERROR_REASON_PAGE_TOKEN_INVALID: ErrorReason.ValueType  # 23
 """ERROR_REASON_PAGE_TOKEN_INVALID comes with INVALID_ARGUMENT: the page token is malformed, tampered with, or belongs to another request."""
+ERROR_REASON_STREAM_OVERFLOW: ErrorReason.ValueType  # 24
+"""ERROR_REASON_STREAM_OVERFLOW comes with RESOURCE_EXHAUSTED: a WatchEvents caller fell too far behind and its stream was closed; catch up with ListEvents and watch again."""
+ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 25
+"""ERROR_REASON_SHUTTING_DOWN comes with UNAVAILABLE: the server is stopping; retry on another replica."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

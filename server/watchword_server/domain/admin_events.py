@@ -1,0 +1,75 @@
+"""Reading the audit log: ListEvents pages and WatchEvents streams."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword_server.domain.errors import ShuttingDown, StreamOverflowed, UserNotFound
+from watchword_server.domain.event_stream import EventStream, StreamOverflow, StreamUnavailable
+from watchword_server.domain.paging import PageTokenInvalid, PageTokens, page_size
+from watchword_server.domain.types import EventKind, EventRecord
+from watchword_server.storage.repositories import events as event_rows
+
+__all__ = ["EventReader"]
+
+
+class EventReader:
+    """Lists and streams events."""
+
+    def __init__(self, engine: AsyncEngine, stream: EventStream, pages: PageTokens) -> None:
+        self._engine = engine
+        self._stream = stream
+        self._pages = pages
+
+    async def list(
+        self, *, user_id: str, kind: EventKind | None, size: int, token: str
+    ) -> tuple[list[EventRecord], str]:
+        """A page of events, oldest first, optionally of one user and one kind."""
+        user = None
+        if user_id:
+            try:
+                user = uuid.UUID(user_id)
+            except ValueError:
+                raise UserNotFound() from None
+        limit = page_size(size)
+        scope = f"ListEvents:{user_id}:{kind.value if kind else ''}"
+        position = self._pages.decode(scope, token)
+        after_id = 0
+        if position is not None:
+            after_id = position.get("id", 0)
+            if not isinstance(after_id, int):
+                raise PageTokenInvalid()
+        async with self._engine.connect() as conn:
+            rows = await event_rows.list_events(
+                conn, user_id=user, kind=kind, after_id=after_id, limit=limit + 1
+            )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = self._pages.encode(scope, {"id": rows[-1].id})
+        return rows, next_token
+
+    @asynccontextmanager
+    async def watch(self, kind: EventKind | None) -> AsyncIterator[AsyncIterator[EventRecord]]:
+        """Subscribe to events written by any server process from now on.
+
+        The subscription is live once the context is entered, so a caller can tell its
+        client "you are subscribed" before the first event.
+        """
+        try:
+            async with self._stream.subscribe(kind) as subscription:
+                yield _translated(subscription)
+        except StreamUnavailable:
+            raise ShuttingDown() from None
+
+
+async def _translated(events: AsyncIterator[EventRecord]) -> AsyncIterator[EventRecord]:
+    try:
+        async for event in events:
+            yield event
+    except StreamOverflow:
+        raise StreamOverflowed() from None

@@ -1,0 +1,254 @@
+"""Group administration: groups, memberships and permissions; every change writes an event."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.errors import (
+    GroupAlreadyExists,
+    GroupNotFound,
+    InvalidArgument,
+    MembershipNotFound,
+    PermissionNotFound,
+    UserNotFound,
+)
+from watchword_server.domain.events import EventLog
+from watchword_server.domain.paging import PageTokens, page_size
+from watchword_server.domain.types import CallContext, EventKind, UserRecord
+from watchword_server.domain.validation import Violations
+from watchword_server.storage.repositories import groups as group_rows
+from watchword_server.storage.repositories import users as user_rows
+from watchword_server.storage.repositories.groups import GroupRow, MembershipRow, PermissionRow
+
+__all__ = ["GroupAdmin", "NewPermission"]
+
+_MAX_NAME = 255
+
+
+@dataclass(frozen=True)
+class NewPermission:
+    """What AddPermission gives; empty table or record means "any"."""
+
+    group: str
+    name: str
+    table_name: str
+    record_id: str
+    extra: dict[str, Any]
+
+
+def _check_text(problems: Violations, field: str, value: str, *, required: bool) -> None:
+    if required and not problems.required(field, value):
+        return
+    if len(value) > _MAX_NAME:
+        problems.add(field, f"{field} must be at most {_MAX_NAME} characters")
+    elif not value.isprintable():
+        problems.add(field, f"{field} must not contain control characters")
+
+
+class GroupAdmin:
+    """The group half of AdminService."""
+
+    def __init__(
+        self, engine: AsyncEngine, events: EventLog, pages: PageTokens, clock: Clock
+    ) -> None:
+        self._engine = engine
+        self._events = events
+        self._pages = pages
+        self._clock = clock
+
+    async def create_group(
+        self, name: str, description: str, extra: dict[str, Any], call: CallContext
+    ) -> GroupRow:
+        """Create a group; names are unique and case-sensitive."""
+        problems = Violations()
+        _check_text(problems, "group.name", name, required=True)
+        if "\x00" in description:
+            problems.add("group.description", "description must not contain NUL")
+        if problems:
+            raise InvalidArgument(problems.items)
+        async with self._engine.begin() as conn:
+            try:
+                group = await group_rows.insert_group(
+                    conn, name=name, description=description, extra=extra, now=self._clock.now()
+                )
+            except group_rows.GroupTaken as error:
+                raise GroupAlreadyExists() from error
+            await self._events.record(conn, EventKind.GROUP_CREATED, call, values={"group": name})
+        return group
+
+    async def get_group(self, name: str) -> GroupRow:
+        """The group called ``name``."""
+        async with self._engine.connect() as conn:
+            return await _group(conn, name)
+
+    async def delete_group(self, name: str, call: CallContext) -> None:
+        """Delete a group with its memberships and permissions."""
+        async with self._engine.begin() as conn:
+            group = await _group(conn, name)
+            await group_rows.delete_group(conn, group.id)
+            await self._events.record(conn, EventKind.GROUP_DELETED, call, values={"group": name})
+
+    async def list_groups(self, *, size: int, token: str) -> tuple[list[GroupRow], str]:
+        """A page of groups by name, and the next page's token."""
+        limit = page_size(size)
+        position = self._pages.decode("ListGroups", token)
+        after = None if position is None else str(position.get("name", ""))
+        async with self._engine.connect() as conn:
+            groups = await group_rows.list_groups(conn, after=after, limit=limit + 1)
+        next_token = ""
+        if len(groups) > limit:
+            groups = groups[:limit]
+            next_token = self._pages.encode("ListGroups", {"name": groups[-1].name})
+        return groups, next_token
+
+    async def add_membership(
+        self, group: str, user_id: str, extra: dict[str, Any], call: CallContext
+    ) -> MembershipRow:
+        """Make the user a member; adding an existing membership returns it unchanged."""
+        async with self._engine.begin() as conn:
+            found = await _group(conn, group)
+            user = await _user(conn, user_id)
+            membership = await group_rows.insert_membership(
+                conn, group=found, user_id=user.id, extra=extra, now=self._clock.now()
+            )
+            if membership is None:
+                existing = await group_rows.find_membership(conn, found.id, user.id)
+                if existing is None:  # removed again in the meantime
+                    raise MembershipNotFound()
+                return existing
+            await self._events.record(
+                conn, EventKind.MEMBERSHIP_ADDED, call, user=user, values={"group": group}
+            )
+        return membership
+
+    async def remove_membership(self, group: str, user_id: str, call: CallContext) -> None:
+        """End the user's membership of the group."""
+        async with self._engine.begin() as conn:
+            found = await _group(conn, group)
+            user = await _user(conn, user_id)
+            if not await group_rows.delete_membership(conn, found.id, user.id):
+                raise MembershipNotFound()
+            await self._events.record(
+                conn, EventKind.MEMBERSHIP_REMOVED, call, user=user, values={"group": group}
+            )
+
+    async def list_memberships(
+        self, *, user_id: str, group: str, size: int, token: str
+    ) -> tuple[list[MembershipRow], str]:
+        """Memberships of a user or of a group (or both: one membership), oldest first."""
+        if not user_id and not group:
+            problems = Violations()
+            problems.add("user_id", "user_id or group is required")
+            raise InvalidArgument(problems.items)
+        limit = page_size(size)
+        scope = f"ListMemberships:{user_id}:{group}"
+        after = self._pages.decode_after(scope, token)
+        async with self._engine.connect() as conn:
+            group_id = (await _group(conn, group)).id if group else None
+            member_id = (await _user(conn, user_id)).id if user_id else None
+            rows = await group_rows.list_memberships(
+                conn, user_id=member_id, group_id=group_id, after=after, limit=limit + 1
+            )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = self._pages.encode_after(scope, rows[-1].create_time, rows[-1].id)
+        return rows, next_token
+
+    async def add_permission(self, new: NewPermission, call: CallContext) -> PermissionRow:
+        """Grant a permission to a group; granting an existing grant returns it."""
+        problems = Violations()
+        _check_text(problems, "name", new.name, required=True)
+        _check_text(problems, "table_name", new.table_name, required=False)
+        _check_text(problems, "record_id", new.record_id, required=False)
+        if problems:
+            raise InvalidArgument(problems.items)
+        async with self._engine.begin() as conn:
+            group = await _group(conn, new.group)
+            fields = {"name": new.name, "table_name": new.table_name, "record_id": new.record_id}
+            permission = await group_rows.insert_permission(
+                conn, group=group, extra=new.extra, now=self._clock.now(), **fields
+            )
+            if permission is None:
+                existing = await group_rows.find_permission(
+                    conn,
+                    group_id=group.id,
+                    name=new.name,
+                    table_name=new.table_name,
+                    record_id=new.record_id,
+                )
+                if existing is None:
+                    raise PermissionNotFound()
+                return existing
+            await self._events.record(
+                conn,
+                EventKind.PERMISSION_ADDED,
+                call,
+                values={"group": new.group, "name": new.name},
+            )
+        return permission
+
+    async def remove_permission(self, permission_id: str, call: CallContext) -> None:
+        """Withdraw a grant."""
+        parsed = _uuid_or(permission_id, PermissionNotFound)
+        async with self._engine.begin() as conn:
+            permission = await group_rows.find_permission(conn, permission_id=parsed)
+            if permission is None or not await group_rows.delete_permission(conn, parsed):
+                raise PermissionNotFound()
+            await self._events.record(
+                conn,
+                EventKind.PERMISSION_REMOVED,
+                call,
+                values={"group": permission.group, "name": permission.name},
+            )
+
+    async def list_permissions(
+        self, *, group: str, user_id: str, size: int, token: str
+    ) -> tuple[list[PermissionRow], str]:
+        """Grants of a group, or every grant a user holds through its groups."""
+        if not user_id and not group:
+            problems = Violations()
+            problems.add("group", "group or user_id is required")
+            raise InvalidArgument(problems.items)
+        limit = page_size(size)
+        scope = f"ListPermissions:{group}:{user_id}"
+        after = self._pages.decode_after(scope, token)
+        async with self._engine.connect() as conn:
+            group_id = (await _group(conn, group)).id if group else None
+            holder = (await _user(conn, user_id)).id if user_id else None
+            rows = await group_rows.list_permissions(
+                conn, group_id=group_id, user_id=holder, after=after, limit=limit + 1
+            )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = self._pages.encode_after(scope, rows[-1].create_time, rows[-1].id)
+        return rows, next_token
+
+
+def _uuid_or(value: str, error: type[Exception]) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise error() from None
+
+
+async def _group(conn: AsyncConnection, name: str) -> GroupRow:
+    if not name or len(name) > _MAX_NAME or "\x00" in name:
+        raise GroupNotFound()
+    group = await group_rows.find_group(conn, name)
+    if group is None:
+        raise GroupNotFound()
+    return group
+
+
+async def _user(conn: AsyncConnection, user_id: str) -> UserRecord:
+    user = await user_rows.get(conn, _uuid_or(user_id, UserNotFound))
+    if user is None:
+        raise UserNotFound()
+    return user

@@ -1,0 +1,272 @@
+"""User administration: create, read, list, update, delete, and account state changes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from watchword_server.config import Settings
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.custom_fields import Writer, check_extra
+from watchword_server.domain.errors import (
+    AccountBlocked,
+    AccountDisabled,
+    AccountPendingVerification,
+    EmailAlreadyExists,
+    InvalidArgument,
+    UserNotFound,
+)
+from watchword_server.domain.events import EventLog
+from watchword_server.domain.paging import PageTokens, page_size
+from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
+from watchword_server.domain.validation import Violations
+from watchword_server.security.passwords import PasswordHasher
+from watchword_server.storage.repositories import sessions as session_rows
+from watchword_server.storage.repositories import users as user_rows
+
+__all__ = ["NO_PASSWORD", "NewUser", "UserAdmin", "UserChanges"]
+
+# Stored for accounts created without a password: no password ever verifies against it,
+# so the user must set one through a password reset.
+NO_PASSWORD = "!no-password"  # noqa: S105 - a marker, not a secret
+_SESSIONLESS = frozenset({UserStatus.DISABLED, UserStatus.BLOCKED})
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """What CreateUser gives."""
+
+    email: str
+    first_name: str
+    last_name: str
+    status: UserStatus | None
+    email_verified: bool
+    extra: dict[str, Any]
+    password: str
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """What UpdateUser gives: the mask's paths and the values they name."""
+
+    paths: Sequence[str]
+    email: str
+    first_name: str
+    last_name: str
+    status: UserStatus | None
+    email_verified: bool
+    extra: dict[str, Any]
+
+
+class UserAdmin:
+    """The user half of AdminService; every change writes an event."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        hasher: PasswordHasher,
+        events: EventLog,
+        pages: PageTokens,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._hasher = hasher
+        self._events = events
+        self._pages = pages
+        self._clock = clock
+
+    async def create(self, new: NewUser, call: CallContext) -> UserRecord:
+        """Create an account in any status (ACTIVE when unset), sending no mail."""
+        problems = Violations()
+        problems.email("user.email", new.email)
+        if new.password:
+            problems.password(
+                "password",
+                new.password,
+                min_length=self._settings.password_min_length,
+                max_length=self._settings.password_max_length,
+            )
+        problems.name("user.first_name", new.first_name, required=False)
+        problems.name("user.last_name", new.last_name, required=False)
+        extra = check_extra(
+            self._settings.custom_fields,
+            new.extra,
+            writer=Writer.ADMIN,
+            problems=problems,
+            require=False,
+            prefix="user.extra",
+        )
+        if problems:
+            raise InvalidArgument(problems.items)
+        password_hash = NO_PASSWORD
+        if new.password:
+            password_hash = await asyncio.to_thread(self._hasher.hash, new.password)
+        async with self._engine.begin() as conn:
+            try:
+                user = await user_rows.insert_user(
+                    conn,
+                    email=new.email,
+                    password_hash=password_hash,
+                    first_name=new.first_name,
+                    last_name=new.last_name,
+                    status=new.status or UserStatus.ACTIVE,
+                    email_verified=new.email_verified,
+                    extra=extra,
+                    now=self._clock.now(),
+                )
+            except user_rows.EmailTaken as error:
+                raise EmailAlreadyExists() from error
+            await self._events.record(conn, EventKind.USER_CREATED, call, user=user)
+        return user
+
+    async def get(self, user_id: str) -> UserRecord:
+        """The user with this id."""
+        async with self._engine.connect() as conn:
+            return await _existing(conn, user_id)
+
+    async def lookup(self, email: str) -> UserRecord:
+        """The user with this address (case-insensitively)."""
+        if not email or len(email) > 320 or "\x00" in email:
+            raise UserNotFound()
+        async with self._engine.connect() as conn:
+            stored = await user_rows.find_by_email(conn, email)
+        if stored is None:
+            raise UserNotFound()
+        return stored.record
+
+    async def list(
+        self, *, size: int, token: str, status: UserStatus | None
+    ) -> tuple[list[UserRecord], str]:
+        """A page of users, oldest first, and the token of the next page ("" at the end)."""
+        limit = page_size(size)
+        scope = f"ListUsers:{status.value if status else ''}"
+        after = self._pages.decode_after(scope, token)
+        async with self._engine.connect() as conn:
+            users = await user_rows.list_users(conn, status=status, after=after, limit=limit + 1)
+        next_token = ""
+        if len(users) > limit:
+            users = users[:limit]
+            last = users[-1]
+            next_token = self._pages.encode_after(scope, last.create_time, last.id)
+        return users, next_token
+
+    async def update(self, user_id: str, changes: UserChanges, call: CallContext) -> UserRecord:
+        """Change the fields named in the mask; e-mail stays unique."""
+        problems = Violations()
+        values: dict[str, Any] = {}
+        extra_given = False
+        if not changes.paths:
+            problems.add("update_mask", "update_mask names the fields to change")
+        for path in dict.fromkeys(changes.paths):
+            if path == "email":
+                problems.email("user.email", changes.email)
+                values["email"] = changes.email
+            elif path in ("first_name", "last_name"):
+                value = getattr(changes, path)
+                problems.name(f"user.{path}", value, required=False)
+                values[path] = value
+            elif path == "status":
+                if changes.status is None:
+                    problems.add("user.status", "a status is required")
+                values["status"] = changes.status
+            elif path == "email_verified":
+                values["email_verified"] = changes.email_verified
+            elif path == "extra":
+                extra_given = True
+            else:
+                problems.add("update_mask", f"{path} cannot be updated")
+        if extra_given:
+            values["extra"] = check_extra(
+                self._settings.custom_fields,
+                changes.extra,
+                writer=Writer.ADMIN,
+                problems=problems,
+                require=False,
+                prefix="user.extra",
+            )
+        if problems:
+            raise InvalidArgument(problems.items)
+        async with self._engine.begin() as conn:
+            current = await _existing(conn, user_id)
+            new_email = values.pop("email", None)
+            if new_email is not None and new_email.lower() != current.email.lower():
+                if await user_rows.email_exists(conn, new_email):
+                    raise EmailAlreadyExists()
+            try:
+                updated = await user_rows.update_user(
+                    conn, current.id, now=self._clock.now(), email=new_email, **values
+                )
+            except user_rows.EmailTaken as error:
+                raise EmailAlreadyExists() from error
+            if updated is None:
+                raise UserNotFound()
+            if updated.status in _SESSIONLESS:
+                await session_rows.delete_for_user(conn, updated.id)
+            await self._events.record(conn, EventKind.USER_UPDATED, call, user=updated)
+        return updated
+
+    async def delete(self, user_id: str, call: CallContext) -> None:
+        """Delete the account with its sessions and memberships; its events stay."""
+        async with self._engine.begin() as conn:
+            user = await _existing(conn, user_id)
+            await user_rows.delete_user(conn, user.id)
+            await self._events.record(conn, EventKind.USER_DELETED, call, user=user)
+
+    async def set_status(self, user_id: str, kind: EventKind, call: CallContext) -> UserRecord:
+        """Disable, block, allow or approve (by the event ``kind``); revokes sessions at
+        once when the account may no longer be logged in."""
+        async with self._engine.begin() as conn:
+            user = await _existing(conn, user_id)
+            status = _next_status(user.status, kind)
+            updated = await user_rows.update_user(
+                conn, user.id, now=self._clock.now(), status=status
+            )
+            if updated is None:
+                raise UserNotFound()
+            if status in _SESSIONLESS:
+                await session_rows.delete_for_user(conn, user.id)
+            await self._events.record(conn, kind, call, user=updated)
+        return updated
+
+    async def revoke_sessions(self, user_id: str, call: CallContext) -> None:
+        """End every session of the user."""
+        async with self._engine.begin() as conn:
+            user = await _existing(conn, user_id)
+            await session_rows.delete_for_user(conn, user.id)
+            await self._events.record(conn, EventKind.SESSIONS_REVOKED, call, user=user)
+
+
+def _next_status(current: UserStatus, kind: EventKind) -> UserStatus:
+    if kind is EventKind.USER_DISABLED:
+        return UserStatus.DISABLED
+    if kind is EventKind.USER_BLOCKED:
+        return UserStatus.BLOCKED
+    if kind is EventKind.USER_ALLOWED:
+        return UserStatus.ACTIVE
+    # Approval: only what waits for it (or is already active) becomes active.
+    if current in (UserStatus.PENDING_APPROVAL, UserStatus.ACTIVE):
+        return UserStatus.ACTIVE
+    refusal = {
+        UserStatus.PENDING_VERIFICATION: AccountPendingVerification,
+        UserStatus.DISABLED: AccountDisabled,
+        UserStatus.BLOCKED: AccountBlocked,
+    }[current]
+    raise refusal()
+
+
+async def _existing(conn: AsyncConnection, user_id: str) -> UserRecord:
+    try:
+        parsed = uuid.UUID(user_id)
+    except ValueError:
+        raise UserNotFound() from None
+    user = await user_rows.get(conn, parsed)
+    if user is None:
+        raise UserNotFound()
+    return user

@@ -1,0 +1,153 @@
+"""Service keys: what AccessService and AdminService callers present, with a scope."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.errors import (
+    DomainError,
+    FieldViolation,
+    InvalidArgument,
+    Reason,
+)
+from watchword_server.security.tokens import token_digest
+from watchword_server.storage.repositories import service_keys as key_rows
+
+__all__ = [
+    "Caller",
+    "KeyNameTaken",
+    "KeyNotFound",
+    "Scope",
+    "ScopeInsufficient",
+    "ServiceKeyInvalid",
+    "ServiceKeyMissing",
+    "ServiceKeys",
+]
+
+# Recognisable by secret scanners, and cheap to tell from a session token.
+KEY_PREFIX = "wwk_"
+_MAX_KEY_LENGTH = 256
+# last_used_time is bookkeeping, not a security control: write it at most this often.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+class Scope(enum.StrEnum):
+    """What a key may call: ``access`` checks, or everything with ``admin``."""
+
+    ACCESS = "access"
+    ADMIN = "admin"
+
+    def includes(self, other: Scope) -> bool:
+        """Whether a key of this scope may call what ``other`` requires."""
+        return self is Scope.ADMIN or other is Scope.ACCESS
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The service behind a call, as its key identifies it."""
+
+    name: str
+    scope: Scope
+
+
+class ServiceKeyMissing(DomainError):
+    """The call carries no ``authorization: Bearer <key>``."""
+
+    reason = Reason.SERVICE_KEY_MISSING
+    message_key = "service_key_missing"
+
+
+class ServiceKeyInvalid(DomainError):
+    """The key is unknown or revoked."""
+
+    reason = Reason.SERVICE_KEY_INVALID
+    message_key = "service_key_invalid"
+
+
+class ScopeInsufficient(DomainError):
+    """The key is valid but its scope does not cover this service."""
+
+    reason = Reason.SCOPE_INSUFFICIENT
+    message_key = "scope_insufficient"
+
+
+class KeyNameTaken(Exception):
+    """A key with this name exists already."""
+
+
+class KeyNotFound(Exception):
+    """No key has this name."""
+
+
+class ServiceKeys:
+    """Creates, lists, revokes and checks service keys."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._touched: dict[uuid.UUID, datetime] = {}
+
+    async def create(self, name: str, scope: Scope) -> str:
+        """Create a key and return its secret: the only time it is ever seen."""
+        if not name or len(name) > 255 or not name.isprintable():
+            raise InvalidArgument([FieldViolation("name", "a printable name is required")])
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        async with self._engine.begin() as conn:
+            try:
+                await key_rows.insert_key(
+                    conn,
+                    name=name,
+                    scope=scope.value,
+                    key_digest=token_digest(secret),
+                    now=self._clock.now(),
+                )
+            except key_rows.KeyNameTaken as error:
+                raise KeyNameTaken(name) from error
+        return secret
+
+    async def list(self) -> list[key_rows.ServiceKeyRow]:
+        """Every key (never a secret)."""
+        async with self._engine.connect() as conn:
+            return await key_rows.list_keys(conn)
+
+    async def revoke(self, name: str) -> None:
+        """Delete a key at once; raises KeyNotFound if there is none of that name."""
+        async with self._engine.begin() as conn:
+            if not await key_rows.delete_by_name(conn, name):
+                raise KeyNotFound(name)
+
+    async def authenticate(self, authorization: str | None, required: Scope) -> Caller:
+        """Check ``authorization`` metadata (``Bearer <key>``) against ``required``.
+
+        Raises:
+            ServiceKeyMissing: no bearer key was given.
+            ServiceKeyInvalid: the key is unknown or revoked.
+            ScopeInsufficient: the key's scope does not cover ``required``.
+        """
+        scheme, _, secret = (authorization or "").strip().partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret:
+            raise ServiceKeyMissing()
+        if len(secret) > _MAX_KEY_LENGTH:
+            raise ServiceKeyInvalid()
+        now = self._clock.now()
+        async with self._engine.connect() as conn:
+            row = await key_rows.find_by_digest(conn, token_digest(secret))
+            if row is None:
+                raise ServiceKeyInvalid()
+            last = self._touched.get(row.id)
+            if last is None or now - last >= _TOUCH_EVERY:
+                self._touched[row.id] = now
+                await key_rows.touch(conn, row.id, now)
+                await conn.commit()
+        caller = Caller(name=row.name, scope=Scope(row.scope))
+        if not caller.scope.includes(required):
+            raise ScopeInsufficient()
+        return caller

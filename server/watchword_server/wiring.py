@@ -1,0 +1,103 @@
+"""Builds the domain services from settings: the one place that wires them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword_server.config import Settings
+from watchword_server.domain.access import AccessChecks
+from watchword_server.domain.account_keys import MailedKeys
+from watchword_server.domain.accounts import Accounts
+from watchword_server.domain.admin_events import EventReader
+from watchword_server.domain.admin_groups import GroupAdmin
+from watchword_server.domain.admin_users import UserAdmin
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.event_stream import EventStream
+from watchword_server.domain.events import EventLog
+from watchword_server.domain.mail import MailSender, MailTransport, transport_from_settings
+from watchword_server.domain.paging import PageTokens
+from watchword_server.domain.password_flows import PasswordFlows
+from watchword_server.domain.profile import Profiles
+from watchword_server.domain.service_keys import ServiceKeys
+from watchword_server.domain.sessions import Sessions
+from watchword_server.embedded import load_or_create_embedded_key
+from watchword_server.security.keyring import KeyRing
+from watchword_server.security.passwords import PasswordHasher, Pepper
+from watchword_server.security.tokens import derived_token
+
+__all__ = ["Domain", "build_domain", "build_keyring"]
+
+
+def build_keyring(settings: Settings) -> KeyRing:
+    """The pepper and its retired predecessors, by id."""
+    key = settings.hmac_key
+    if key is None:
+        key = load_or_create_embedded_key(settings.database_url)
+    keys = {key_id: value.encode() for key_id, value in settings.hmac_retired_keys.items()}
+    keys[settings.hmac_key_id] = key.encode()
+    return KeyRing(current_id=settings.hmac_key_id, keys=keys)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Every domain service of one server process."""
+
+    accounts: Accounts
+    sessions: Sessions
+    passwords: PasswordFlows
+    profiles: Profiles
+    mail_sender: MailSender
+    checks: AccessChecks
+    user_admin: UserAdmin
+    group_admin: GroupAdmin
+    event_reader: EventReader
+    event_stream: EventStream
+    service_keys: ServiceKeys
+
+
+def build_domain(
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: Clock,
+    *,
+    mail_transport: MailTransport | None = None,
+) -> Domain:
+    """Wire the domain services; nothing starts running until the caller starts it."""
+    keyring = build_keyring(settings)
+    hasher = PasswordHasher(
+        settings.hmac_alg, Pepper(keyring.current_id, keyring.current), keyring.retired()
+    )
+    events = EventLog(settings.messages, clock, enabled=settings.log_events)
+    sessions = Sessions(
+        engine,
+        clock,
+        short=settings.session_expiration,
+        long=settings.session_long_expiration,
+    )
+    keys = MailedKeys(settings, keyring, clock)
+    transport = mail_transport or transport_from_settings(settings)
+    sender = MailSender(engine, transport, keys.render, clock)
+    accounts = Accounts(
+        settings, engine, hasher, sessions, events, keys, clock, mail_queued=sender.wake
+    )
+    passwords = PasswordFlows(
+        settings, engine, hasher, sessions, events, keys, clock, mail_queued=sender.wake
+    )
+    profiles = Profiles(settings, engine, sessions, events, clock)
+    pages = PageTokens(derived_token(keyring.current, "page-tokens", b"").encode())
+    stream = EventStream(engine)
+    return Domain(
+        accounts=accounts,
+        sessions=sessions,
+        passwords=passwords,
+        profiles=profiles,
+        mail_sender=sender,
+        checks=AccessChecks(engine, sessions),
+        user_admin=UserAdmin(settings, engine, hasher, events, pages, clock),
+        group_admin=GroupAdmin(engine, events, pages, clock),
+        event_reader=EventReader(engine, stream, pages),
+        event_stream=stream,
+        service_keys=ServiceKeys(engine, clock),
+    )

@@ -1,0 +1,84 @@
+"""`watchword keys` and `watchword users`: a fresh install gets its first admin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import grpc
+
+from tests.conftest import TEST_PEPPER, Running
+from tests.support.flows import login
+from tests.support.postgres import connect
+from watchword.auth.v1 import access_service_pb2 as access
+from watchword.auth.v1 import access_service_pb2_grpc
+
+
+def watchword_cli(
+    database_url: str, *arguments: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "WATCHWORD_DATABASE_URL": database_url,
+        "WATCHWORD_HMAC_KEY": TEST_PEPPER,
+        "WATCHWORD_HMAC_ALG": "bcrypt(4)",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "watchword_server", *arguments],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_first_admin_and_a_key_from_the_command_line(
+    watchword: Running, database_url: str
+) -> None:
+    created = watchword_cli(database_url, "keys", "create", "billing", "--scope", "access")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("wwk_")
+
+    listed = watchword_cli(database_url, "keys", "list")
+    assert "billing\taccess" in listed.stdout
+    assert secret not in listed.stdout
+    again = watchword_cli(database_url, "keys", "create", "billing", "--scope", "admin")
+    assert again.returncode == 1 and "exists already" in again.stderr
+
+    user = watchword_cli(
+        database_url,
+        "users",
+        "create",
+        "root@example.com",
+        "--group",
+        "admins",
+        stdin="a strong password\n",
+    )
+    assert user.returncode == 0, user.stderr
+    user_id = user.stdout.strip().splitlines()[-1]
+    assert await login(watchword, "root@example.com", "a strong password")
+
+    async with grpc.aio.insecure_channel(watchword.address) as channel:
+        stub = access_service_pb2_grpc.AccessServiceStub(channel)
+        metadata = (("authorization", f"Bearer {secret}"),)
+        reply = await stub.HasMembership(
+            access.HasMembershipRequest(user_id=user_id, group="admins"), metadata=metadata
+        )
+        assert reply.member
+        revoked = watchword_cli(database_url, "keys", "revoke", "billing")
+        assert revoked.returncode == 0, revoked.stderr
+        try:
+            await stub.HasMembership(
+                access.HasMembershipRequest(user_id=user_id, group="admins"), metadata=metadata
+            )
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        else:
+            raise AssertionError("a revoked key still works")
+    with connect(database_url) as conn:
+        left = conn.execute("SELECT count(*) FROM service_keys WHERE name = 'billing'")
+        assert left.fetchone() == (0,)

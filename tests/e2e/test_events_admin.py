@@ -1,0 +1,123 @@
+"""ListEvents and WatchEvents, including events written by another server process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from tests.conftest import TEST_PEPPER, Running
+from tests.support.flows import PASSWORD, login, register
+from watchword.auth.v1 import admin_service_pb2 as admin
+from watchword.auth.v1 import auth_service_pb2 as auth
+from watchword.auth.v1 import auth_service_pb2_grpc, resources_pb2
+
+
+async def test_list_events_filters_and_pages(watchword: Running) -> None:
+    ada, _ = await register(watchword, "ada@example.com")
+    bob, _ = await register(watchword, "bob@example.com")
+    for _ in range(3):
+        await login(watchword, "ada@example.com")
+    await login(watchword, "bob@example.com")
+    logins = await watchword.admin.ListEvents(
+        admin.ListEventsRequest(user_id=ada, kind=resources_pb2.EVENT_KIND_LOGIN)
+    )
+    assert len(logins.events) == 3
+    assert {event.user_id for event in logins.events} == {ada}
+    assert all(event.description == f"User {ada} logged in" for event in logins.events)
+    everything: list[str] = []
+    token = ""
+    while True:
+        page = await watchword.admin.ListEvents(
+            admin.ListEventsRequest(page_size=2, page_token=token)
+        )
+        everything += [event.id for event in page.events]
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(everything) == len(set(everything)) == 6  # 2 registrations + 4 logins
+    by_bob = await watchword.admin.ListEvents(admin.ListEventsRequest(user_id=bob))
+    assert [e.kind for e in by_bob.events] == [
+        resources_pb2.EVENT_KIND_REGISTRATION,
+        resources_pb2.EVENT_KIND_LOGIN,
+    ]
+
+
+async def test_watch_events_in_this_process(watchword: Running) -> None:
+    stream = watchword.admin.WatchEvents(
+        admin.WatchEventsRequest(kind=resources_pb2.EVENT_KIND_LOGIN)
+    )
+    await stream.initial_metadata()  # the server says: subscribed
+    await register(watchword, "ada@example.com")  # a registration: filtered out
+    await login(watchword, "ada@example.com")
+    async with asyncio.timeout(5):
+        reply = await stream.read()
+    assert isinstance(reply, admin.WatchEventsResponse)
+    assert reply.event.kind == resources_pb2.EVENT_KIND_LOGIN
+    stream.cancel()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def other_process(database_url: str) -> AsyncIterator[str]:
+    """A second `watchword serve` process on the same database; yields its address."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "WATCHWORD_DATABASE_URL": database_url,
+        "WATCHWORD_HMAC_KEY": TEST_PEPPER,
+        "WATCHWORD_HMAC_ALG": "bcrypt(4)",
+        "WATCHWORD_LISTEN": f"127.0.0.1:{port}",
+        "WATCHWORD_REGISTRATION_VERIFICATION": "false",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "watchword_server", "serve"], env=env, stderr=subprocess.DEVNULL
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            await asyncio.wait_for(channel.channel_ready(), timeout=30)
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def test_watch_sees_a_login_made_through_another_process(
+    watchword: Running, other_process: str
+) -> None:
+    stream = watchword.admin.WatchEvents(
+        admin.WatchEventsRequest(kind=resources_pb2.EVENT_KIND_LOGIN)
+    )
+    async with grpc.aio.insecure_channel(other_process) as channel:
+        other = auth_service_pb2_grpc.AuthServiceStub(channel)
+        await other.Register(
+            auth.RegisterRequest(
+                email="ada@example.com", password=PASSWORD, first_name="A", last_name="B"
+            )
+        )
+        await stream.initial_metadata()  # the server says: subscribed
+        login_done = time.monotonic()
+        reply = await other.Authenticate(
+            auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+        )
+        async with asyncio.timeout(5):
+            event = await stream.read()
+        seen_after = time.monotonic() - login_done
+    assert isinstance(event, admin.WatchEventsResponse)
+    assert event.event.user_id == reply.user.id
+    assert event.event.kind == resources_pb2.EVENT_KIND_LOGIN
+    assert seen_after < 1.0
+    stream.cancel()

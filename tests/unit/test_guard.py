@@ -1,0 +1,77 @@
+"""The servicer guard: RPCs a servicer leaves to the generated base answer UNIMPLEMENTED
+with a reason, and domain errors become rich statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from watchword.auth.v1 import (
+    access_service_pb2,
+    access_service_pb2_grpc,
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+)
+from watchword_server.config import Messages
+from watchword_server.domain.errors import InvalidCredentials
+from watchword_server.transport.guard import build_servicer
+
+
+class Aborted(Exception):
+    pass
+
+
+class FakeContext:
+    """Records the status a guarded method aborts with."""
+
+    def __init__(self) -> None:
+        self.status: grpc.Status | None = None
+
+    async def abort_with_status(self, status: grpc.Status) -> None:
+        self.status = status
+        raise Aborted()
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise AssertionError(f"plain abort {code}: {details}")
+
+
+def reason_of(status: grpc.Status | None) -> tuple[grpc.StatusCode, str]:
+    assert status is not None
+    rich = status_pb2.Status.FromString(dict(status.trailing_metadata)["grpc-status-details-bin"])
+    info = error_details_pb2.ErrorInfo()
+    assert rich.details[0].Unpack(info)
+    return status.code, info.reason
+
+
+class HalfDone(access_service_pb2_grpc.AccessServiceServicer):
+    async def HasMembership(self, request: Any, context: Any) -> Any:  # noqa: N802
+        raise InvalidCredentials()
+
+
+ACCESS = access_service_pb2.DESCRIPTOR.services_by_name["AccessService"]
+ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
+
+
+async def test_unserved_unary_rpc_is_unimplemented_and_errors_are_mapped() -> None:
+    servicer: Any = build_servicer(HalfDone, ACCESS, disabled=(), messages=Messages())
+    context = FakeContext()
+    with pytest.raises(Aborted):
+        await servicer.HasPermission(access_service_pb2.HasPermissionRequest(), context)
+    assert reason_of(context.status) == (grpc.StatusCode.UNIMPLEMENTED, "RPC_UNIMPLEMENTED")
+    with pytest.raises(Aborted):
+        await servicer.HasMembership(access_service_pb2.HasMembershipRequest(), context)
+    assert reason_of(context.status) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS")
+
+
+async def test_unserved_stream_rpc_is_unimplemented() -> None:
+    servicer: Any = build_servicer(
+        admin_service_pb2_grpc.AdminServiceServicer, ADMIN, disabled=(), messages=Messages()
+    )
+    context = FakeContext()
+    with pytest.raises(Aborted):
+        async for _ in servicer.WatchEvents(admin_service_pb2.WatchEventsRequest(), context):
+            pass
+    assert reason_of(context.status) == (grpc.StatusCode.UNIMPLEMENTED, "RPC_UNIMPLEMENTED")
