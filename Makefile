@@ -12,7 +12,7 @@ NODE_INSTALLED := $(TS)/node_modules/.installed
 RUN_ENV ?= WATCHWORD_REGISTRATION_VERIFICATION=false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test pytest lint generate check-generated lock clean
+.PHONY: help install run migrate test pytest lint breaking generate check-generated lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,7 @@ run: $(INSTALLED) ## Install, migrate and serve on 127.0.0.1:50051 (embedded SQL
 migrate: $(INSTALLED) ## Bring the configured database's schema up to date
 	$(VENV)/bin/watchword migrate
 
-test: install check-generated lint pytest ## Install and run every check and test
+test: install check-generated lint breaking pytest ## Install and run every check and test
 
 pytest: $(INSTALLED) ## Run the test suite only (PostgreSQL is found or started by the tests)
 	$(PY) -m pytest
@@ -46,6 +46,17 @@ lint: install ## ruff, mypy --strict and buf lint
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
+
+# The contract may grow but never break: compare with the previous commit of main (or
+# BUF_AGAINST=<git ref>) once that commit has protos. A shallow clone without it is told so.
+BUF_AGAINST ?= HEAD~1
+breaking: install ## buf breaking against the previous commit (BUF_AGAINST=<ref> to choose)
+	@if git rev-parse --verify --quiet "$(BUF_AGAINST):protos" >/dev/null; then \
+		echo "buf breaking --against .git#ref=$(BUF_AGAINST)"; \
+		$(BUF) breaking --against ".git#ref=$(BUF_AGAINST)"; \
+	else \
+		echo "buf breaking: $(BUF_AGAINST) has no protos/ here; nothing to compare with"; \
+	fi
 
 generate: install ## Regenerate the Python and TypeScript code from protos/
 	tools/generate.sh
