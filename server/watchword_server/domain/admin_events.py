@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword_server.domain.errors import ShuttingDown, StreamOverflowed, UserNotFound
 from watchword_server.domain.event_stream import EventStream, StreamOverflow, StreamUnavailable
-from watchword_server.domain.paging import PageTokenInvalid, PageTokens, page_size
+from watchword_server.domain.paging import PageTokenInvalid, PageTokens, page_size, split_page
 from watchword_server.domain.types import EventKind, EventRecord
 from watchword_server.storage.repositories import events as event_rows
 
@@ -47,11 +47,7 @@ class EventReader:
             rows = await event_rows.list_events(
                 conn, user_id=user, kind=kind, after_id=after_id, limit=limit + 1
             )
-        next_token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_token = self._pages.encode(scope, {"id": rows[-1].id})
-        return rows, next_token
+        return split_page(rows, limit, lambda last: self._pages.encode(scope, {"id": last.id}))
 
     @asynccontextmanager
     async def watch(self, kind: EventKind | None) -> AsyncIterator[AsyncIterator[EventRecord]]:

@@ -18,7 +18,7 @@ from watchword_server.domain.errors import (
     UserNotFound,
 )
 from watchword_server.domain.events import EventLog
-from watchword_server.domain.paging import PageTokens, page_size
+from watchword_server.domain.paging import PageTokens, page_size, split_page
 from watchword_server.domain.types import CallContext, EventKind, UserRecord
 from watchword_server.domain.validation import Violations
 from watchword_server.storage.repositories import groups as group_rows
@@ -100,11 +100,9 @@ class GroupAdmin:
         after = None if position is None else str(position.get("name", ""))
         async with self._engine.connect() as conn:
             groups = await group_rows.list_groups(conn, after=after, limit=limit + 1)
-        next_token = ""
-        if len(groups) > limit:
-            groups = groups[:limit]
-            next_token = self._pages.encode("ListGroups", {"name": groups[-1].name})
-        return groups, next_token
+        return split_page(
+            groups, limit, lambda last: self._pages.encode("ListGroups", {"name": last.name})
+        )
 
     async def add_membership(
         self, group: str, user_id: str, extra: dict[str, Any], call: CallContext
@@ -154,11 +152,9 @@ class GroupAdmin:
             rows = await group_rows.list_memberships(
                 conn, user_id=member_id, group_id=group_id, after=after, limit=limit + 1
             )
-        next_token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_token = self._pages.encode_after(scope, rows[-1].create_time, rows[-1].id)
-        return rows, next_token
+        return split_page(
+            rows, limit, lambda last: self._pages.encode_after(scope, last.create_time, last.id)
+        )
 
     async def add_permission(self, new: NewPermission, call: CallContext) -> PermissionRow:
         """Grant a permission to a group; granting an existing grant returns it."""
@@ -224,11 +220,9 @@ class GroupAdmin:
             rows = await group_rows.list_permissions(
                 conn, group_id=group_id, user_id=holder, after=after, limit=limit + 1
             )
-        next_token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_token = self._pages.encode_after(scope, rows[-1].create_time, rows[-1].id)
-        return rows, next_token
+        return split_page(
+            rows, limit, lambda last: self._pages.encode_after(scope, last.create_time, last.id)
+        )
 
 
 def _uuid_or(value: str, error: type[Exception]) -> uuid.UUID:

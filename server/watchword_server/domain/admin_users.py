@@ -22,7 +22,7 @@ from watchword_server.domain.errors import (
     UserNotFound,
 )
 from watchword_server.domain.events import EventLog
-from watchword_server.domain.paging import PageTokens, page_size
+from watchword_server.domain.paging import PageTokens, page_size, split_page
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
 from watchword_server.security.passwords import PasswordHasher
@@ -150,12 +150,9 @@ class UserAdmin:
         after = self._pages.decode_after(scope, token)
         async with self._engine.connect() as conn:
             users = await user_rows.list_users(conn, status=status, after=after, limit=limit + 1)
-        next_token = ""
-        if len(users) > limit:
-            users = users[:limit]
-            last = users[-1]
-            next_token = self._pages.encode_after(scope, last.create_time, last.id)
-        return users, next_token
+        return split_page(
+            users, limit, lambda last: self._pages.encode_after(scope, last.create_time, last.id)
+        )
 
     async def update(self, user_id: str, changes: UserChanges, call: CallContext) -> UserRecord:
         """Change the fields named in the mask; e-mail stays unique."""

@@ -8,14 +8,23 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from watchword_server.domain.errors import FieldViolation, InvalidArgument, Reason
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "PageTokenInvalid", "PageTokens", "page_size"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "PageTokenInvalid",
+    "PageTokens",
+    "page_size",
+    "split_page",
+]
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -94,3 +103,17 @@ class PageTokens:
         if not isinstance(position, dict):
             raise PageTokenInvalid()
         return position
+
+
+def split_page(
+    rows: Sequence[T], limit: int, token_after: Callable[[T], str]
+) -> tuple[list[T], str]:
+    """Cut rows fetched with ``limit + 1`` into a page and the next page's token.
+
+    The extra row only tells that another page exists; the token resumes after the
+    page's last row ("" when this page is the last).
+    """
+    if len(rows) <= limit:
+        return list(rows), ""
+    page = list(rows[:limit])
+    return page, token_after(page[-1])
