@@ -1,0 +1,143 @@
+/**
+ * createWatchwordClient: typed AuthService, AccessService and AdminService clients on one
+ * gRPC (HTTP/2) connection, with the service key sent on every call and every failure
+ * turned into a WatchwordError.
+ */
+
+import type { DescService } from "@bufbuild/protobuf";
+import { type CallOptions, type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { AccessService } from "./gen/watchword/auth/v1/access_service_pb.js";
+import { AdminService } from "./gen/watchword/auth/v1/admin_service_pb.js";
+import { AuthService } from "./gen/watchword/auth/v1/auth_service_pb.js";
+import { toWatchwordError } from "./errors.js";
+
+/** Options of `createWatchwordClient`. */
+export interface WatchwordClientOptions {
+  /** The server's address with a scheme, e.g. "http://127.0.0.1:50051" (plaintext HTTP/2). */
+  baseUrl: string;
+  /**
+   * A service key (`watchword keys create NAME --scope access|admin`), sent on every call as
+   * `authorization: Bearer <key>`. AccessService needs an `access` or `admin` key,
+   * AdminService an `admin` key; AuthService needs none unless `auth_requires_key` is set.
+   */
+  serviceKey?: string | undefined;
+  /** The default deadline of every call, in milliseconds; a call's own `timeoutMs` wins. */
+  timeoutMs?: number | undefined;
+  /** More interceptors, run after the one that adds the service key. */
+  interceptors?: Interceptor[] | undefined;
+}
+
+/** The three service clients; their methods reject with WatchwordError. */
+export interface WatchwordClient {
+  /** End-user flows: register, authenticate, introspect, logout, passwords, profile. */
+  readonly auth: Client<typeof AuthService>;
+  /** Membership and permission checks. */
+  readonly access: Client<typeof AccessService>;
+  /** Management of users, groups, memberships, permissions and events. */
+  readonly admin: Client<typeof AdminService>;
+  /** Closes the connection and any open streams. */
+  close(): void;
+}
+
+/**
+ * Creates the clients of a Watchword server.
+ *
+ * @example
+ *   const client = createWatchwordClient({ baseUrl: "http://127.0.0.1:50051", serviceKey });
+ *   const { sessionToken } = await client.auth.authenticate({ email, password });
+ *   const { allowed } = await client.access.hasPermission({
+ *     subject: { case: "sessionToken", value: sessionToken },
+ *     name: "read",
+ *   });
+ *   client.close();
+ */
+export function createWatchwordClient(options: WatchwordClientOptions): WatchwordClient {
+  const { baseUrl, serviceKey, timeoutMs, interceptors = [] } = options;
+  const sessionManager = new Http2SessionManager(baseUrl);
+  const transport = createGrpcTransport({
+    baseUrl,
+    sessionManager,
+    interceptors: serviceKey ? [bearer(serviceKey), ...interceptors] : interceptors,
+    ...(timeoutMs === undefined ? {} : { defaultTimeoutMs: timeoutMs }),
+  });
+  return {
+    auth: throwingWatchwordErrors(AuthService, createClient(AuthService, transport)),
+    access: throwingWatchwordErrors(AccessService, createClient(AccessService, transport)),
+    admin: throwingWatchwordErrors(AdminService, createClient(AdminService, transport)),
+    close: () => sessionManager.abort(),
+  };
+}
+
+function bearer(serviceKey: string): Interceptor {
+  return (next) => (request) => {
+    request.header.set("authorization", `Bearer ${serviceKey}`);
+    return next(request);
+  };
+}
+
+/** The shape of every unary and server-streaming method of a connect client. */
+type Method = (input: unknown, options?: CallOptions) => unknown;
+
+/**
+ * Wraps each method of `client` so that it throws WatchwordError. (An interceptor cannot do
+ * it: connect re-wraps whatever an interceptor throws that is not a ConnectError.) Streams
+ * start when iteration starts, and stop when it stops.
+ */
+function throwingWatchwordErrors<S extends DescService>(service: S, client: Client<S>): Client<S> {
+  const methods = client as unknown as Record<string, Method>;
+  const wrapped: Record<string, Method> = {};
+  for (const method of service.methods) {
+    const call = methods[method.localName]!;
+    switch (method.methodKind) {
+      case "unary":
+        wrapped[method.localName] = async (input, options) => {
+          try {
+            return await call(input, options);
+          } catch (err) {
+            throw toWatchwordError(err);
+          }
+        };
+        break;
+      case "server_streaming":
+        wrapped[method.localName] = async function* (input, options) {
+          // Connect's streams ignore `return` (a `break` in for-await): only their signal
+          // cancels them. So this one is cancelled when the loop leaves early, then read
+          // once more so that connect settles the call (and clears its deadline timer,
+          // which would otherwise keep the process alive until the deadline).
+          const cancel = new AbortController();
+          const outer = options?.signal;
+          const forward = () => cancel.abort(outer?.reason);
+          if (outer?.aborted) forward();
+          outer?.addEventListener("abort", forward, { once: true });
+          const iterable = call(input, { ...options, signal: cancel.signal });
+          const stream = (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+          let settled = false;
+          try {
+            for (;;) {
+              const result = await stream.next();
+              if (result.done) {
+                settled = true;
+                return;
+              }
+              yield result.value;
+            }
+          } catch (err) {
+            settled = true;
+            throw toWatchwordError(err);
+          } finally {
+            outer?.removeEventListener("abort", forward);
+            if (!settled) {
+              cancel.abort();
+              await stream.next().catch(() => undefined);
+            }
+          }
+        };
+        break;
+      default:
+        // The contract has no client or bidi streams; pass any future one through as is.
+        wrapped[method.localName] = call;
+    }
+  }
+  return wrapped as unknown as Client<S>;
+}

@@ -1,0 +1,205 @@
+/**
+ * WatchwordError: a failed call with the server's rich error details made readable.
+ *
+ * The server answers every error with a google.rpc.Status (in the `grpc-status-details-bin`
+ * trailer) carrying one google.rpc.ErrorInfo, plus a google.rpc.BadRequest for input errors
+ * and a google.rpc.LocalizedMessage with the configured text. Connect hands those details
+ * over as raw `Any` values; the three message types are not part of @bufbuild/protobuf's
+ * well-known types, and src/gen holds only code generated from this project's protos, so
+ * their descriptors are declared here, by hand, with just the fields we read.
+ */
+
+import { create, createFileRegistry, type Message } from "@bufbuild/protobuf";
+import { type GenMessage, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import {
+  FieldDescriptorProto_Label as Label,
+  FieldDescriptorProto_Type as Type,
+  FileDescriptorProtoSchema,
+} from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { ErrorReason } from "./gen/watchword/auth/v1/error_reason_pb.js";
+
+/** google.rpc.ErrorInfo: why a call failed, as a machine-readable reason. */
+export type ErrorInfo = Message<"google.rpc.ErrorInfo"> & {
+  reason: string;
+  domain: string;
+  metadata: { [key: string]: string };
+};
+
+/** google.rpc.LocalizedMessage: a message text meant for end users. */
+export type LocalizedMessage = Message<"google.rpc.LocalizedMessage"> & {
+  locale: string;
+  message: string;
+};
+
+/** google.rpc.BadRequest.FieldViolation: one invalid request field. */
+export type BadRequest_FieldViolation = Message<"google.rpc.BadRequest.FieldViolation"> & {
+  field: string;
+  description: string;
+  reason: string;
+  localizedMessage?: LocalizedMessage | undefined;
+};
+
+/** google.rpc.BadRequest: the invalid fields of a request. */
+export type BadRequest = Message<"google.rpc.BadRequest"> & {
+  fieldViolations: BadRequest_FieldViolation[];
+};
+
+// The subset of google/rpc/error_details.proto that Watchword sends. Field numbers and
+// names must match googleapis exactly: they are what the bytes on the wire mean.
+const string = (name: string, number: number) =>
+  ({ name, number, type: Type.STRING, label: Label.OPTIONAL }) as const;
+
+const errorDetailsFile = createFileRegistry(
+  create(FileDescriptorProtoSchema, {
+    name: "google/rpc/error_details.proto",
+    package: "google.rpc",
+    syntax: "proto3",
+    messageType: [
+      {
+        name: "ErrorInfo",
+        field: [
+          string("reason", 1),
+          string("domain", 2),
+          {
+            name: "metadata",
+            number: 3,
+            type: Type.MESSAGE,
+            label: Label.REPEATED,
+            typeName: ".google.rpc.ErrorInfo.MetadataEntry",
+          },
+        ],
+        nestedType: [
+          {
+            name: "MetadataEntry",
+            field: [string("key", 1), string("value", 2)],
+            options: { mapEntry: true },
+          },
+        ],
+      },
+      {
+        name: "BadRequest",
+        field: [
+          {
+            name: "field_violations",
+            number: 1,
+            type: Type.MESSAGE,
+            label: Label.REPEATED,
+            typeName: ".google.rpc.BadRequest.FieldViolation",
+          },
+        ],
+        nestedType: [
+          {
+            name: "FieldViolation",
+            field: [
+              string("field", 1),
+              string("description", 2),
+              string("reason", 3),
+              {
+                name: "localized_message",
+                number: 4,
+                type: Type.MESSAGE,
+                label: Label.OPTIONAL,
+                typeName: ".google.rpc.LocalizedMessage",
+              },
+            ],
+          },
+        ],
+      },
+      { name: "LocalizedMessage", field: [string("locale", 1), string("message", 2)] },
+    ],
+  }),
+  () => undefined,
+).getFile("google/rpc/error_details.proto")!;
+
+/** Describes google.rpc.ErrorInfo (for `ConnectError.findDetails` and `toBinary`). */
+export const ErrorInfoSchema: GenMessage<ErrorInfo> = messageDesc(errorDetailsFile, 0);
+/** Describes google.rpc.BadRequest. */
+export const BadRequestSchema: GenMessage<BadRequest> = messageDesc(errorDetailsFile, 1);
+/** Describes google.rpc.LocalizedMessage. */
+export const LocalizedMessageSchema: GenMessage<LocalizedMessage> = messageDesc(
+  errorDetailsFile,
+  2,
+);
+
+/**
+ * The reasons the server sends (`ErrorReason` value names without their prefix, e.g.
+ * "INVALID_CREDENTIALS"). Other strings stay possible: a newer server may add reasons, and
+ * an error that never reached the server (a refused connection, a deadline) has reason "".
+ */
+export type WatchwordReason = Exclude<keyof typeof ErrorReason, "UNSPECIFIED">;
+
+/** An invalid request field, from the error's google.rpc.BadRequest. */
+export interface FieldViolation {
+  readonly field: string;
+  readonly description: string;
+}
+
+/**
+ * A failed Watchword call. Every method of the clients from `createWatchwordClient` rejects
+ * with it (streams throw it while iterating).
+ *
+ * @example
+ *   try {
+ *     await client.auth.authenticate({ email, password });
+ *   } catch (err) {
+ *     if (err instanceof WatchwordError && err.reason === "INVALID_CREDENTIALS") { ... }
+ *   }
+ */
+export class WatchwordError extends Error {
+  override name = "WatchwordError";
+  /** The status code, e.g. `Code.Unauthenticated`. */
+  readonly code: Code;
+  /** ErrorInfo.reason, e.g. "INVALID_CREDENTIALS"; "" when the error carries no ErrorInfo. */
+  readonly reason: WatchwordReason | (string & {});
+  /** ErrorInfo.domain: "watchword.auth.v1" for errors from the server. */
+  readonly domain: string;
+  /** ErrorInfo.metadata. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** The invalid request fields (BadRequest field violations), in the server's order. */
+  readonly violations: readonly FieldViolation[];
+  /** LocalizedMessage.message: the configured text for end users; "" when absent. */
+  readonly localizedMessage: string;
+  /** The status message, without the code prefix that `message` has. */
+  readonly rawMessage: string;
+  /** The response headers and trailers that came with the error. */
+  readonly headers: Headers;
+  /** The ConnectError this error was made from. */
+  declare readonly cause: ConnectError;
+
+  /** Reads the details of `error`; prefer `toWatchwordError`, which accepts anything. */
+  constructor(error: ConnectError) {
+    const info = error.findDetails(ErrorInfoSchema)[0];
+    const reason = info?.reason ?? "";
+    super(`[${codeToString(error.code)}] ${reason ? `${reason}: ` : ""}${error.rawMessage}`, {
+      cause: error,
+    });
+    this.code = error.code;
+    this.reason = reason;
+    this.domain = info?.domain ?? "";
+    this.metadata = Object.freeze({ ...info?.metadata });
+    this.violations = Object.freeze(
+      error
+        .findDetails(BadRequestSchema)
+        .flatMap((bad) => bad.fieldViolations)
+        .map(({ field, description }) => Object.freeze({ field, description })),
+    );
+    this.localizedMessage = error.findDetails(LocalizedMessageSchema)[0]?.message ?? "";
+    this.rawMessage = error.rawMessage;
+    this.headers = error.metadata;
+  }
+}
+
+/**
+ * Converts anything a call may throw into a WatchwordError: a WatchwordError is returned as
+ * is, a ConnectError has its details read, and any other value becomes `Code.Unknown` (see
+ * `ConnectError.from`).
+ */
+export function toWatchwordError(err: unknown): WatchwordError {
+  if (err instanceof WatchwordError) {
+    return err;
+  }
+  return new WatchwordError(ConnectError.from(err, Code.Unknown));
+}
+

@@ -1,0 +1,19 @@
+/**
+ * @watchword/client: a typed client for the Watchword authentication and authorization
+ * service, over gRPC with @connectrpc/connect-node.
+ *
+ * The request and response types and the service descriptors are the code protoc-gen-es
+ * generates from protos/watchword/auth/v1 (re-exported as is).
+ */
+
+export { createWatchwordClient } from "./client.js";
+export type { WatchwordClient, WatchwordClientOptions } from "./client.js";
+export { WatchwordError, toWatchwordError } from "./errors.js";
+export type { FieldViolation, WatchwordReason } from "./errors.js";
+export { Code } from "@connectrpc/connect";
+
+export * from "./gen/watchword/auth/v1/access_service_pb.js";
+export * from "./gen/watchword/auth/v1/admin_service_pb.js";
+export * from "./gen/watchword/auth/v1/auth_service_pb.js";
+export * from "./gen/watchword/auth/v1/error_reason_pb.js";
+export * from "./gen/watchword/auth/v1/resources_pb.js";
