@@ -1,0 +1,75 @@
+"""Watchword: a typed Python client for the Watchword auth service over gRPC.
+
+Usage::
+
+    from watchword import AsyncClient, Unauthenticated
+
+    async with AsyncClient("localhost:50051", service_key=key) as client:
+        try:
+            login = await client.authenticate(email=email, password=password)
+        except Unauthenticated as error:
+            print(error.reason, error.message)
+
+The generated messages and stubs are in :mod:`watchword.auth.v1`.
+"""
+
+from __future__ import annotations
+
+from watchword.client import AsyncClient, Client
+from watchword.errors import (
+    Aborted,
+    AlreadyExists,
+    Cancelled,
+    DataLoss,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+    Unknown,
+    WatchwordError,
+    from_rpc_error,
+)
+
+# --- watchword.requires: the lead merges these imports and names here -----------------
+# from watchword.requires import (
+#     Condition, Guard, RequireContext, RequireInterceptor, has_membership,
+#     has_permission, is_logged, requires,
+# )
+# --------------------------------------------------------------------------------------
+
+__version__ = "0.1.0"  # keep in step with clients/python/pyproject.toml (a test checks)
+
+__all__ = [
+    "Aborted",
+    "AlreadyExists",
+    "AsyncClient",
+    "Cancelled",
+    "Client",
+    "DataLoss",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "FieldViolation",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "Unknown",
+    "WatchwordError",
+    "__version__",
+    "from_rpc_error",
+    # watchword.requires (merged by the lead): "Condition", "Guard", "RequireContext",
+    # "RequireInterceptor", "has_membership", "has_permission", "is_logged", "requires",
+]

@@ -1,0 +1,223 @@
+"""The asyncio client: AuthService and AccessService methods, on top of the admin ones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from watchword._async_admin import AsyncAdminMethods
+from watchword._base import (
+    USE_CLIENT_DEFAULT,
+    CallMetadata,
+    Timeout,
+    mask_of,
+    membership_request,
+    permission_request,
+    struct_of,
+)
+from watchword.auth.v1 import auth_service_pb2 as auth
+from watchword.auth.v1 import resources_pb2
+
+__all__ = ["AsyncClient"]
+
+_DEFAULT = USE_CLIENT_DEFAULT
+
+
+class AsyncClient(AsyncAdminMethods):
+    """An asyncio client for all three Watchword services over one channel.
+
+    Every RPC has a coroutine method with keyword-only arguments that returns the natural
+    value (a ``User``, a ``bool``, ``None``...) and raises a :class:`watchword.WatchwordError`
+    subclass when the call fails. Each method also takes ``timeout`` (seconds; ``None``
+    for no deadline; the client's default when omitted) and ``metadata`` (added to the
+    client's own).
+
+    Args:
+        target: The server's address, e.g. ``"localhost:50051"``.
+        service_key: Sent as ``authorization: Bearer <key>`` with every call; needed by
+            AccessService and AdminService (AuthService ignores it unless the server
+            sets ``auth_requires_key``).
+        credentials: TLS channel credentials; without them the channel is insecure.
+        channel: A ready ``grpc.aio`` channel to use instead of opening one; ``close()``
+            leaves it open.
+        timeout: The default deadline of each call, in seconds; ``None`` for none.
+        metadata: Metadata sent with every call.
+        options: gRPC channel options, e.g. ``[("grpc.enable_retries", 1)]``.
+
+    Example::
+
+        async with AsyncClient("localhost:50051", service_key=key) as client:
+            login = await client.authenticate(email=email, password=password)
+            if await client.has_membership(group="editors", session_token=login.session_token):
+                ...
+    """
+
+    # AuthService.
+
+    async def register(
+        self,
+        *,
+        email: str,
+        password: str,
+        first_name: str = "",
+        last_name: str = "",
+        extra: Mapping[str, Any] | None = None,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> auth.RegisterResponse:
+        """Register a user; the response has a session only when the user is ACTIVE at once."""
+        request = auth.RegisterRequest(
+            email=email,
+            password=password,
+            first_name=first_name,
+            last_name=last_name,
+            extra=struct_of(extra),
+        )
+        return await self._unary(self._auth.Register, request, timeout, metadata)
+
+    async def verify(
+        self, *, verification_key: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> resources_pb2.User:
+        """Confirm an e-mail address with the mailed verification key."""
+        request = auth.VerifyRequest(verification_key=verification_key)
+        return (await self._unary(self._auth.Verify, request, timeout, metadata)).user
+
+    async def authenticate(
+        self,
+        *,
+        email: str,
+        password: str,
+        remember: bool = False,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> auth.AuthenticateResponse:
+        """Log in: a session token, its expiry and the user.
+
+        Raises:
+            Unauthenticated: ``reason == "INVALID_CREDENTIALS"`` for a wrong e-mail or password.
+            FailedPrecondition: The account is pending, disabled or blocked.
+        """
+        request = auth.AuthenticateRequest(email=email, password=password, remember=remember)
+        return await self._unary(self._auth.Authenticate, request, timeout, metadata)
+
+    async def introspect(
+        self, *, session_token: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> auth.IntrospectResponse:
+        """Validate a session (and slide its window): the user and the new expiry.
+
+        Raises:
+            Unauthenticated: ``reason == "SESSION_INVALID"``.
+        """
+        request = auth.IntrospectRequest(session_token=session_token)
+        return await self._unary(self._auth.Introspect, request, timeout, metadata)
+
+    async def logout(
+        self, *, session_token: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> None:
+        """Revoke a session."""
+        request = auth.LogoutRequest(session_token=session_token)
+        await self._unary(self._auth.Logout, request, timeout, metadata)
+
+    async def request_password_reset(
+        self, *, email: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> None:
+        """Mail a reset key (succeeds for unknown addresses too)."""
+        request = auth.RequestPasswordResetRequest(email=email)
+        await self._unary(self._auth.RequestPasswordReset, request, timeout, metadata)
+
+    async def reset_password(
+        self,
+        *,
+        reset_key: str,
+        new_password: str,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> resources_pb2.User:
+        """Set a new password with a mailed reset key; revokes the user's sessions."""
+        request = auth.ResetPasswordRequest(reset_key=reset_key, new_password=new_password)
+        return (await self._unary(self._auth.ResetPassword, request, timeout, metadata)).user
+
+    async def change_password(
+        self,
+        *,
+        session_token: str,
+        old_password: str,
+        new_password: str,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> None:
+        """Change the password; revokes the user's other sessions."""
+        request = auth.ChangePasswordRequest(
+            session_token=session_token, old_password=old_password, new_password=new_password
+        )
+        await self._unary(self._auth.ChangePassword, request, timeout, metadata)
+
+    async def get_profile(
+        self, *, session_token: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> resources_pb2.User:
+        """The session's user."""
+        request = auth.GetProfileRequest(session_token=session_token)
+        return (await self._unary(self._auth.GetProfile, request, timeout, metadata)).user
+
+    async def update_profile(
+        self,
+        *,
+        session_token: str,
+        user: resources_pb2.User,
+        update_mask: Sequence[str] = (),
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> resources_pb2.User:
+        """Update the session user's names and custom fields (without a mask: those set)."""
+        request = auth.UpdateProfileRequest(
+            session_token=session_token, user=user, update_mask=mask_of(update_mask)
+        )
+        return (await self._unary(self._auth.UpdateProfile, request, timeout, metadata)).user
+
+    # AccessService.
+
+    async def has_membership(
+        self,
+        *,
+        group: str,
+        user_id: str | None = None,
+        session_token: str | None = None,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> bool:
+        """Whether a subject (exactly one of ``user_id``, ``session_token``) is in ``group``.
+
+        Raises:
+            ValueError: Not exactly one subject was given.
+            Unauthenticated: ``reason == "SESSION_INVALID"`` for a bad ``session_token``.
+        """
+        request = membership_request(group=group, user_id=user_id, session_token=session_token)
+        return (await self._unary(self._access.HasMembership, request, timeout, metadata)).member
+
+    async def has_permission(
+        self,
+        *,
+        name: str,
+        table_name: str = "",
+        record_id: str = "",
+        user_id: str | None = None,
+        session_token: str | None = None,
+        group: str | None = None,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> bool:
+        """Whether a subject (exactly one of ``user_id``, ``session_token``, ``group``) may.
+
+        Raises:
+            ValueError: Not exactly one subject was given.
+            Unauthenticated: ``reason == "SESSION_INVALID"`` for a bad ``session_token``.
+        """
+        request = permission_request(
+            name=name,
+            table_name=table_name,
+            record_id=record_id,
+            user_id=user_id,
+            session_token=session_token,
+            group=group,
+        )
+        return (await self._unary(self._access.HasPermission, request, timeout, metadata)).allowed

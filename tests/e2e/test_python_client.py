@@ -1,0 +1,408 @@
+"""The Python client (``AsyncClient`` and ``Client``) against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.conftest import Running, StartServer
+from watchword import (
+    AlreadyExists,
+    AsyncClient,
+    Client,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    WatchwordError,
+)
+from watchword.auth.v1 import resources_pb2
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def client(watchword: Running) -> AsyncIterator[AsyncClient]:
+    """A client without a service key (AuthService needs none)."""
+    async with AsyncClient(watchword.address) as client:
+        yield client
+
+
+@pytest.fixture
+async def admin(watchword: Running) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(watchword.address, service_key=watchword.admin_key) as client:
+        yield client
+
+
+@pytest.fixture
+async def access(watchword: Running) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(watchword.address, service_key=watchword.access_key) as client:
+        yield client
+
+
+async def _user(client: AsyncClient, email: str) -> tuple[str, str]:
+    """Register an active user; returns ``(user_id, session_token)``."""
+    reply = await client.register(email=email, password=PASSWORD, first_name="A", last_name="B")
+    return reply.user.id, reply.session_token
+
+
+async def test_register_authenticate_introspect_logout(client: AsyncClient) -> None:
+    registered = await client.register(
+        email="ada@example.com", password=PASSWORD, first_name="Ada", last_name="Lovelace"
+    )
+    assert registered.user.status == resources_pb2.USER_STATUS_ACTIVE
+    assert registered.session_token
+
+    login = await client.authenticate(email="ADA@example.com", password=PASSWORD, remember=True)
+    assert login.user.id == registered.user.id
+    seen = await client.introspect(session_token=login.session_token)
+    assert seen.user.email == "ada@example.com"
+    assert (await client.get_profile(session_token=login.session_token)).first_name == "Ada"
+
+    await client.logout(session_token=login.session_token)
+    with pytest.raises(Unauthenticated) as caught:
+        await client.introspect(session_token=login.session_token)
+    assert caught.value.reason == "SESSION_INVALID"
+    assert caught.value.domain == "watchword.auth.v1"
+
+
+async def test_profile_and_password_flows(client: AsyncClient) -> None:
+    _, token = await _user(client, "ada@example.com")
+    updated = await client.update_profile(
+        session_token=token,
+        user=resources_pb2.User(first_name="Augusta"),
+        update_mask=["first_name"],
+    )
+    assert (updated.first_name, updated.last_name) == ("Augusta", "B")
+
+    with pytest.raises(InvalidArgument) as caught:
+        await client.change_password(
+            session_token=token, old_password="not it at all", new_password="a new password"
+        )
+    assert caught.value.reason == "PASSWORD_INCORRECT"
+    assert caught.value.violation_fields == {"old_password"}
+    await client.change_password(
+        session_token=token, old_password=PASSWORD, new_password="a new password"
+    )
+    await client.authenticate(email="ada@example.com", password="a new password")
+    await client.request_password_reset(email="nobody@example.com")  # always OK
+    with pytest.raises(InvalidArgument) as bad_key:
+        await client.reset_password(reset_key="nope", new_password="another password")
+    assert bad_key.value.reason == "RESET_KEY_INVALID"
+
+
+async def test_wrong_password_is_unauthenticated_with_the_configured_message(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(messages={"login_invalid": "Wrong e-mail or password, sorry"})
+    async with AsyncClient(running.address) as client:
+        await _user(client, "ada@example.com")
+        with pytest.raises(Unauthenticated) as caught:
+            await client.authenticate(email="ada@example.com", password="not the password")
+    error = caught.value
+    assert isinstance(error, WatchwordError)
+    assert error.code == grpc.StatusCode.UNAUTHENTICATED
+    assert error.reason == "INVALID_CREDENTIALS"
+    assert error.message == "Wrong e-mail or password, sorry"
+    assert error.violations == ()
+    assert isinstance(error.__cause__, grpc.RpcError)
+    assert "INVALID_CREDENTIALS" in str(error)
+
+
+async def test_short_password_is_a_violation_on_password(client: AsyncClient) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await client.register(
+            email="ada@example.com", password="short", first_name="A", last_name="B"
+        )
+    assert caught.value.violation_fields == {"password"}
+    assert all(isinstance(v, FieldViolation) for v in caught.value.violations)
+    assert caught.value.violations[0].description
+
+
+async def test_access_checks_with_keys(
+    client: AsyncClient, admin: AsyncClient, access: AsyncClient
+) -> None:
+    ada, token = await _user(client, "ada@example.com")
+    bob, _ = await _user(client, "bob@example.com")
+    await admin.create_group(name="editors", description="They edit", extra={"floor": 3})
+    await admin.add_membership(group="editors", user_id=ada)
+    await admin.add_permission(group="editors", name="write", table_name="Post")
+
+    assert await access.has_membership(group="editors", user_id=ada)
+    assert await access.has_membership(group="editors", session_token=token)
+    assert not await access.has_membership(group="editors", user_id=bob)
+    assert await access.has_permission(name="write", table_name="Post", record_id="7", user_id=ada)
+    assert await access.has_permission(name="write", table_name="Post", session_token=token)
+    assert await access.has_permission(name="write", table_name="Post", group="editors")
+    assert not await access.has_permission(name="write", table_name="Post", user_id=bob)
+    assert not await access.has_permission(name="delete", table_name="Post", user_id=ada)
+
+    with pytest.raises(ValueError, match="exactly one"):
+        await access.has_membership(group="editors")
+    with pytest.raises(ValueError, match="exactly one"):
+        await access.has_permission(name="write", user_id=ada, group="editors")
+    with pytest.raises(Unauthenticated) as caught:
+        await access.has_membership(group="editors", session_token="not-a-session")
+    assert caught.value.reason == "SESSION_INVALID"
+
+
+async def test_keys_are_required_and_scoped(client: AsyncClient, access: AsyncClient) -> None:
+    with pytest.raises(Unauthenticated) as missing:
+        await client.get_user(user_id="whoever")
+    assert missing.value.reason == "SERVICE_KEY_MISSING"
+    with pytest.raises(PermissionDenied) as scope:
+        await access.list_users()
+    assert scope.value.reason == "SCOPE_INSUFFICIENT"
+    stream = client.watch_events()
+    with pytest.raises(Unauthenticated):
+        await stream.subscribed()
+
+
+async def test_admin_users(client: AsyncClient, admin: AsyncClient) -> None:
+    created = await admin.create_user(
+        user=resources_pb2.User(email="ada@example.com", first_name="Ada"), password=PASSWORD
+    )
+    assert created.id
+    assert (await admin.get_user(user_id=created.id)).email == "ada@example.com"
+    assert (await admin.lookup_user(email="ADA@EXAMPLE.COM")).id == created.id
+    renamed = await admin.update_user(
+        user=resources_pb2.User(id=created.id, last_name="Lovelace"), update_mask=["last_name"]
+    )
+    assert renamed.last_name == "Lovelace"
+    with pytest.raises(AlreadyExists):
+        await admin.create_user(user=resources_pb2.User(email="ada@example.com"))
+
+    token = (await client.authenticate(email="ada@example.com", password=PASSWORD)).session_token
+    disabled = await admin.disable_user(user_id=created.id)
+    assert disabled.status == resources_pb2.USER_STATUS_DISABLED
+    with pytest.raises(Unauthenticated):
+        await client.introspect(session_token=token)
+    with pytest.raises(FailedPrecondition) as caught:
+        await client.authenticate(email="ada@example.com", password=PASSWORD)
+    assert caught.value.reason == "ACCOUNT_DISABLED"
+    blocked = await admin.block_user(user_id=created.id)
+    assert blocked.status == resources_pb2.USER_STATUS_BLOCKED
+    allowed = await admin.allow_user(user_id=created.id)
+    assert allowed.status == resources_pb2.USER_STATUS_ACTIVE
+    token = (await client.authenticate(email="ada@example.com", password=PASSWORD)).session_token
+    await admin.revoke_sessions(user_id=created.id)
+    with pytest.raises(Unauthenticated):
+        await client.introspect(session_token=token)
+
+    await admin.delete_user(user_id=created.id)
+    with pytest.raises(NotFound) as gone:
+        await admin.get_user(user_id=created.id)
+    assert gone.value.reason == "USER_NOT_FOUND"
+
+
+async def test_approve_user(start_server: StartServer) -> None:
+    running = await start_server(registration_approval=True)
+    async with AsyncClient(running.address, service_key=running.admin_key) as admin:
+        pending = (
+            await admin.register(
+                email="ada@example.com", password=PASSWORD, first_name="A", last_name="B"
+            )
+        ).user
+        assert pending.status == resources_pb2.USER_STATUS_PENDING_APPROVAL
+        approved = await admin.approve_user(user_id=pending.id)
+        assert approved.status == resources_pb2.USER_STATUS_ACTIVE
+
+
+async def test_admin_groups_memberships_permissions(
+    client: AsyncClient, admin: AsyncClient
+) -> None:
+    ada, _ = await _user(client, "ada@example.com")
+    for name in ("editors", "readers", "writers"):
+        await admin.create_group(name=name)
+    with pytest.raises(AlreadyExists):
+        await admin.create_group(name="editors")
+    assert (await admin.get_group(group="readers")).name == "readers"
+    assert [g.name async for g in admin.iter_groups(page_size=2)] == [
+        "editors",
+        "readers",
+        "writers",
+    ]
+    first = await admin.list_groups(page_size=2)
+    assert len(first.groups) == 2 and first.next_page_token
+
+    membership = await admin.add_membership(group="editors", user_id=ada, extra={"since": 2020})
+    assert (membership.group, membership.user_id) == ("editors", ada)
+    await admin.add_membership(group="readers", user_id=ada)
+    listed = await admin.list_memberships(user_id=ada)
+    assert {m.group for m in listed.memberships} == {"editors", "readers"}
+    assert [m.user_id async for m in admin.iter_memberships(group="editors")] == [ada]
+    await admin.remove_membership(group="readers", user_id=ada)
+    assert [m.group async for m in admin.iter_memberships(user_id=ada)] == ["editors"]
+
+    grant = await admin.add_permission(group="editors", name="write", table_name="Post")
+    await admin.add_permission(group="editors", name="read")
+    by_group = await admin.list_permissions(group="editors")
+    assert {p.name for p in by_group.permissions} == {"write", "read"}
+    assert {p.name async for p in admin.iter_permissions(user_id=ada)} == {"write", "read"}
+    await admin.remove_permission(permission_id=grant.id)
+    assert [p.name async for p in admin.iter_permissions(group="editors")] == ["read"]
+
+    await admin.delete_group(group="writers")
+    with pytest.raises(NotFound):
+        await admin.get_group(group="writers")
+
+
+async def test_iter_users_follows_page_tokens(client: AsyncClient, admin: AsyncClient) -> None:
+    emails = [f"user{n}@example.com" for n in range(7)]
+    for email in emails:
+        await admin.create_user(user=resources_pb2.User(email=email), password=PASSWORD)
+    page = await admin.list_users(page_size=2)
+    assert len(page.users) == 2 and page.next_page_token
+    second = await admin.list_users(page_size=2, page_token=page.next_page_token)
+    assert {u.id for u in second.users}.isdisjoint({u.id for u in page.users})
+
+    seen = [user.email async for user in admin.iter_users(page_size=2)]  # four pages
+    assert sorted(seen) == emails
+    active = [u async for u in admin.iter_users(status=resources_pb2.USER_STATUS_ACTIVE)]
+    assert len(active) == 7
+    disabled = admin.iter_users(status=resources_pb2.USER_STATUS_DISABLED, page_size=2)
+    assert [u async for u in disabled] == []
+
+    with pytest.raises(InvalidArgument) as caught:
+        await admin.list_users(page_token="tampered")
+    assert caught.value.reason == "PAGE_TOKEN_INVALID"
+
+
+async def test_events_are_listed_and_watched(client: AsyncClient, admin: AsyncClient) -> None:
+    async with admin.watch_events(kind=resources_pb2.EVENT_KIND_LOGIN) as stream:
+        await stream.subscribed()
+        ada, _ = await _user(client, "ada@example.com")  # a registration: filtered out
+        await client.authenticate(email="ada@example.com", password=PASSWORD)
+        async with asyncio.timeout(5):
+            event = await anext(stream)
+        assert isinstance(event, resources_pb2.Event)
+        assert (event.kind, event.user_id) == (resources_pb2.EVENT_KIND_LOGIN, ada)
+        stream.cancel()
+        with pytest.raises(StopAsyncIteration):
+            await anext(stream)
+
+    kinds = [e.kind async for e in admin.iter_events(user_id=ada, page_size=1)]
+    assert resources_pb2.EVENT_KIND_REGISTRATION in kinds
+    assert resources_pb2.EVENT_KIND_LOGIN in kinds
+    logins = await admin.list_events(kind=resources_pb2.EVENT_KIND_LOGIN)
+    assert [e.user_id for e in logins.events] == [ada]
+
+
+async def test_a_tiny_timeout_is_deadline_exceeded(admin: AsyncClient) -> None:
+    stream = admin.watch_events(timeout=0.05)
+    with pytest.raises(DeadlineExceeded):
+        async with asyncio.timeout(5):
+            await anext(stream)
+
+
+async def test_client_defaults_and_per_call_metadata(watchword: Running) -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Record(grpc.aio.UnaryUnaryClientInterceptor):
+        async def intercept_unary_unary(
+            self,
+            continuation: Callable[..., Any],
+            details: grpc.aio.ClientCallDetails,
+            request: Any,
+        ) -> Any:
+            seen.append({"metadata": list(details.metadata or ()), "timeout": details.timeout})
+            return await continuation(details, request)
+
+    channel = grpc.aio.insecure_channel(watchword.address, interceptors=[Record()])
+    client = AsyncClient(
+        "ignored",
+        channel=channel,
+        service_key=watchword.access_key,
+        timeout=30,
+        metadata=[("x-app", "bloggy")],
+    )
+    async with client:
+        assert client.channel is channel
+        await client.has_permission(
+            name="read", group="nobody", metadata=[("x-request-id", "r1")], timeout=None
+        )
+        with pytest.raises(NotFound):
+            await client.has_membership(group="nobody", user_id="someone")
+    assert seen[0]["metadata"] == [
+        ("authorization", f"Bearer {watchword.access_key}"),
+        ("x-app", "bloggy"),
+        ("x-request-id", "r1"),
+    ]
+    assert seen[0]["timeout"] is None
+    assert 0 < seen[1]["timeout"] <= 30
+    # close() left the channel it was given open.
+    assert channel.get_state() != grpc.ChannelConnectivity.SHUTDOWN
+    await channel.close()
+
+
+async def test_a_client_made_outside_the_event_loop_works(watchword: Running) -> None:
+    # grpc.aio channels belong to the loop that makes them: the client opens its own lazily,
+    # so one built at import time (no running loop) is usable once the loop runs.
+    client = await asyncio.to_thread(AsyncClient, watchword.address)
+    async with client:
+        with pytest.raises(Unauthenticated):
+            await client.introspect(session_token="not-a-session")
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.introspect(session_token="not-a-session")
+
+
+async def test_credentials_make_a_tls_channel(watchword: Running) -> None:
+    # The test server speaks plaintext, so a TLS handshake cannot succeed.
+    credentials = grpc.ssl_channel_credentials()
+    async with AsyncClient(watchword.address, credentials=credentials, timeout=5) as c:
+        with pytest.raises((Unavailable, DeadlineExceeded)):
+            await c.introspect(session_token="whatever")
+
+
+def _blocking_flow(address: str, admin_key: str) -> None:
+    with Client(address, service_key=admin_key) as client:
+        ada = client.register(
+            email="ada@example.com", password=PASSWORD, first_name="A", last_name="B"
+        ).user
+        with pytest.raises(Unauthenticated) as caught:
+            client.authenticate(email="ada@example.com", password="not the password")
+        assert caught.value.reason == "INVALID_CREDENTIALS"
+        with pytest.raises(InvalidArgument) as short:
+            client.register(
+                email="bob@example.com", password="short", first_name="B", last_name="C"
+            )
+        assert short.value.violation_fields == {"password"}
+
+        with client.watch_events(kind=resources_pb2.EVENT_KIND_LOGIN) as stream:
+            stream.subscribed()
+            login = client.authenticate(email="ada@example.com", password=PASSWORD)
+            assert next(stream).user_id == ada.id
+        assert client.introspect(session_token=login.session_token).user.id == ada.id
+        client.create_group(name="editors")
+        client.add_membership(group="editors", user_id=ada.id)
+        assert client.has_membership(group="editors", session_token=login.session_token)
+        assert not client.has_permission(name="write", user_id=ada.id)
+        for n in range(4):
+            client.create_user(user=resources_pb2.User(email=f"u{n}@example.com"))
+        assert len(list(client.iter_users(page_size=2))) == 5
+
+        with pytest.raises(DeadlineExceeded):
+            next(client.watch_events(timeout=0.05))
+        client.logout(session_token=login.session_token)
+        with pytest.raises(Unauthenticated) as logged_out:
+            client.get_profile(session_token=login.session_token)
+        assert logged_out.value.reason == "SESSION_INVALID"
+    with Client(address) as keyless:
+        with pytest.raises(Unauthenticated) as missing:
+            keyless.get_user(user_id=ada.id)
+        assert missing.value.reason == "SERVICE_KEY_MISSING"
+        with pytest.raises(Unauthenticated):
+            keyless.watch_events().subscribed()
+
+
+async def test_blocking_client(watchword: Running) -> None:
+    # The server runs on this test's event loop: block in a worker thread, not here.
+    await asyncio.to_thread(_blocking_flow, watchword.address, watchword.admin_key)
