@@ -7,7 +7,9 @@
 #   clients/python/watchword/auth/     __init__.py, v1/__init__.py, and in v1/ for each proto:
 #                                      *_pb2.py, *_pb2.pyi, *_pb2_grpc.py, *_pb2_grpc.pyi
 #   clients/typescript/src/gen/        watchword/auth/v1/*_pb.ts (protoc-gen-es v2)
-# Both trees are replaced as a whole, so nothing stale survives; they hold generated code only.
+#   examples/bloggy/bloggy/            the demo's code from examples/bloggy/protos/ (Python
+#                                      only; the same four files per proto as above)
+# The trees are replaced as a whole, so nothing stale survives; they hold generated code only.
 # buf (with buf.gen.yaml) runs every plugin it can; the *_pb2_grpc.py files come from
 # grpcio-tools fed with buf's image, as grpcio-tools has no standalone plugin binary.
 # The output depends only on the protos and the pinned tools: no timestamps, no paths.
@@ -58,3 +60,27 @@ install_tree() {  # install_tree STAGED_DIR DEST_DIR
 }
 install_tree "$py_pkg" "$out_root/clients/python/watchword/auth"
 install_tree "$stage/clients/typescript/src/gen" "$out_root/clients/typescript/src/gen"
+
+# The bloggy demo (examples/bloggy) has its own protos, outside the buf module. They are
+# mapped to the import path examples/bloggy/ so the generated modules import each other
+# as examples.bloggy.bloggy.v1, the package they live in, with no rewriting afterwards.
+demo_protos="examples/bloggy/protos"
+mapfile -t demo < <(
+  cd "$demo_protos" && find . -name '*.proto' | sed 's|^\./|examples/bloggy/|' | LC_ALL=C sort
+)
+(( ${#demo[@]} > 0 )) || die "no .proto files found in $demo_protos"
+mkdir -p "$stage/demo"
+"$python" -m grpc_tools.protoc \
+  --proto_path="examples/bloggy=$demo_protos" \
+  --plugin=protoc-gen-mypy="$root/.venv/bin/protoc-gen-mypy" \
+  --plugin=protoc-gen-mypy_grpc="$root/.venv/bin/protoc-gen-mypy_grpc" \
+  --python_out="$stage/demo" \
+  --grpc_python_out="$stage/demo" \
+  --mypy_out=quiet:"$stage/demo" \
+  --mypy_grpc_out=quiet:"$stage/demo" \
+  "${demo[@]}"
+demo_pkg="$stage/demo/examples/bloggy/bloggy"
+[[ -d "$demo_pkg/v1" ]] || die "no Python code was generated in examples/bloggy/bloggy/v1"
+: > "$demo_pkg/__init__.py"
+: > "$demo_pkg/v1/__init__.py"
+install_tree "$demo_pkg" "$out_root/examples/bloggy/bloggy"

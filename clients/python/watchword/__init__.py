@@ -10,7 +10,9 @@ Usage::
         except Unauthenticated as error:
             print(error.reason, error.message)
 
-The generated messages and stubs are in :mod:`watchword.auth.v1`.
+Protect a service of your own with ``requires`` (a method) or ``RequireInterceptor`` (a
+whole service); see :mod:`watchword.requires`. The generated messages and stubs are in
+:mod:`watchword.auth.v1`.
 """
 
 from __future__ import annotations
@@ -38,12 +40,20 @@ from watchword.errors import (
     from_rpc_error,
 )
 
-# --- watchword.requires: the lead merges these imports and names here -----------------
-# from watchword.requires import (
-#     Condition, Guard, RequireContext, RequireInterceptor, has_membership,
-#     has_permission, is_logged, requires,
-# )
-# --------------------------------------------------------------------------------------
+# `watchword.requires` is the decorator; configure the default guard with
+# `from watchword.requires import configure` (a from-import still reaches the module).
+from watchword.requires import (
+    Condition,
+    Denial,
+    Guard,
+    RequireContext,
+    RequireInterceptor,
+    current_context,
+    has_membership,
+    has_permission,
+    is_logged,
+    requires,
+)
 
 __version__ = "0.1.0"  # keep in step with clients/python/pyproject.toml (a test checks)
 
@@ -70,6 +80,14 @@ __all__ = [
     "WatchwordError",
     "__version__",
     "from_rpc_error",
-    # watchword.requires (merged by the lead): "Condition", "Guard", "RequireContext",
-    # "RequireInterceptor", "has_membership", "has_permission", "is_logged", "requires",
+    "Condition",
+    "Denial",
+    "Guard",
+    "RequireContext",
+    "RequireInterceptor",
+    "current_context",
+    "has_membership",
+    "has_permission",
+    "is_logged",
+    "requires",
 ]

@@ -1,0 +1,244 @@
+"""What ``watchword.requires`` checks: the call as conditions see it
+(:class:`RequireContext`) and the conditions themselves, which combine with ``&``, ``|``
+and ``~``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+import grpc
+
+from watchword._guard import Guard
+from watchword.auth.v1 import resources_pb2
+
+__all__ = [
+    "Condition",
+    "ConditionLike",
+    "Denial",
+    "Record",
+    "RequireContext",
+    "as_condition",
+    "has_membership",
+    "has_permission",
+    "is_logged",
+]
+
+ConditionLike: TypeAlias = "Condition | Callable[[RequireContext], bool | Awaitable[bool]]"
+"""A :class:`Condition`, or any function (sync or async) of a :class:`RequireContext`."""
+Record: TypeAlias = "str | int | Callable[[Any], str | int | None] | None"
+"""A record id for :func:`has_permission`, or a function of the request giving it."""
+
+
+@dataclass(frozen=True)
+class Denial:
+    """Why a call was refused, with the status it gets by default.
+
+    Attributes:
+        code: UNAUTHENTICATED (no valid session) or PERMISSION_DENIED.
+        message: The status message sent by default.
+    """
+
+    code: grpc.StatusCode
+    message: str
+
+
+class RequireContext:
+    """One call as conditions see it.
+
+    Attributes:
+        request: The request message (the request iterator for client-streaming RPCs).
+        context: The call's ``grpc.aio.ServicerContext``.
+        method: The RPC's name, e.g. ``"CreatePost"``.
+        guard: The guard that checks this call.
+        token: The end user's session token from the metadata; ``None`` if absent.
+        session_invalid: True when there is no token, or once Watchword has said it is
+            invalid, expired or revoked.
+        denial: Set when the call is refused, before ``otherwise`` is called.
+    """
+
+    def __init__(
+        self, guard: Guard, request: Any, context: grpc.aio.ServicerContext[Any, Any], method: str
+    ) -> None:
+        self.guard = guard
+        self.request = request
+        self.context = context
+        self.method = method
+        self.token = guard.session_token(context.invocation_metadata())
+        self.session_invalid = self.token is None
+        self.denial: Denial | None = None
+        self._user: resources_pb2.User | None | Literal[False] = False  # False: not asked yet
+
+    async def user(self) -> resources_pb2.User | None:
+        """The logged-in user (Watchword's Introspect, asked at most once per call);
+        ``None`` without a valid session. Do not modify it: it may be cached."""
+        if self._user is False:
+            self._user = None if self.token is None else await self.guard.user(self.token)
+            self.session_invalid = self._user is None
+        return self._user
+
+    async def is_logged(self) -> bool:
+        """True when the call carries a valid session."""
+        return await self.user() is not None
+
+    async def has_membership(self, group: str) -> bool:
+        """True when the session's user belongs to ``group``."""
+        if self.token is None or self.session_invalid:
+            return False
+        return self._note(await self.guard.has_membership(self.token, group))
+
+    async def has_permission(self, name: str, table_name: str = "", record_id: str = "") -> bool:
+        """True when the session's user holds the permission (see HasPermission)."""
+        if self.token is None or self.session_invalid:
+            return False
+        return self._note(await self.guard.has_permission(self.token, name, table_name, record_id))
+
+    def _note(self, answer: bool | None) -> bool:
+        if answer is None:
+            self.session_invalid = True
+        return bool(answer)
+
+
+class Condition:
+    """Something a call must satisfy. Combine conditions with ``&``, ``|`` and ``~``;
+    plain functions of a :class:`RequireContext` (sync or async) combine with them too.
+    Subclasses implement :meth:`check`."""
+
+    async def check(self, ctx: RequireContext) -> bool:
+        """True when the call may proceed."""
+        raise NotImplementedError
+
+    def __and__(self, other: ConditionLike) -> Condition:
+        return _All(self, as_condition(other))
+
+    def __rand__(self, other: ConditionLike) -> Condition:
+        return _All(as_condition(other), self)
+
+    def __or__(self, other: ConditionLike) -> Condition:
+        return _Any(self, as_condition(other))
+
+    def __ror__(self, other: ConditionLike) -> Condition:
+        return _Any(as_condition(other), self)
+
+    def __invert__(self) -> Condition:
+        return _Not(self)
+
+
+class _Function(Condition):
+    def __init__(self, function: Callable[[RequireContext], bool | Awaitable[bool]]) -> None:
+        self._function = function
+
+    async def check(self, ctx: RequireContext) -> bool:
+        result = self._function(ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+
+    def __repr__(self) -> str:
+        return str(getattr(self._function, "__qualname__", repr(self._function)))
+
+
+class _All(Condition):
+    def __init__(self, *parts: Condition) -> None:
+        self._parts = parts
+
+    async def check(self, ctx: RequireContext) -> bool:
+        for part in self._parts:
+            if not await part.check(ctx):
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return "(" + " & ".join(map(repr, self._parts)) + ")"
+
+
+class _Any(Condition):
+    def __init__(self, *parts: Condition) -> None:
+        self._parts = parts
+
+    async def check(self, ctx: RequireContext) -> bool:
+        for part in self._parts:
+            if await part.check(ctx):
+                return True
+        return False
+
+    def __repr__(self) -> str:
+        return "(" + " | ".join(map(repr, self._parts)) + ")"
+
+
+class _Not(Condition):
+    def __init__(self, part: Condition) -> None:
+        self._part = part
+
+    async def check(self, ctx: RequireContext) -> bool:
+        return not await self._part.check(ctx)
+
+    def __repr__(self) -> str:
+        return f"~{self._part!r}"
+
+
+class _IsLogged(Condition):
+    async def check(self, ctx: RequireContext) -> bool:
+        return await ctx.is_logged()
+
+    def __repr__(self) -> str:
+        return "is_logged"
+
+
+class _HasMembership(Condition):
+    def __init__(self, group: str) -> None:
+        self._group = group
+
+    async def check(self, ctx: RequireContext) -> bool:
+        return await ctx.has_membership(self._group)
+
+    def __repr__(self) -> str:
+        return f"has_membership({self._group!r})"
+
+
+class _HasPermission(Condition):
+    def __init__(self, name: str, table_name: str, record: Record) -> None:
+        self._name = name
+        self._table_name = table_name
+        self._record = record
+
+    async def check(self, ctx: RequireContext) -> bool:
+        record = self._record(ctx.request) if callable(self._record) else self._record
+        record_id = "" if record is None else str(record)
+        return await ctx.has_permission(self._name, self._table_name, record_id)
+
+    def __repr__(self) -> str:
+        return f"has_permission({self._name!r}, {self._table_name!r}, {self._record!r})"
+
+
+is_logged: Condition = _IsLogged()
+"""The call carries a valid session (the auth module's ``auth.is_logged``)."""
+
+
+def has_membership(group: str) -> Condition:
+    """The session's user belongs to ``group`` (and is not blocked)."""
+    return _HasMembership(group)
+
+
+def has_permission(name: str, table_name: str = "", record: Record = None) -> Condition:
+    """The session's user holds permission ``name``, through one of its groups.
+
+    Args:
+        name: The permission's name, e.g. ``"write"``.
+        table_name: The table it is checked on; ``""`` for none.
+        record: The record it is checked on: an id, or a function of the request that
+            gives it (``lambda request: request.post_id``); ``None`` for none. Integers
+            are sent as their decimal text.
+    """
+    return _HasPermission(name, table_name, record)
+
+
+def as_condition(condition: ConditionLike) -> Condition:
+    """``condition`` as a :class:`Condition` (functions are wrapped)."""
+    if isinstance(condition, Condition):
+        return condition
+    if callable(condition):
+        return _Function(condition)
+    raise TypeError(f"a condition is a Condition or a function, not {condition!r}")
