@@ -22,7 +22,7 @@ from watchword_server.domain.clock import Clock, SystemClock
 from watchword_server.domain.event_stream import EventStream
 from watchword_server.domain.mail import MailSender, MailTransport
 from watchword_server.domain.service_keys import Scope, ServiceKeys
-from watchword_server.storage.db import create_engine
+from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.schema import SchemaState, schema_state, upgrade
 from watchword_server.transport.access_servicer import AccessServicer
 from watchword_server.transport.admin_servicer import AdminServicer
@@ -85,7 +85,7 @@ class WatchwordServer:
         """Check the schema, bind ``settings.listen`` and start serving; returns the port."""
         await self._check_schema()
         domain = build_domain(
-            self.settings, self.engine, self.clock, mail_transport=self._mail_transport
+            self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport
         )
         settings = self.settings
         required = {_ACCESS.full_name: Scope.ACCESS, _ADMIN.full_name: Scope.ADMIN}

@@ -22,7 +22,7 @@ from watchword_server.domain.errors import DomainError, GroupAlreadyExists
 from watchword_server.domain.mail import LogTransport
 from watchword_server.domain.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.types import CallContext, UserStatus
-from watchword_server.storage.db import create_engine
+from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.schema import SchemaState, schema_state, upgrade
 from watchword_server.wiring import Domain, build_domain
 
@@ -69,7 +69,7 @@ async def _domain(settings: Settings) -> AsyncIterator[Domain]:
         elif state is not SchemaState.CURRENT:
             raise SchemaNotReady("the database schema is not current: run `watchword migrate`")
         # The CLI sends no mail: a user created here needs none.
-        yield build_domain(settings, engine, SystemClock(), mail_transport=LogTransport())
+        yield build_domain(settings, Database(engine), SystemClock(), mail_transport=LogTransport())
     finally:
         await engine.dispose()
 

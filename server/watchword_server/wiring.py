@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from watchword_server.config import Settings
 from watchword_server.domain.access import AccessChecks
 from watchword_server.domain.account_keys import MailedKeys
@@ -26,6 +24,7 @@ from watchword_server.embedded import load_or_create_embedded_key
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
 from watchword_server.security.tokens import derived_token
+from watchword_server.storage.db import Database
 
 __all__ = ["Domain", "build_domain", "build_keyring"]
 
@@ -59,7 +58,7 @@ class Domain:
 
 def build_domain(
     settings: Settings,
-    engine: AsyncEngine,
+    database: Database,
     clock: Clock,
     *,
     mail_transport: MailTransport | None = None,
@@ -71,33 +70,33 @@ def build_domain(
     )
     events = EventLog(settings.messages, clock, enabled=settings.log_events)
     sessions = Sessions(
-        engine,
+        database,
         clock,
         short=settings.session_expiration,
         long=settings.session_long_expiration,
     )
     keys = MailedKeys(settings, keyring, clock)
     transport = mail_transport or transport_from_settings(settings)
-    sender = MailSender(engine, transport, keys.render, clock)
+    sender = MailSender(database, transport, keys.render, clock)
     accounts = Accounts(
-        settings, engine, hasher, sessions, events, keys, clock, mail_queued=sender.wake
+        settings, database, hasher, sessions, events, keys, clock, mail_queued=sender.wake
     )
     passwords = PasswordFlows(
-        settings, engine, hasher, sessions, events, keys, clock, mail_queued=sender.wake
+        settings, database, hasher, sessions, events, keys, clock, mail_queued=sender.wake
     )
-    profiles = Profiles(settings, engine, sessions, events, clock)
+    profiles = Profiles(settings, database, sessions, events, clock)
     pages = PageTokens(derived_token(keyring.current, "page-tokens", b"").encode())
-    stream = EventStream(engine)
+    stream = EventStream(database)
     return Domain(
         accounts=accounts,
         sessions=sessions,
         passwords=passwords,
         profiles=profiles,
         mail_sender=sender,
-        checks=AccessChecks(engine, sessions),
-        user_admin=UserAdmin(settings, engine, hasher, events, pages, clock),
-        group_admin=GroupAdmin(engine, events, pages, clock),
-        event_reader=EventReader(engine, stream, pages),
+        checks=AccessChecks(database, sessions),
+        user_admin=UserAdmin(settings, database, hasher, events, pages, clock),
+        group_admin=GroupAdmin(database, events, pages, clock),
+        event_reader=EventReader(database, stream, pages),
         event_stream=stream,
-        service_keys=ServiceKeys(engine, clock),
+        service_keys=ServiceKeys(database, clock),
     )

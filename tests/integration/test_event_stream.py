@@ -27,7 +27,7 @@ from watchword_server.domain.event_stream import (
     Subscription,
 )
 from watchword_server.domain.types import EventKind, EventRecord
-from watchword_server.storage.db import create_engine
+from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.repositories.events import (
     events_after,
     insert_event,
@@ -66,8 +66,8 @@ async def streams(
     engines: tuple[AsyncEngine, AsyncEngine],
 ) -> AsyncIterator[tuple[EventStream, EventStream]]:
     """Two started streams, one on each engine."""
-    first = EventStream(engines[0], poll_interval=NO_POLL)
-    second = EventStream(engines[1], poll_interval=NO_POLL)
+    first = EventStream(Database(engines[0]), poll_interval=NO_POLL)
+    second = EventStream(Database(engines[1]), poll_interval=NO_POLL)
     await first.start()
     await second.start()
     yield first, second
@@ -256,7 +256,7 @@ async def test_stop_ends_open_subscriptions_and_refuses_new_ones(
 async def test_a_subscriber_that_never_reads_overflows_alone(
     engines: tuple[AsyncEngine, AsyncEngine], writer: AsyncEngine
 ) -> None:
-    stream = EventStream(engines[0], poll_interval=NO_POLL, queue_size=3)
+    stream = EventStream(Database(engines[0]), poll_interval=NO_POLL, queue_size=3)
     await stream.start()
     try:
         async with stream.subscribe() as idle, stream.subscribe() as reader:
@@ -320,7 +320,7 @@ async def test_the_listener_reconnects_and_delivers_what_was_written_meanwhile(
 async def test_the_poll_finds_events_written_without_a_notification(
     engines: tuple[AsyncEngine, AsyncEngine], writer: AsyncEngine
 ) -> None:
-    stream = EventStream(engines[0], poll_interval=0.2)
+    stream = EventStream(Database(engines[0]), poll_interval=0.2)
     await stream.start()
     try:
         async with stream.subscribe() as subscription:
@@ -340,7 +340,7 @@ async def test_sqlite_is_polled(tmp_path: Path) -> None:
     try:
         await upgrade(engine)
         before = await write(writer)
-        stream = EventStream(engine)
+        stream = EventStream(Database(engine))
         await stream.start()
         try:
             async with (

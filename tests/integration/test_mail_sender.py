@@ -31,7 +31,7 @@ from watchword_server.domain.mail import (
     transport_from_settings,
 )
 from watchword_server.domain.types import UserStatus
-from watchword_server.storage.db import create_engine
+from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.models import MailOutbox, User
 from watchword_server.storage.repositories import outbox as outbox_rows
 from watchword_server.storage.repositories.users import insert_user
@@ -89,7 +89,7 @@ def smtp_transport(server: SmtpServer) -> SmtpTransport:
 def sender_for(
     engine: AsyncEngine, transport: MailTransport, clock: ManualClock, **options: Any
 ) -> MailSender:
-    return MailSender(engine, transport, render, clock, **options)
+    return MailSender(Database(engine), transport, render, clock, **options)
 
 
 async def add_mail(engine: AsyncEngine, clock: ManualClock, *recipients: str) -> None:

@@ -12,8 +12,6 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from watchword_server.domain.errors import (
     FieldViolation,
     InvalidArgument,
@@ -22,6 +20,7 @@ from watchword_server.domain.errors import (
 )
 from watchword_server.domain.sessions import Sessions, digest_or_invalid
 from watchword_server.domain.types import UserStatus
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import access as access_rows
 from watchword_server.storage.repositories.access import Grant, SessionAnswer
 
@@ -57,8 +56,8 @@ class Subject:
 class AccessChecks:
     """Answers membership and permission questions."""
 
-    def __init__(self, engine: AsyncEngine, sessions: Sessions) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, sessions: Sessions) -> None:
+        self._database = database
         self._sessions = sessions
 
     async def has_membership(self, subject: Subject | None, group: str) -> bool:
@@ -72,11 +71,11 @@ class AccessChecks:
             raise InvalidArgument(problems)
         if subject.kind is SubjectKind.USER_ID:
             user_id = parse_user_id(subject.value)
-            async with self._engine.connect() as conn:
+            async with self._database.connect() as conn:
                 found = await access_rows.user_membership(conn, user_id, group)
             return _user_answer(found)
         digest = digest_or_invalid(subject.value)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             answer = await access_rows.session_membership(conn, digest, group)
             return await self._session_answer(conn, digest, answer)
 
@@ -99,20 +98,20 @@ class AccessChecks:
         if subject.kind is SubjectKind.GROUP:
             if "\x00" in subject.value:
                 return False
-            async with self._engine.connect() as conn:
+            async with self._database.connect() as conn:
                 return await access_rows.group_permission(conn, subject.value, grant)
         if subject.kind is SubjectKind.USER_ID:
             user_id = parse_user_id(subject.value)
-            async with self._engine.connect() as conn:
+            async with self._database.connect() as conn:
                 found = await access_rows.user_permission(conn, user_id, grant)
             return _user_answer(found)
         digest = digest_or_invalid(subject.value)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             answer = await access_rows.session_permission(conn, digest, grant)
             return await self._session_answer(conn, digest, answer)
 
     async def _session_answer(
-        self, conn: AsyncConnection, digest: bytes, answer: SessionAnswer | None
+        self, conn: Connection, digest: bytes, answer: SessionAnswer | None
     ) -> bool:
         if answer is None:
             raise SessionInvalid()

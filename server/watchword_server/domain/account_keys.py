@@ -11,14 +11,13 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from watchword_server.config import Settings
 from watchword_server.domain import mail
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.types import UserRecord
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.tokens import derived_token, token_digest
+from watchword_server.storage.db import Connection
 from watchword_server.storage.repositories import account_keys as key_rows
 
 __all__ = ["MailedKeys", "Purpose"]
@@ -54,7 +53,7 @@ class MailedKeys:
         )
         return timedelta(seconds=seconds)
 
-    async def issue(self, conn: AsyncConnection, user: UserRecord, purpose: Purpose) -> None:
+    async def issue(self, conn: Connection, user: UserRecord, purpose: Purpose) -> None:
         """Make a new key for ``user`` (voiding older ones) and queue its mail, in ``conn``."""
         now = self._clock.now()
         key_id = uuid.uuid4()
@@ -83,7 +82,7 @@ class MailedKeys:
             now=now,
         )
 
-    async def consume(self, conn: AsyncConnection, key: str, purpose: Purpose) -> uuid.UUID | None:
+    async def consume(self, conn: Connection, key: str, purpose: Purpose) -> uuid.UUID | None:
         """Use ``key`` once; returns its user's id, or None if it is not a live key."""
         if not key or len(key) > _MAX_KEY_LENGTH:
             return None

@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from watchword_server.config import Settings
 from watchword_server.domain.account_keys import MailedKeys, Purpose
 from watchword_server.domain.clock import Clock
@@ -35,6 +33,7 @@ from watchword_server.domain.types import (
 )
 from watchword_server.domain.validation import Violations
 from watchword_server.security.passwords import PasswordHasher
+from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import users as user_rows
 
 __all__ = ["Accounts", "Registration", "Login"]
@@ -70,7 +69,7 @@ class Accounts:
     def __init__(
         self,
         settings: Settings,
-        engine: AsyncEngine,
+        database: Database,
         hasher: PasswordHasher,
         sessions: Sessions,
         events: EventLog,
@@ -80,7 +79,7 @@ class Accounts:
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
-        self._engine = engine
+        self._database = database
         self._hasher = hasher
         self._sessions = sessions
         self._events = events
@@ -134,13 +133,13 @@ class Accounts:
             raise InvalidArgument(problems.items)
 
         # A cheap early answer for the common duplicate, before paying for a hash.
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             if await user_rows.email_exists(conn, email):
                 raise EmailAlreadyExists()
         password_hash = await asyncio.to_thread(self._hasher.hash, password)
 
         status = self._initial_status()
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             try:
                 user = await user_rows.insert_user(
                     conn,
@@ -173,7 +172,7 @@ class Accounts:
         The account becomes ACTIVE, or PENDING_APPROVAL when approval is on; an account in
         any other state keeps it (a blocked user stays blocked) but its address is verified.
         """
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             user_id = await self._keys.consume(conn, verification_key, Purpose.VERIFICATION)
             user = None if user_id is None else await user_rows.get(conn, user_id)
             if user is None:
@@ -205,7 +204,7 @@ class Accounts:
         if problems:
             raise InvalidArgument(problems.items)
 
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             stored = await user_rows.find_by_email(conn, email)
         if stored is None:
             await asyncio.to_thread(self._hasher.verify_dummy, password)
@@ -224,7 +223,7 @@ class Accounts:
         if self._hasher.needs_rehash(stored.password_hash):
             new_hash = await asyncio.to_thread(self._hasher.hash, password)
         remember = remember and self._settings.remember_option
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             if new_hash is not None:
                 await user_rows.set_password_hash(
                     conn, user.id, new_hash, expected_old=stored.password_hash
@@ -237,7 +236,7 @@ class Accounts:
 
     async def logout(self, *, session_token: str, call: CallContext) -> None:
         """Revoke the session; raises SessionInvalid when it is unknown or already gone."""
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             user_id = await self._sessions.revoke(conn, session_token)
             user = await user_rows.get(conn, user_id)
             await self._events.record(conn, EventKind.LOGOUT, call, user=user)
@@ -245,5 +244,5 @@ class Accounts:
     async def _record_failure(
         self, call: CallContext, *, email: str, user: UserRecord | None
     ) -> None:
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             await self._events.record(conn, EventKind.LOGIN_FAILED, call, user=user, email=email)

@@ -6,12 +6,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from watchword_server.domain.errors import ShuttingDown, StreamOverflowed, UserNotFound
 from watchword_server.domain.event_stream import EventStream, StreamOverflow, StreamUnavailable
 from watchword_server.domain.paging import PageTokenInvalid, PageTokens, page_size, split_page
 from watchword_server.domain.types import EventKind, EventRecord
+from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import events as event_rows
 
 __all__ = ["EventReader"]
@@ -20,8 +19,8 @@ __all__ = ["EventReader"]
 class EventReader:
     """Lists and streams events."""
 
-    def __init__(self, engine: AsyncEngine, stream: EventStream, pages: PageTokens) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, stream: EventStream, pages: PageTokens) -> None:
+        self._database = database
         self._stream = stream
         self._pages = pages
 
@@ -43,7 +42,7 @@ class EventReader:
             after_id = position.get("id", 0)
             if not isinstance(after_id, int):
                 raise PageTokenInvalid()
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             rows = await event_rows.list_events(
                 conn, user_id=user, kind=kind, after_id=after_id, limit=limit + 1
             )

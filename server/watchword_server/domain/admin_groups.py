@@ -6,8 +6,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import (
     GroupAlreadyExists,
@@ -21,6 +19,7 @@ from watchword_server.domain.events import EventLog
 from watchword_server.domain.paging import PageTokens, page_size, split_page
 from watchword_server.domain.types import CallContext, EventKind, UserRecord
 from watchword_server.domain.validation import Violations
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import groups as group_rows
 from watchword_server.storage.repositories import users as user_rows
 from watchword_server.storage.repositories.groups import GroupRow, MembershipRow, PermissionRow
@@ -54,9 +53,9 @@ class GroupAdmin:
     """The group half of AdminService."""
 
     def __init__(
-        self, engine: AsyncEngine, events: EventLog, pages: PageTokens, clock: Clock
+        self, database: Database, events: EventLog, pages: PageTokens, clock: Clock
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._events = events
         self._pages = pages
         self._clock = clock
@@ -71,7 +70,7 @@ class GroupAdmin:
             problems.add("group.description", "description must not contain NUL")
         if problems:
             raise InvalidArgument(problems.items)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             try:
                 group = await group_rows.insert_group(
                     conn, name=name, description=description, extra=extra, now=self._clock.now()
@@ -83,12 +82,12 @@ class GroupAdmin:
 
     async def get_group(self, name: str) -> GroupRow:
         """The group called ``name``."""
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             return await _group(conn, name)
 
     async def delete_group(self, name: str, call: CallContext) -> None:
         """Delete a group with its memberships and permissions."""
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             group = await _group(conn, name)
             await group_rows.delete_group(conn, group.id)
             await self._events.record(conn, EventKind.GROUP_DELETED, call, values={"group": name})
@@ -98,7 +97,7 @@ class GroupAdmin:
         limit = page_size(size)
         position = self._pages.decode("ListGroups", token)
         after = None if position is None else str(position.get("name", ""))
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             groups = await group_rows.list_groups(conn, after=after, limit=limit + 1)
         return split_page(
             groups, limit, lambda last: self._pages.encode("ListGroups", {"name": last.name})
@@ -108,7 +107,7 @@ class GroupAdmin:
         self, group: str, user_id: str, extra: dict[str, Any], call: CallContext
     ) -> MembershipRow:
         """Make the user a member; adding an existing membership returns it unchanged."""
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             found = await _group(conn, group)
             user = await _user(conn, user_id)
             membership = await group_rows.insert_membership(
@@ -126,7 +125,7 @@ class GroupAdmin:
 
     async def remove_membership(self, group: str, user_id: str, call: CallContext) -> None:
         """End the user's membership of the group."""
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             found = await _group(conn, group)
             user = await _user(conn, user_id)
             if not await group_rows.delete_membership(conn, found.id, user.id):
@@ -146,7 +145,7 @@ class GroupAdmin:
         limit = page_size(size)
         scope = f"ListMemberships:{user_id}:{group}"
         after = self._pages.decode_after(scope, token)
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             group_id = (await _group(conn, group)).id if group else None
             member_id = (await _user(conn, user_id)).id if user_id else None
             rows = await group_rows.list_memberships(
@@ -164,7 +163,7 @@ class GroupAdmin:
         _check_text(problems, "record_id", new.record_id, required=False)
         if problems:
             raise InvalidArgument(problems.items)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             group = await _group(conn, new.group)
             fields = {"name": new.name, "table_name": new.table_name, "record_id": new.record_id}
             permission = await group_rows.insert_permission(
@@ -192,7 +191,7 @@ class GroupAdmin:
     async def remove_permission(self, permission_id: str, call: CallContext) -> None:
         """Withdraw a grant."""
         parsed = _uuid_or(permission_id, PermissionNotFound)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             permission = await group_rows.find_permission(conn, permission_id=parsed)
             if permission is None or not await group_rows.delete_permission(conn, parsed):
                 raise PermissionNotFound()
@@ -214,7 +213,7 @@ class GroupAdmin:
         limit = page_size(size)
         scope = f"ListPermissions:{group}:{user_id}"
         after = self._pages.decode_after(scope, token)
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             group_id = (await _group(conn, group)).id if group else None
             holder = (await _user(conn, user_id)).id if user_id else None
             rows = await group_rows.list_permissions(
@@ -232,7 +231,7 @@ def _uuid_or(value: str, error: type[Exception]) -> uuid.UUID:
         raise error() from None
 
 
-async def _group(conn: AsyncConnection, name: str) -> GroupRow:
+async def _group(conn: Connection, name: str) -> GroupRow:
     if not name or len(name) > _MAX_NAME or "\x00" in name:
         raise GroupNotFound()
     group = await group_rows.find_group(conn, name)
@@ -241,7 +240,7 @@ async def _group(conn: AsyncConnection, name: str) -> GroupRow:
     return group
 
 
-async def _user(conn: AsyncConnection, user_id: str) -> UserRecord:
+async def _user(conn: Connection, user_id: str) -> UserRecord:
     user = await user_rows.get(conn, _uuid_or(user_id, UserNotFound))
     if user is None:
         raise UserNotFound()

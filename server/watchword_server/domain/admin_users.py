@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from watchword_server.config import Settings
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.custom_fields import Writer, check_extra
@@ -26,6 +24,7 @@ from watchword_server.domain.paging import PageTokens, page_size, split_page
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
 from watchword_server.security.passwords import PasswordHasher
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
 
@@ -69,14 +68,14 @@ class UserAdmin:
     def __init__(
         self,
         settings: Settings,
-        engine: AsyncEngine,
+        database: Database,
         hasher: PasswordHasher,
         events: EventLog,
         pages: PageTokens,
         clock: Clock,
     ) -> None:
         self._settings = settings
-        self._engine = engine
+        self._database = database
         self._hasher = hasher
         self._events = events
         self._pages = pages
@@ -108,7 +107,7 @@ class UserAdmin:
         password_hash = NO_PASSWORD
         if new.password:
             password_hash = await asyncio.to_thread(self._hasher.hash, new.password)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             try:
                 user = await user_rows.insert_user(
                     conn,
@@ -128,14 +127,14 @@ class UserAdmin:
 
     async def get(self, user_id: str) -> UserRecord:
         """The user with this id."""
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             return await _existing(conn, user_id)
 
     async def lookup(self, email: str) -> UserRecord:
         """The user with this address (case-insensitively)."""
         if not email or len(email) > 320 or "\x00" in email:
             raise UserNotFound()
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             stored = await user_rows.find_by_email(conn, email)
         if stored is None:
             raise UserNotFound()
@@ -148,7 +147,7 @@ class UserAdmin:
         limit = page_size(size)
         scope = f"ListUsers:{status.value if status else ''}"
         after = self._pages.decode_after(scope, token)
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             users = await user_rows.list_users(conn, status=status, after=after, limit=limit + 1)
         return split_page(
             users, limit, lambda last: self._pages.encode_after(scope, last.create_time, last.id)
@@ -190,7 +189,7 @@ class UserAdmin:
             )
         if problems:
             raise InvalidArgument(problems.items)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             current = await _existing(conn, user_id)
             new_email = values.pop("email", None)
             if new_email is not None and new_email.lower() != current.email.lower():
@@ -211,7 +210,7 @@ class UserAdmin:
 
     async def delete(self, user_id: str, call: CallContext) -> None:
         """Delete the account with its sessions and memberships; its events stay."""
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             user = await _existing(conn, user_id)
             await user_rows.delete_user(conn, user.id)
             await self._events.record(conn, EventKind.USER_DELETED, call, user=user)
@@ -219,7 +218,7 @@ class UserAdmin:
     async def set_status(self, user_id: str, kind: EventKind, call: CallContext) -> UserRecord:
         """Disable, block, allow or approve (by the event ``kind``); revokes sessions at
         once when the account may no longer be logged in."""
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             user = await _existing(conn, user_id)
             status = _next_status(user.status, kind)
             updated = await user_rows.update_user(
@@ -234,7 +233,7 @@ class UserAdmin:
 
     async def revoke_sessions(self, user_id: str, call: CallContext) -> None:
         """End every session of the user."""
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             user = await _existing(conn, user_id)
             await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, EventKind.SESSIONS_REVOKED, call, user=user)
@@ -258,7 +257,7 @@ def _next_status(current: UserStatus, kind: EventKind) -> UserStatus:
     raise refusal()
 
 
-async def _existing(conn: AsyncConnection, user_id: str) -> UserRecord:
+async def _existing(conn: Connection, user_id: str) -> UserRecord:
     try:
         parsed = uuid.UUID(user_id)
     except ValueError:

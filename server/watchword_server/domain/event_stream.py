@@ -23,20 +23,15 @@ off with ``StreamOverflow`` instead of buffering without bound.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from types import TracebackType
-from typing import Any, Self
-
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import TupleRow
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import Self
 
 from watchword_server.domain.types import EventKind, EventRecord
+from watchword_server.storage.db import Database
+from watchword_server.storage.listener import ListenerLost, NotificationListener
 from watchword_server.storage.repositories import events as event_rows
 
 __all__ = ["APPLICATION_NAME", "EventStream", "StreamOverflow", "StreamUnavailable", "Subscription"]
@@ -59,15 +54,6 @@ _MAX_GAPS = 1000
 # Reconnection backoff (s). The first pause also lets a restarting server come back.
 _RECONNECT_FIRST = 0.5
 _RECONNECT_MAX = 10.0
-# libpq settings for the LISTEN connection unless the URL sets them: a peer that vanishes
-# without closing the socket is noticed within a minute instead of never.
-_CONNECTION_DEFAULTS = {
-    "connect_timeout": "10",
-    "keepalives": "1",
-    "keepalives_idle": "30",
-    "keepalives_interval": "10",
-    "keepalives_count": "3",
-}
 
 
 class StreamOverflow(Exception):
@@ -173,7 +159,7 @@ class EventStream:
     """Fans new audit events out to subscribers; one instance and one task per process.
 
     Args:
-        engine: The server's engine; PostgreSQL is listened to, SQLite is polled.
+        database: The server's database; PostgreSQL is listened to, SQLite is polled.
         poll_interval: Seconds between reads on PostgreSQL when no notification came,
             a safety net for notifications that never arrived.
         queue_size: How many events a subscriber may fall behind before it is closed
@@ -181,16 +167,16 @@ class EventStream:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, poll_interval: float = 2.0, queue_size: int = 1000
+        self, database: Database, *, poll_interval: float = 2.0, queue_size: int = 1000
     ) -> None:
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
-        self._engine = engine
+        self._database = database
         self._poll_interval = poll_interval
         self._queue_size = queue_size
-        self._notifies = engine.dialect.name == "postgresql"
+        self._notifies = database.is_postgresql
         # A dict for a stable fan-out order; the values are unused.
         self._subscribers: dict[Subscription, None] = {}
         # One read-and-fan-out at a time, whether from the task or a joining subscriber.
@@ -212,24 +198,24 @@ class EventStream:
 
         Raises:
             RuntimeError: the stream is already running.
-            psycopg.Error: PostgreSQL refused the LISTEN connection.
+            ListenerLost: PostgreSQL refused the LISTEN connection.
         """
         if self._task is not None:
             raise RuntimeError("the event stream is already running")
-        conn = await self._connect() if self._notifies else None
+        listener = await self._connect() if self._notifies else None
         try:
             # After LISTEN, so every commit after this read is announced.
-            async with self._engine.connect() as db:
+            async with self._database.connect() as db:
                 self._position = await event_rows.last_event_id(db)
         except BaseException:
-            if conn is not None:
-                await _close_quietly(conn)
+            if listener is not None:
+                await listener.close()
             self._listening = False
             raise
         self._gaps.clear()
         self._tracking = self._listening
         self._running = True
-        run = self._listen_forever(conn) if conn is not None else self._poll_forever()
+        run = self._listen_forever(listener) if listener is not None else self._poll_forever()
         self._task = asyncio.create_task(run, name="watchword-events")
 
     async def stop(self) -> None:
@@ -266,7 +252,7 @@ class EventStream:
                 await self._read_new()
             else:
                 # Nobody watched and nothing told us of new ids: skip to the newest.
-                async with self._engine.connect() as db:
+                async with self._database.connect() as db:
                     self._position = await event_rows.last_event_id(db)
                 self._gaps.clear()
                 self._tracking = True
@@ -285,7 +271,7 @@ class EventStream:
 
     async def _read_new(self) -> None:
         """Deliver the committed events not delivered yet; the caller holds ``_lock``."""
-        async with self._engine.connect() as db:
+        async with self._database.connect() as db:
             now = time.monotonic()
             while self._gaps:
                 oldest, give_up = next(iter(self._gaps.items()))
@@ -357,14 +343,14 @@ class EventStream:
             await asyncio.sleep(min(self._poll_interval, _SQLITE_POLL))
             await self._read_new_logged()
 
-    async def _listen_forever(self, conn: psycopg.AsyncConnection[TupleRow] | None) -> None:
+    async def _listen_forever(self, listener: NotificationListener | None) -> None:
         delay = _RECONNECT_FIRST
         try:
             while True:
-                if conn is None:
+                if listener is None:
                     try:
-                        conn = await self._connect()
-                    except (psycopg.Error, OSError) as exc:
+                        listener = await self._connect()
+                    except ListenerLost as exc:
                         _log.warning(
                             "cannot reconnect to listen for events (%s); retrying in %.1f s",
                             exc,
@@ -380,8 +366,8 @@ class EventStream:
                     # What was announced during the outage went nowhere: read it now.
                     await self._read_new_logged()
                 try:
-                    await self._listen(conn)
-                except (psycopg.Error, OSError) as exc:
+                    await self._listen(listener)
+                except ListenerLost as exc:
                     _log.warning(
                         "lost the connection that listens for events (%s); reconnecting in %.1f s",
                         exc,
@@ -390,18 +376,18 @@ class EventStream:
                 except Exception:
                     _log.exception("listening for events failed; reconnecting in %.1f s", delay)
                 self._lost_listener()
-                await _close_quietly(conn)
-                conn = None
+                await listener.close()
+                listener = None
                 await asyncio.sleep(delay)
         finally:
-            if conn is not None:
-                await _close_quietly(conn)
+            if listener is not None:
+                await listener.close()
             self._listening = False
 
-    async def _listen(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+    async def _listen(self, listener: NotificationListener) -> None:
         while True:
-            async for note in conn.notifies(timeout=self._poll_interval, stop_after=1):
-                self._on_notify(note.payload)
+            async for payload in listener.payloads(timeout=self._poll_interval):
+                self._on_notify(payload)
             # After notifications, and after poll_interval without any, as a safety net.
             await self._read_new_logged()
 
@@ -422,28 +408,9 @@ class EventStream:
             # Notifications are missed from now on, so _position goes stale.
             self._tracking = False
 
-    async def _connect(self) -> psycopg.AsyncConnection[TupleRow]:
-        conn = await psycopg.AsyncConnection.connect(_conninfo(self._engine), autocommit=True)
-        try:
-            await conn.execute(
-                sql.SQL("LISTEN {}").format(sql.Identifier(event_rows.NOTIFY_CHANNEL))
-            )
-        except BaseException:
-            await _close_quietly(conn)
-            raise
+    async def _connect(self) -> NotificationListener:
+        listener = await NotificationListener.open(
+            self._database, event_rows.NOTIFY_CHANNEL, application_name=APPLICATION_NAME
+        )
         self._listening = True
-        return conn
-
-
-def _conninfo(engine: AsyncEngine) -> str:
-    """A libpq connection string for the engine's database, password included."""
-    # libpq reads the engine's URL once the SQLAlchemy driver suffix is gone.
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    params: dict[str, Any] = {**_CONNECTION_DEFAULTS, **conninfo_to_dict(url)}
-    params["application_name"] = APPLICATION_NAME
-    return make_conninfo("", **params)
-
-
-async def _close_quietly(conn: psycopg.AsyncConnection[TupleRow]) -> None:
-    with contextlib.suppress(psycopg.Error, OSError):
-        await conn.close()
+        return listener

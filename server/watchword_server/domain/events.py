@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from watchword_server.config import Messages
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.types import CallContext, EventKind, UserRecord
+from watchword_server.storage.db import Connection
 from watchword_server.storage.repositories import events as event_rows
 
 __all__ = ["EventLog"]
@@ -71,7 +70,7 @@ class EventLog:
 
     async def record(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         kind: EventKind,
         call: CallContext,
         *,

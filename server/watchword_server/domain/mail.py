@@ -19,8 +19,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TypeAlias
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.mail_transports import (
     DEFAULT_SENDER,
@@ -32,6 +30,7 @@ from watchword_server.domain.mail_transports import (
     load_hook,
     transport_from_settings,
 )
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import outbox as outbox_rows
 
 __all__ = [
@@ -56,7 +55,7 @@ Renderer: TypeAlias = Callable[[str, str, Mapping[str, str]], Awaitable[Outgoing
 
 
 async def enqueue(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     kind: str,
     recipient: str,
@@ -82,7 +81,7 @@ class MailSender:
     """Delivers due outbox rows, in a background task or one pass at a time.
 
     Args:
-        engine: The database engine; each row gets its own short transaction.
+        database: The database database; each row gets its own short transaction.
         transport: Where mail goes.
         render: Builds each mail from its row when it is sent.
         clock: The domain's clock, for due times and backoff.
@@ -95,7 +94,7 @@ class MailSender:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         transport: MailTransport,
         render: Renderer,
         clock: Clock,
@@ -105,7 +104,7 @@ class MailSender:
         max_backoff: float = 600.0,
         base_backoff: float = 2.0,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._transport = transport
         self._render = render
         self._clock = clock
@@ -114,7 +113,7 @@ class MailSender:
         self._max_backoff = max_backoff
         self._base_backoff = base_backoff
         # Only PostgreSQL has row locks to hold across the send (see _deliver_one).
-        self._locks_rows = engine.dialect.name == "postgresql"
+        self._locks_rows = database.is_postgresql
         # One pass at a time in this process, whether from the loop or a direct call.
         self._pass_lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -215,7 +214,7 @@ class MailSender:
         """Claim, send and settle the oldest due row: sent, failed, or None if none is due."""
         if self._locks_rows:
             # The row lock lasts through the send, so other processes skip this row.
-            async with self._engine.begin() as conn:
+            async with self._database.begin() as conn:
                 mail = await self._claim(conn)
                 if mail is None:
                     return None
@@ -225,16 +224,16 @@ class MailSender:
         # SQLite: one process, and _pass_lock makes this the only pass in it. Holding the
         # database's single write lock while SMTP answers would stall every RPC, so the
         # send happens between two short transactions.
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             mail = await self._claim(conn)
         if mail is None:
             return None
         error = await self._attempt(mail)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             await self._settle(conn, mail, error)
         return error is None
 
-    async def _claim(self, conn: AsyncConnection) -> outbox_rows.PendingMail | None:
+    async def _claim(self, conn: Connection) -> outbox_rows.PendingMail | None:
         due = await outbox_rows.claim_due(conn, now=self._clock.now(), limit=1)
         return due[0] if due else None
 
@@ -258,7 +257,7 @@ class MailSender:
         return None
 
     async def _settle(
-        self, conn: AsyncConnection, mail: outbox_rows.PendingMail, error: str | None
+        self, conn: Connection, mail: outbox_rows.PendingMail, error: str | None
     ) -> None:
         now = self._clock.now()
         if error is None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from watchword_server.config import Settings
 from watchword_server.domain.account_keys import MailedKeys, Purpose
 from watchword_server.domain.clock import Clock
@@ -21,6 +19,7 @@ from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
 from watchword_server.security.passwords import PasswordHasher
+from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
 
@@ -36,7 +35,7 @@ class PasswordFlows:
     def __init__(
         self,
         settings: Settings,
-        engine: AsyncEngine,
+        database: Database,
         hasher: PasswordHasher,
         sessions: Sessions,
         events: EventLog,
@@ -46,7 +45,7 @@ class PasswordFlows:
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
-        self._engine = engine
+        self._database = database
         self._hasher = hasher
         self._sessions = sessions
         self._events = events
@@ -71,7 +70,7 @@ class PasswordFlows:
         problems.email("email", email)
         if problems:
             raise InvalidArgument(problems.items)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             stored = await user_rows.find_by_email(conn, email)
             if stored is None or stored.record.status in _NO_RESET:
                 return
@@ -91,7 +90,7 @@ class PasswordFlows:
         if problems:
             raise InvalidArgument(problems.items)
         password_hash = await asyncio.to_thread(self._hasher.hash, new_password)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             user_id = await self._keys.consume(conn, reset_key, Purpose.RESET)
             user = None if user_id is None else await user_rows.get(conn, user_id)
             if user is None:
@@ -126,14 +125,14 @@ class PasswordFlows:
         if problems:
             raise InvalidArgument(problems.items)
         session = await self._sessions.introspect(session_token)
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             stored_hash = await user_rows.password_hash_of(conn, session.user.id)
         if stored_hash is None:
             raise SessionInvalid()
         if not await asyncio.to_thread(self._hasher.verify, old_password, stored_hash):
             raise PasswordIncorrect()
         new_hash = await asyncio.to_thread(self._hasher.hash, new_password)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             changed = await user_rows.set_password_hash(
                 conn, session.user.id, new_hash, expected_old=stored_hash
             )

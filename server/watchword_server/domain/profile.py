@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from watchword_server.config import Settings
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.custom_fields import Writer, check_extra
@@ -15,6 +13,7 @@ from watchword_server.domain.events import EventLog
 from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.types import CallContext, EventKind, UserRecord
 from watchword_server.domain.validation import Violations
+from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import users as user_rows
 
 __all__ = ["Profiles"]
@@ -28,13 +27,13 @@ class Profiles:
     def __init__(
         self,
         settings: Settings,
-        engine: AsyncEngine,
+        database: Database,
         sessions: Sessions,
         events: EventLog,
         clock: Clock,
     ) -> None:
         self._settings = settings
-        self._engine = engine
+        self._database = database
         self._sessions = sessions
         self._events = events
         self._clock = clock
@@ -117,7 +116,7 @@ class Profiles:
         if problems:
             raise InvalidArgument(problems.items)
 
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             updated = await user_rows.update_user(
                 conn,
                 current.id,

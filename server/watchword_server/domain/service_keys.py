@@ -8,8 +8,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import (
     DomainError,
@@ -18,6 +16,7 @@ from watchword_server.domain.errors import (
     Reason,
 )
 from watchword_server.security.tokens import token_digest
+from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import service_keys as key_rows
 
 __all__ = [
@@ -89,8 +88,8 @@ class KeyNotFound(Exception):
 class ServiceKeys:
     """Creates, lists, revokes and checks service keys."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self._database = database
         self._clock = clock
         self._touched: dict[uuid.UUID, datetime] = {}
 
@@ -99,7 +98,7 @@ class ServiceKeys:
         if not name or len(name) > 255 or not name.isprintable():
             raise InvalidArgument([FieldViolation("name", "a printable name is required")])
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             try:
                 await key_rows.insert_key(
                     conn,
@@ -114,12 +113,12 @@ class ServiceKeys:
 
     async def list(self) -> list[key_rows.ServiceKeyRow]:
         """Every key (never a secret)."""
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             return await key_rows.list_keys(conn)
 
     async def revoke(self, name: str) -> None:
         """Delete a key at once; raises KeyNotFound if there is none of that name."""
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             if not await key_rows.delete_by_name(conn, name):
                 raise KeyNotFound(name)
 
@@ -138,7 +137,7 @@ class ServiceKeys:
         if len(secret) > _MAX_KEY_LENGTH:
             raise ServiceKeyInvalid()
         now = self._clock.now()
-        async with self._engine.connect() as conn:
+        async with self._database.connect() as conn:
             row = await key_rows.find_by_digest(conn, token_digest(secret))
             if row is None:
                 raise ServiceKeyInvalid()

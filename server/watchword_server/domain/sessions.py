@@ -6,12 +6,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import SessionInvalid
 from watchword_server.domain.types import SessionGrant, UserRecord, UserStatus
 from watchword_server.security.tokens import new_token, token_digest
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import sessions as session_rows
 
 __all__ = ["IntrospectResult", "Sessions", "digest_or_invalid"]
@@ -35,8 +34,8 @@ class IntrospectResult:
 class Sessions:
     """Creates, checks and revokes sessions."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, *, short: int, long: int) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, clock: Clock, *, short: int, long: int) -> None:
+        self._database = database
         self._clock = clock
         self._short = short
         self._long = long
@@ -46,7 +45,7 @@ class Sessions:
         return self._long if remember else self._short
 
     async def create(
-        self, conn: AsyncConnection, user: UserRecord, *, remember: bool, client_ip: str
+        self, conn: Connection, user: UserRecord, *, remember: bool, client_ip: str
     ) -> SessionGrant:
         """Start a session for ``user`` inside the caller's transaction."""
         token = new_token()
@@ -66,7 +65,7 @@ class Sessions:
     async def introspect(self, token: str) -> IntrospectResult:
         """Validate ``token`` and slide its window; raises SessionInvalid otherwise."""
         digest = digest_or_invalid(token)
-        async with self._engine.begin() as conn:
+        async with self._database.begin() as conn:
             row = await session_rows.find_with_user(conn, digest)
             if row is None:
                 raise SessionInvalid()
@@ -82,7 +81,7 @@ class Sessions:
 
     async def admit(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         digest: bytes,
         *,
         session_id: uuid.UUID,
@@ -108,7 +107,7 @@ class Sessions:
             last_seen_time = now
         return last_seen_time + window
 
-    async def revoke(self, conn: AsyncConnection, token: str) -> uuid.UUID:
+    async def revoke(self, conn: Connection, token: str) -> uuid.UUID:
         """Revoke one session and return its user's id; raises SessionInvalid if unknown."""
         user_id = await session_rows.delete_by_digest(conn, digest_or_invalid(token))
         if user_id is None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeAlias
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-__all__ = ["create_engine", "normalize_url"]
+__all__ = ["Connection", "Database", "create_engine", "normalize_url"]
 
 
 def normalize_url(url: str) -> str:
@@ -58,3 +59,35 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+Connection: TypeAlias = AsyncConnection
+"""A connection inside a transaction: the domain passes it on to repositories untouched."""
+
+
+class Database:
+    """What the domain holds of storage: transactions and plain connections.
+
+    Every RPC opens one transaction with ``begin()``; ``connect()`` is for reads that need
+    no transaction of their own. The domain never touches SQLAlchemy beyond these.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def begin(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection in a transaction that commits on success and rolls back on error."""
+        return self.engine.begin()
+
+    def connect(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection for reads (the caller may commit what it writes)."""
+        return self.engine.connect()
+
+    @property
+    def is_postgresql(self) -> bool:
+        """Whether this is PostgreSQL (row locks, LISTEN/NOTIFY) rather than SQLite."""
+        return self.engine.dialect.name == "postgresql"
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
