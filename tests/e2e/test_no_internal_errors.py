@@ -37,6 +37,7 @@ def fill(target: message.Message, text: str, depth: int = 0) -> None:
             else:
                 setattr(target, field.name, text)
         elif field.type == descriptor.FieldDescriptor.TYPE_MESSAGE and depth < 2:
+            assert field.message_type is not None
             name = field.message_type.full_name
             if name == "google.protobuf.Struct":
                 getattr(target, field.name).update({text[:64] or "k": text})
