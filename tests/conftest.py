@@ -28,7 +28,7 @@ from watchword_server.storage.schema import upgrade
 TEST_PEPPER = "test-pepper-0123456789abcdef"
 _TABLES = (
     "users, sessions, account_keys, groups, memberships, permissions, events, "
-    "service_keys, mail_outbox"
+    "service_keys, mail_outbox, login_failures"
 )
 
 

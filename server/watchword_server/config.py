@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=8, ge=1, le=1024)
     password_max_length: int = Field(default=1024, ge=8)
     names_required: bool = True
+    # Password guessing: after this many failures within login_failure_window seconds, an
+    # address (known or not) or a client address is refused with TOO_MANY_ATTEMPTS; 0 = off.
+    login_max_failures: int = Field(default=10, ge=0)
+    login_max_failures_per_client: int = Field(default=100, ge=0)
+    login_failure_window: int = Field(default=900, ge=1)
     remember_option: bool = True
     session_expiration: int = Field(default=3600, ge=1)
     session_long_expiration: int = Field(default=2_592_000, ge=1)

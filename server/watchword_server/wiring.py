@@ -20,6 +20,7 @@ from watchword_server.domain.password_flows import PasswordFlows
 from watchword_server.domain.profile import Profiles
 from watchword_server.domain.service_keys import ServiceKeys
 from watchword_server.domain.sessions import Sessions
+from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.embedded import load_or_create_embedded_key
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
@@ -78,11 +79,14 @@ def build_domain(
     keys = MailedKeys(settings, keyring, clock)
     transport = mail_transport or transport_from_settings(settings)
     sender = MailSender(database, transport, keys.render, clock)
+    throttle = LoginThrottle(
+        settings, derived_token(keyring.current, "login-throttle", b"").encode(), clock
+    )
     accounts = Accounts(
-        settings, database, hasher, sessions, events, keys, clock, mail_queued=sender.wake
+        settings, database, hasher, sessions, events, keys, throttle, clock, mail_queued=sender.wake
     )
     passwords = PasswordFlows(
-        settings, database, hasher, sessions, events, keys, clock, mail_queued=sender.wake
+        settings, database, hasher, sessions, events, keys, throttle, clock, mail_queued=sender.wake
     )
     profiles = Profiles(settings, database, sessions, events, clock)
     pages = PageTokens(derived_token(keyring.current, "page-tokens", b"").encode())

@@ -24,6 +24,7 @@ from watchword_server.domain.errors import (
 )
 from watchword_server.domain.events import EventLog
 from watchword_server.domain.sessions import Sessions
+from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.domain.types import (
     CallContext,
     EventKind,
@@ -74,10 +75,12 @@ class Accounts:
         sessions: Sessions,
         events: EventLog,
         keys: MailedKeys,
+        throttle: LoginThrottle,
         clock: Clock,
         *,
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._throttle = throttle
         self._settings = settings
         self._database = database
         self._hasher = hasher
@@ -196,7 +199,8 @@ class Accounts:
 
         Unknown e-mail and wrong password raise the same InvalidCredentials after the same
         work (a hash verification and one event), so neither content nor timing tells them
-        apart. The account's state is told only after a correct password.
+        apart. The account's state is told only after a correct password. Past the
+        throttling limits, TooManyAttempts comes before any password is checked.
         """
         problems = Violations()
         problems.login_email("email", email)
@@ -205,6 +209,7 @@ class Accounts:
             raise InvalidArgument(problems.items)
 
         async with self._database.connect() as conn:
+            await self._throttle.check(conn, email, call.client_ip)
             stored = await user_rows.find_by_email(conn, email)
         if stored is None:
             await asyncio.to_thread(self._hasher.verify_dummy, password)
@@ -231,6 +236,7 @@ class Accounts:
             session = await self._sessions.create(
                 conn, user, remember=remember, client_ip=call.client_ip
             )
+            await self._throttle.succeeded(conn, email)
             await self._events.record(conn, EventKind.LOGIN, call, user=user)
         return Login(user=user, session=session)
 
@@ -245,4 +251,5 @@ class Accounts:
         self, call: CallContext, *, email: str, user: UserRecord | None
     ) -> None:
         async with self._database.begin() as conn:
+            await self._throttle.failed(conn, email, call.client_ip)
             await self._events.record(conn, EventKind.LOGIN_FAILED, call, user=user, email=email)

@@ -29,6 +29,7 @@ __all__ = [
     "SessionInvalid",
     "ShuttingDown",
     "StreamOverflowed",
+    "TooManyAttempts",
     "UserNotFound",
     "VerificationKeyInvalid",
 ]
@@ -261,3 +262,10 @@ class ShuttingDown(DomainError):
 
     reason = Reason.SHUTTING_DOWN
     message_key = "shutting_down"
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed password checks for this address or client: try again later."""
+
+    reason = Reason.TOO_MANY_ATTEMPTS
+    message_key = "too_many_attempts"

@@ -16,6 +16,7 @@ from watchword_server.domain.errors import (
 )
 from watchword_server.domain.events import EventLog
 from watchword_server.domain.sessions import Sessions
+from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
 from watchword_server.security.passwords import PasswordHasher
@@ -40,10 +41,12 @@ class PasswordFlows:
         sessions: Sessions,
         events: EventLog,
         keys: MailedKeys,
+        throttle: LoginThrottle,
         clock: Clock,
         *,
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._throttle = throttle
         self._settings = settings
         self._database = database
         self._hasher = hasher
@@ -125,11 +128,16 @@ class PasswordFlows:
         if problems:
             raise InvalidArgument(problems.items)
         session = await self._sessions.introspect(session_token)
+        email = session.user.email
         async with self._database.connect() as conn:
+            # A stolen session must not become a way to guess the password.
+            await self._throttle.check(conn, email, call.client_ip)
             stored_hash = await user_rows.password_hash_of(conn, session.user.id)
         if stored_hash is None:
             raise SessionInvalid()
         if not await asyncio.to_thread(self._hasher.verify, old_password, stored_hash):
+            async with self._database.begin() as conn:
+                await self._throttle.failed(conn, email, call.client_ip)
             raise PasswordIncorrect()
         new_hash = await asyncio.to_thread(self._hasher.hash, new_password)
         async with self._database.begin() as conn:

@@ -36,6 +36,7 @@ __all__ = [
     "Base",
     "Event",
     "Group",
+    "LoginFailure",
     "MailOutbox",
     "Membership",
     "Permission",
@@ -235,3 +236,24 @@ class MailOutbox(Base):
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     next_attempt_time: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginFailure(Base):
+    """A failed password check, kept for a while to throttle guessing.
+
+    ``email_key`` is a digest of the lower-cased address, so unknown addresses are counted
+    like known ones (throttling must not tell which accounts exist).
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_email_key_time", "email_key", "create_time"),
+        Index("ix_login_failures_client_ip_time", "client_ip", "create_time"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    email_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)

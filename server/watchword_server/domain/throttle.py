@@ -1,0 +1,76 @@
+"""Throttling of password guessing, per address and per client address.
+
+Failures are counted by a keyed digest of the lower-cased address, for unknown addresses
+exactly as for known ones, so a refusal never tells whether an account exists. A correct
+password clears its address's count; a client's count only ages out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from datetime import datetime, timedelta
+
+from watchword_server.config import Settings
+from watchword_server.domain.clock import Clock
+from watchword_server.domain.errors import TooManyAttempts
+from watchword_server.storage.db import Connection
+from watchword_server.storage.repositories import login_failures as failure_rows
+
+__all__ = ["LoginThrottle"]
+
+
+class LoginThrottle:
+    """Counts failed password checks and refuses further tries past the limits."""
+
+    def __init__(self, settings: Settings, key: bytes, clock: Clock) -> None:
+        self._per_email = settings.login_max_failures
+        self._per_client = settings.login_max_failures_per_client
+        self._window = timedelta(seconds=settings.login_failure_window)
+        self._key = key
+        self._clock = clock
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any limit is set."""
+        return bool(self._per_email or self._per_client)
+
+    def _email_key(self, email: str) -> bytes:
+        return hmac.new(self._key, email.lower().encode(), hashlib.sha256).digest()
+
+    async def check(self, conn: Connection, email: str, client_ip: str) -> None:
+        """Raise TooManyAttempts (with ``retry_after`` seconds) when a limit is reached."""
+        if not self.enabled:
+            return
+        now = self._clock.now()
+        since = now - self._window
+        recent = await failure_rows.recent(
+            conn, email_key=self._email_key(email), client_ip=client_ip, since=since
+        )
+        blocked_until: list[datetime] = []
+        if self._per_email and recent.by_email >= self._per_email and recent.oldest_by_email:
+            blocked_until.append(recent.oldest_by_email + self._window)
+        if self._per_client and recent.by_client >= self._per_client and recent.oldest_by_client:
+            blocked_until.append(recent.oldest_by_client + self._window)
+        if blocked_until:
+            wait = max(1, math.ceil((max(blocked_until) - now).total_seconds()))
+            raise TooManyAttempts(metadata={"retry_after": str(wait)})
+
+    async def failed(self, conn: Connection, email: str, client_ip: str) -> None:
+        """Count a failed password check."""
+        if not self.enabled:
+            return
+        now = self._clock.now()
+        await failure_rows.record(
+            conn,
+            email_key=self._email_key(email),
+            client_ip=client_ip,
+            now=now,
+            since=now - self._window,
+        )
+
+    async def succeeded(self, conn: Connection, email: str) -> None:
+        """Clear the address's failures after a correct password."""
+        if self._per_email:
+            await failure_rows.forget(conn, email_key=self._email_key(email))
