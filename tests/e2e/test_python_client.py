@@ -13,6 +13,7 @@ from tests.conftest import Running, StartServer
 from watchword import (
     AlreadyExists,
     AsyncClient,
+    Cancelled,
     Client,
     DeadlineExceeded,
     FailedPrecondition,
@@ -24,7 +25,7 @@ from watchword import (
     Unavailable,
     WatchwordError,
 )
-from watchword.auth.v1 import resources_pb2
+from watchword.auth.v1 import auth_service_pb2, resources_pb2
 
 PASSWORD = "correct horse battery"
 
@@ -350,8 +351,136 @@ async def test_a_client_made_outside_the_event_loop_works(watchword: Running) ->
     async with client:
         with pytest.raises(Unauthenticated):
             await client.introspect(session_token="not-a-session")
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match="^the client is closed$"):
         await client.introspect(session_token="not-a-session")
+
+
+async def test_calls_after_close_raise_one_clear_error(watchword: Running) -> None:
+    closed = AsyncClient(watchword.address)
+    await closed.close()
+    given = grpc.aio.insecure_channel(watchword.address)
+    shut_by_its_owner = AsyncClient("ignored", channel=given, service_key=watchword.admin_key)
+    await given.close()
+    for client in (closed, shut_by_its_owner):
+        with pytest.raises(RuntimeError, match="^the client is closed"):
+            await client.introspect(session_token="not-a-session")
+        with pytest.raises(RuntimeError, match="^the client is closed"):
+            client.watch_events()
+
+    def blocking() -> None:
+        client = Client(watchword.address)
+        client.close()
+        sync_given = grpc.insecure_channel(watchword.address)
+        owner_closed = Client("ignored", channel=sync_given, service_key=watchword.admin_key)
+        sync_given.close()
+        for each in (client, owner_closed):
+            with pytest.raises(RuntimeError, match="^the client is closed"):
+                each.introspect(session_token="not-a-session")
+            with pytest.raises(RuntimeError, match="^the client is closed"):
+                each.watch_events()
+
+    await asyncio.to_thread(blocking)
+
+
+class _Hanging:
+    """A stand-in AuthService whose Introspect answers only when released."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def introspect(
+        self, request: auth_service_pb2.IntrospectRequest, context: Any
+    ) -> auth_service_pb2.IntrospectResponse:
+        self.started.set()
+        await self.release.wait()
+        return auth_service_pb2.IntrospectResponse()
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            "watchword.auth.v1.AuthService",
+            {
+                "Introspect": grpc.unary_unary_rpc_method_handler(
+                    self.introspect,
+                    request_deserializer=auth_service_pb2.IntrospectRequest.FromString,
+                    response_serializer=auth_service_pb2.IntrospectResponse.SerializeToString,
+                )
+            },
+        )
+
+
+async def test_closing_the_client_cancels_its_calls_with_cancelled(watchword: Running) -> None:
+    hanging = _Hanging()
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([hanging.handler()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        client = AsyncClient(f"127.0.0.1:{port}")
+        call = asyncio.create_task(client.introspect(session_token="whatever"))
+        await hanging.started.wait()
+        await client.close()
+        with pytest.raises(Cancelled) as caught:
+            await call
+        assert caught.value.code == grpc.StatusCode.CANCELLED
+        assert "closed" in caught.value.message
+
+        # The caller's own cancellation is still asyncio's.
+        hanging.started.clear()
+        async with AsyncClient(f"127.0.0.1:{port}") as other:
+            call = asyncio.create_task(other.introspect(session_token="whatever"))
+            await hanging.started.wait()
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+    finally:
+        hanging.release.set()
+        await server.stop(None)
+
+    admin = AsyncClient(watchword.address, service_key=watchword.admin_key)
+    stream = admin.watch_events()
+    await stream.subscribed()
+    waiting = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0)  # let it start waiting for an event
+    await admin.close()
+    with pytest.raises(Cancelled):
+        await waiting
+
+
+def _two_event_loops(address: str, key: str) -> None:
+    """A client used by two ``asyncio.run`` in a row, as a module-level one would be."""
+    client = AsyncClient(address, service_key=key)
+    assert asyncio.run(check_on(client)) is False
+    assert asyncio.run(check_on(client)) is False  # a new loop: a new channel
+    asyncio.run(client.close())
+
+    async def make_channel() -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(address)
+
+    given = asyncio.run(make_channel())
+    passed_in = AsyncClient("ignored", channel=given, service_key=key)
+    with pytest.raises(RuntimeError, match="another event loop"):
+        asyncio.run(check_on(passed_in))
+
+
+async def check_on(client: AsyncClient) -> bool:
+    return await client.has_permission(name="read", group="nobody")
+
+
+async def test_a_client_follows_its_caller_to_another_event_loop(watchword: Running) -> None:
+    await asyncio.to_thread(_two_event_loops, watchword.address, watchword.access_key)
+
+    # From this loop to another while this one runs: the old channel is closed here.
+    client = AsyncClient(watchword.address, service_key=watchword.access_key)
+    await check_on(client)
+    first = client.channel
+    await asyncio.to_thread(asyncio.run, check_on(client))
+    async with asyncio.timeout(5):
+        while first.get_state() != grpc.ChannelConnectivity.SHUTDOWN:
+            await asyncio.sleep(0)
+    await check_on(client)  # and back: a channel of this loop again
+    assert client.channel is not first
+    await client.close()
 
 
 async def test_credentials_make_a_tls_channel(watchword: Running) -> None:

@@ -4,10 +4,13 @@ the decorator, the interceptor, ``otherwise``, conditions, the cache and failure
 from __future__ import annotations
 
 import importlib
+import logging
+import operator
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from types import SimpleNamespace
+from typing import Any, TypeAlias, cast
 
 import grpc
 import pytest
@@ -21,6 +24,7 @@ from watchword.auth.v1 import resources_pb2
 from watchword.client import USE_CLIENT_DEFAULT, AsyncClient, CallMetadata, Timeout
 from watchword.errors import Unauthenticated
 from watchword.requires import (
+    Condition,
     Denial,
     Guard,
     RequireContext,
@@ -460,6 +464,193 @@ async def test_has_permission_with_the_record_from_the_request(
         assert code == PERMISSION_DENIED
 
 
+async def test_undecided_checks_are_refused_not_negated(watchword: Running) -> None:
+    # A membership or permission asked without a valid session, or a question Watchword
+    # refuses (a record id with a NUL), is undecided: ~ must not turn it into a pass.
+    _, ada_token = await register(watchword, "ada@example.com")
+    troll, troll_token = await register(watchword, "troll@example.com")
+    await join(watchword, "banned", troll)
+    await watchword.admin.AddPermission(
+        admin.AddPermissionRequest(
+            group="banned", name="banned_from", table_name="Post", record_id="3"
+        )
+    )
+
+    async def not_banned(ctx: RequireContext) -> bool:  # the same, by hand
+        return not await ctx.has_membership("banned")
+
+    def public(ctx: RequireContext) -> bool:
+        return bool(ctx.request.title == "public")
+
+    async with CountingClient(watchword.address, service_key=watchword.access_key) as client:
+        cached = Guard(client, cache_ttl=60)
+
+        class Protected(Blog):
+            @requires(
+                is_logged & ~has_permission("banned_from", "Post", record=lambda r: r.post_id),
+                guard=cached,
+            )
+            async def DeletePost(  # noqa: N802
+                self, request: bloggy_pb2.DeletePostRequest, context: Context
+            ) -> bloggy_pb2.DeletePostResponse:
+                return await super().DeletePost(request, context)
+
+            @requires(~has_membership("banned"), guard=cached)
+            async def GetPost(  # noqa: N802
+                self, request: bloggy_pb2.GetPostRequest, context: Context
+            ) -> bloggy_pb2.GetPostResponse:
+                return await super().GetPost(request, context)
+
+            @requires(not_banned, guard=cached)
+            async def ListPosts(  # noqa: N802
+                self, request: bloggy_pb2.ListPostsRequest, context: Context
+            ) -> bloggy_pb2.ListPostsResponse:
+                return await super().ListPosts(request, context)
+
+            # True | undecided is decided: anyone may create a "public" post.
+            @requires(has_membership("writers") | public, guard=cached)
+            async def CreatePost(  # noqa: N802
+                self, request: bloggy_pb2.CreatePostRequest, context: Context
+            ) -> bloggy_pb2.CreatePostResponse:
+                return await super().CreatePost(request, context)
+
+        async with serving(Protected()) as channel:
+            blog = stub(channel)
+
+            async def delete(post_id: str, token: str) -> grpc.StatusCode:
+                request = bloggy_pb2.DeletePostRequest(post_id=post_id)
+                return (await status_of(blog.DeletePost(request, metadata=bearer(token))))[0]
+
+            assert await delete("1", ada_token) == grpc.StatusCode.OK
+            assert await delete("3", troll_token) == PERMISSION_DENIED
+            assert await delete("3", ada_token) == grpc.StatusCode.OK
+            for _ in range(2):  # refused by Watchword, then from the cache
+                assert await delete("1\x00", ada_token) == PERMISSION_DENIED
+
+            async def read(metadata: CallMetadata | None) -> grpc.StatusCode:
+                return (await status_of(blog.GetPost(get(), metadata=metadata)))[0]
+
+            assert await read(None) == UNAUTHENTICATED
+            assert await read(bearer("forged")) == UNAUTHENTICATED
+            assert await read(bearer(ada_token)) == grpc.StatusCode.OK
+            assert await read(bearer(troll_token)) == PERMISSION_DENIED
+
+            listing = bloggy_pb2.ListPostsRequest()
+            assert (await status_of(blog.ListPosts(listing)))[0] == UNAUTHENTICATED
+            assert (await blog.ListPosts(listing, metadata=bearer(ada_token))).posts
+            code, _ = await status_of(blog.ListPosts(listing, metadata=bearer(troll_token)))
+            assert code == PERMISSION_DENIED
+
+            mine = bloggy_pb2.CreatePostRequest(title="mine")
+            public_post = bloggy_pb2.CreatePostRequest(title="public")
+            assert (await blog.CreatePost(public_post)).post.title == "public"
+            assert (await status_of(blog.CreatePost(mine)))[0] == UNAUTHENTICATED
+            code, _ = await status_of(blog.CreatePost(mine, metadata=bearer(ada_token)))
+            assert code == PERMISSION_DENIED
+
+
+async def test_a_condition_must_give_a_bool_or_a_condition(
+    watchword: Running, guard: Guard, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, root_token = await register(watchword, "root@example.com")
+    _, ada_token = await register(watchword, "ada@example.com")
+    await join(watchword, "admins", root)
+    served: list[str] = []
+
+    async def later(ctx: RequireContext) -> Condition:
+        return has_membership("admins")
+
+    class Protected(Blog):
+        # Emmett's style: a function that gives a condition; it is checked, not "truthy".
+        @requires(lambda ctx: has_membership("admins"), guard=guard)
+        async def DeletePost(  # noqa: N802
+            self, request: bloggy_pb2.DeletePostRequest, context: Context
+        ) -> bloggy_pb2.DeletePostResponse:
+            served.append("DeletePost")
+            return await super().DeletePost(request, context)
+
+        @requires(later, guard=guard)
+        async def CreatePost(  # noqa: N802
+            self, request: bloggy_pb2.CreatePostRequest, context: Context
+        ) -> bloggy_pb2.CreatePostResponse:
+            served.append("CreatePost")
+            return await super().CreatePost(request, context)
+
+        @requires(cast(Any, lambda ctx: "yes"), guard=guard)  # a bug: never a pass
+        async def GetPost(  # noqa: N802
+            self, request: bloggy_pb2.GetPostRequest, context: Context
+        ) -> bloggy_pb2.GetPostResponse:
+            served.append("GetPost")
+            return await super().GetPost(request, context)
+
+    async with serving(Protected()) as channel:
+        blog = stub(channel)
+        calls: list[tuple[Any, Any]] = [
+            (blog.DeletePost, bloggy_pb2.DeletePostRequest(post_id="1")),
+            (blog.CreatePost, bloggy_pb2.CreatePostRequest(title="x")),
+        ]
+        for call, request in calls:
+            assert (await status_of(call(request)))[0] == UNAUTHENTICATED
+            code, _ = await status_of(call(request, metadata=bearer(ada_token)))
+            assert code == PERMISSION_DENIED
+            await call(request, metadata=bearer(root_token))
+        with caplog.at_level(logging.ERROR, logger="watchword.requires"):
+            code, message = await status_of(blog.GetPost(get(), metadata=bearer(root_token)))
+        assert (code, message) == (grpc.StatusCode.UNKNOWN, "the authorization check failed")
+        assert "must return a bool or a Condition" in caplog.text
+    assert served == ["DeletePost", "CreatePost"]
+
+    with pytest.raises(TypeError, match="not a bool"):
+        bool(is_logged)
+    with pytest.raises(TypeError, match="not a bool"):
+        operator.not_(has_membership("admins"))
+
+
+async def test_a_nested_protected_call_is_checked_on_its_own_request(
+    watchword: Running, client: CountingClient
+) -> None:
+    guard = Guard(client)
+    ada, token = await register(watchword, "ada@example.com")
+    await join(watchword, "editors", ada)
+    for name, record in (("delete", "1"), ("delete", "2"), ("read", "1"), ("read", "2")):
+        await watchword.admin.AddPermission(
+            admin.AddPermissionRequest(
+                group="editors", name=name, table_name="Post", record_id=record
+            )
+        )
+    related = {"1": "1", "2": "7"}  # deleting post 2 reads post 7, which ada may not read
+    read: list[str] = []
+
+    def post_id(request: Any) -> str:
+        return str(request.post_id)
+
+    class Protected(Blog):
+        @requires(is_logged & has_permission("read", "Post", record=post_id), guard=guard)
+        async def GetPost(  # noqa: N802
+            self, request: bloggy_pb2.GetPostRequest, context: Context
+        ) -> bloggy_pb2.GetPostResponse:
+            read.append(request.post_id)
+            return await super().GetPost(request, context)
+
+        @requires(is_logged & has_permission("delete", "Post", record=post_id), guard=guard)
+        async def DeletePost(  # noqa: N802
+            self, request: bloggy_pb2.DeletePostRequest, context: Context
+        ) -> bloggy_pb2.DeletePostResponse:
+            nested = bloggy_pb2.GetPostRequest(post_id=related[request.post_id])
+            await self.GetPost(nested, context)
+            return await super().DeletePost(request, context)
+
+    async with serving(Protected()) as channel:
+        blog = stub(channel)
+        user = bearer(token)
+        await blog.DeletePost(bloggy_pb2.DeletePostRequest(post_id="1"), metadata=user)
+        assert read == ["1"]
+        assert client.calls == ["introspect"]  # the user is shared with the nested call
+        delete = blog.DeletePost(bloggy_pb2.DeletePostRequest(post_id="2"), metadata=user)
+        assert (await status_of(delete))[0] == PERMISSION_DENIED
+        assert read == ["1"]
+
+
 # --- the interceptor ------------------------------------------------------------------
 
 
@@ -647,6 +838,68 @@ def test_requires_protects_only_async_methods() -> None:
         RequireInterceptor(is_logged, exempt="ListPosts")
 
 
+async def test_the_interceptor_refuses_blocking_handlers(watchword: Running, guard: Guard) -> None:
+    ran: list[str] = []
+
+    def blocking(request: bloggy_pb2.ListPostsRequest, context: Any) -> bloggy_pb2.Post:
+        context.abort(grpc.StatusCode.NOT_FOUND, "no such feed")  # a no-op on the event loop
+        ran.append("after abort")
+        return bloggy_pb2.Post(title="leaked")
+
+    def blocking_stream(request: bloggy_pb2.ListPostsRequest, context: Any) -> Any:
+        ran.append("stream")
+        yield bloggy_pb2.Post(title="leaked")
+
+    handlers = grpc.method_handlers_generic_handler(
+        "test.v1.FeedService",
+        {
+            "Get": grpc.unary_unary_rpc_method_handler(
+                blocking,
+                request_deserializer=bloggy_pb2.ListPostsRequest.FromString,
+                response_serializer=bloggy_pb2.Post.SerializeToString,
+            ),
+            "Follow": _unary_stream(blocking_stream),
+        },
+    )
+    interceptor = RequireInterceptor(is_logged, guard=guard)
+
+    # Refused when the interceptor meets the handler, before any check or call.
+    for name in ("Get", "Follow"):
+        handler = handlers.service(cast(grpc.HandlerCallDetails, _details(name)))
+
+        async def found(details: grpc.HandlerCallDetails, handler: Any = handler) -> Any:
+            return handler
+
+        with pytest.raises(TypeError, match="async handlers"):
+            await interceptor.intercept_service(found, _details(name))
+
+    _, token = await register(watchword, "ada@example.com")
+    async with serving(interceptors=[interceptor], handlers=[handlers]) as channel:
+        get = channel.unary_unary(
+            "/test.v1.FeedService/Get",
+            request_serializer=bloggy_pb2.ListPostsRequest.SerializeToString,
+            response_deserializer=bloggy_pb2.Post.FromString,
+        )
+        code, _ = await status_of(get(bloggy_pb2.ListPostsRequest(), metadata=bearer(token)))
+        assert code not in (grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND)
+        follow = _stream(channel, "Follow")(bloggy_pb2.ListPostsRequest(), metadata=bearer(token))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await _titles(follow)
+    assert ran == []
+
+
+def _details(name: str) -> Any:
+    return SimpleNamespace(method=f"/test.v1.FeedService/{name}", invocation_metadata=())
+
+
+def test_exempt_by_bare_name_needs_services() -> None:
+    with pytest.warns(UserWarning, match="open on every service"):
+        RequireInterceptor(is_logged, exempt=["ListPosts"])
+    # No warning (they are errors here) when the exemption cannot reach other services.
+    RequireInterceptor(is_logged, exempt=["/bloggy.v1.BloggyService/ListPosts"])
+    RequireInterceptor(is_logged, exempt=["ListPosts"], services=[SERVICE])
+
+
 # --- the cache ------------------------------------------------------------------------
 
 
@@ -761,6 +1014,7 @@ def test_public_surface() -> None:
         "Record",
         "RequireContext",
         "RequireInterceptor",
+        "Undecidable",
         "configure",
         "current_context",
         "has_membership",

@@ -1,9 +1,11 @@
 """The TypeScript client's own tests (clients/typescript/test), run by node against a live server.
 
-The client is compiled with its package's `build` script (tsc), then node's test runner runs
-the compiled tests with the server's address and service keys in the environment. The server
-lives in this test's event loop, so node runs as an asyncio subprocess: a blocking
-``subprocess.run`` would stop the server from answering.
+The client and its tests are compiled with tsc into a directory of this run's own (not the
+package's dist/, which `npm run build` deletes and rewrites: two runs at once would delete
+each other's output), then node's test runner runs the compiled tests with the server's
+address and service keys in the environment. The server lives in this test's event loop, so
+node runs as an asyncio subprocess: a blocking ``subprocess.run`` would stop the server from
+answering.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tests.conftest import Running
 
 TS = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 # The tests in clients/typescript/test/*.test.ts; update when adding or removing one there.
-EXPECTED_TESTS = 13
+EXPECTED_TESTS = 17
 TIMEOUT_S = 300
 
 
@@ -32,23 +34,36 @@ def _tool(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def compiled_tests() -> list[Path]:
-    """The client and its tests compiled to clients/typescript/dist (no server involved)."""
-    assert (TS / "node_modules" / ".bin" / "tsc").exists(), (
-        "clients/typescript/node_modules is missing: run `make install`"
-    )
+def compiled_tests(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The client and its tests compiled to a temporary directory (no server involved)."""
+    tsc = TS / "node_modules" / ".bin" / "tsc"
+    assert tsc.exists(), "clients/typescript/node_modules is missing: run `make install`"
+    _tool("node")  # tsc runs on it
+    out = tmp_path_factory.mktemp("typescript")
     build = subprocess.run(
-        [_tool("npm"), "run", "--silent", "build"],
+        [str(tsc), "-p", ".", "--outDir", str(out)],
         cwd=TS,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         check=False,
     )
-    assert build.returncode == 0, f"npm run build failed:\n{build.stdout}\n{build.stderr}"
-    tests = sorted((TS / "dist" / "test").glob("*.test.js"))
-    assert tests, "the build produced no dist/test/*.test.js"
+    assert build.returncode == 0, f"tsc failed:\n{build.stdout}\n{build.stderr}"
+    # What node needs to run the output from there: ES modules, and the package's dependencies.
+    (out / "package.json").write_text('{"type": "module", "private": true}\n')
+    (out / "node_modules").symlink_to(TS / "node_modules", target_is_directory=True)
+    tests = sorted((out / "test").glob("*.test.js"))
+    assert tests, f"tsc produced no test/*.test.js in {out}"
     return tests
+
+
+def test_the_tests_compile_outside_the_package(
+    compiled_tests: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    base = tmp_path_factory.getbasetemp()
+    for test in compiled_tests:
+        assert test.is_relative_to(base), test
+        assert not test.resolve().is_relative_to(TS.resolve()), test
 
 
 async def _node_test(tests: list[Path], env: dict[str, str]) -> tuple[int, str]:
@@ -56,8 +71,8 @@ async def _node_test(tests: list[Path], env: dict[str, str]) -> tuple[int, str]:
         _tool("node"),
         "--test",
         "--test-reporter=tap",
-        *(str(test.relative_to(TS)) for test in tests),
-        cwd=TS,
+        *(str(test) for test in tests),
+        cwd=tests[0].parent.parent,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

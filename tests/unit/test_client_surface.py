@@ -46,6 +46,7 @@ def test_all_is_pinned() -> None:
         "ResourceExhausted",
         "Unauthenticated",
         "Unavailable",
+        "Undecidable",
         "Unimplemented",
         "Unknown",
         "WatchwordError",

@@ -19,12 +19,29 @@ from watchword.auth.v1 import (
     auth_service_pb2_grpc,
     resources_pb2,
 )
-from watchword.errors import from_rpc_error
+from watchword.errors import Cancelled, from_rpc_error
 
 __all__ = ["AsyncEventStream", "AsyncTransport"]
 
 _Request = TypeVar("_Request", bound=message.Message)
 _Response = TypeVar("_Response", bound=message.Message)
+
+_CLOSED = "the client is closed"
+_LOCALLY_CANCELLED = "the call was cancelled: the client was closed while it ran"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _not_cancelling() -> bool:
+    """True when the current task is not being cancelled: a CancelledError then comes
+    from grpc (the call was cancelled under us, e.g. by ``close()``), not from our caller."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() == 0
 
 
 class _Stubs:
@@ -41,7 +58,10 @@ class AsyncTransport:
 
     The channel opens on first use rather than in ``__init__``: a ``grpc.aio`` channel
     belongs to the event loop that runs when it is made, so a client built at import
-    time (before ``asyncio.run``) must not make it there.
+    time (before ``asyncio.run``) must not make it there. For the same reason a client
+    used on another event loop (a second ``asyncio.run``) opens a new channel there, and
+    closes the old one if its loop still runs; a channel passed in cannot be replaced, so
+    using it on another loop raises RuntimeError.
     """
 
     def __init__(
@@ -61,6 +81,9 @@ class AsyncTransport:
         self._owns_channel = channel is None
         self._channel = channel
         self._stubs = None if channel is None else _Stubs(channel)
+        # The loop the channel works on (grpc.aio keeps it, privately; else first use).
+        loop = getattr(channel, "_loop", None)
+        self._loop = loop if isinstance(loop, asyncio.AbstractEventLoop) else None
         self._closed = False
         self._options = CallOptions(service_key=service_key, timeout=timeout, metadata=metadata)
 
@@ -71,18 +94,34 @@ class AsyncTransport:
 
     def _open(self) -> tuple[grpc.aio.Channel, _Stubs]:
         if self._closed:
-            raise RuntimeError("this Watchword client is closed")
-        if self._channel is None or self._stubs is None:
-            if self._credentials is not None:
-                self._channel = grpc.aio.secure_channel(
-                    self._target, self._credentials, options=self._channel_options
+            raise RuntimeError(_CLOSED)
+        loop = _running_loop()
+        if self._channel is not None and self._stubs is not None:
+            if loop is None or self._loop is None or self._loop is loop:
+                self._loop = self._loop or loop
+                return self._channel, self._stubs
+            if not self._owns_channel:
+                raise RuntimeError(
+                    "the channel given to this Watchword client belongs to another event "
+                    "loop (grpc.aio channels work only on the loop they were made on): make "
+                    "a channel and a client per event loop"
                 )
-            else:
-                self._channel = grpc.aio.insecure_channel(
-                    self._target, options=self._channel_options
-                )
-            self._stubs = _Stubs(self._channel)
-        return self._channel, self._stubs
+            self._drop_channel(self._channel, self._loop)
+        if self._credentials is not None:
+            channel = grpc.aio.secure_channel(
+                self._target, self._credentials, options=self._channel_options
+            )
+        else:
+            channel = grpc.aio.insecure_channel(self._target, options=self._channel_options)
+        self._channel, self._stubs, self._loop = channel, _Stubs(channel), loop
+        return channel, self._stubs
+
+    @staticmethod
+    def _drop_channel(channel: grpc.aio.Channel, loop: asyncio.AbstractEventLoop) -> None:
+        """Let go of a channel of another loop: closed there if that loop still runs (in
+        another thread); else grpc closes it when it is collected."""
+        if loop.is_running() and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(channel.close(), loop)
 
     @property
     def _auth(self) -> auth_service_pb2_grpc.AuthServiceAsyncStub:
@@ -97,10 +136,16 @@ class AsyncTransport:
         return self._open()[1].admin
 
     async def close(self) -> None:
-        """Close the channel, unless it was passed in (then its owner closes it)."""
+        """Close the channel, unless it was passed in (then its owner closes it). Calls
+        in progress end with :class:`watchword.Cancelled`; later ones raise RuntimeError."""
         self._closed = True
-        if self._owns_channel and self._channel is not None:
-            await self._channel.close()
+        channel, loop = self._channel, self._loop
+        if not self._owns_channel or channel is None:
+            return
+        if loop is None or loop is _running_loop():
+            await channel.close()
+        else:
+            self._drop_channel(channel, loop)
 
     async def __aenter__(self) -> Self:
         return self
@@ -128,6 +173,12 @@ class AsyncTransport:
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
+        except grpc.aio.UsageError as error:  # a channel passed in, closed by its owner
+            raise RuntimeError(f"{_CLOSED}: its channel was closed") from error
+        except asyncio.CancelledError as error:
+            if _not_cancelling():
+                raise Cancelled(_LOCALLY_CANCELLED) from error
+            raise
 
     def _watch(
         self,
@@ -135,11 +186,14 @@ class AsyncTransport:
         timeout: Timeout,
         metadata: CallMetadata,
     ) -> AsyncEventStream:
-        call = self._admin.WatchEvents(
-            request,
-            timeout=self._options.timeout_for(timeout),
-            metadata=self._options.metadata_for(metadata),
-        )
+        try:
+            call = self._admin.WatchEvents(
+                request,
+                timeout=self._options.timeout_for(timeout),
+                metadata=self._options.metadata_for(metadata),
+            )
+        except grpc.aio.UsageError as error:  # a channel passed in, closed by its owner
+            raise RuntimeError(f"{_CLOSED}: its channel was closed") from error
         return AsyncEventStream(call)
 
 
@@ -198,12 +252,14 @@ class AsyncEventStream(AsyncIterator[resources_pb2.Event]):
             response = await self._responses.__anext__()
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            # Our own cancel() while waiting ends the stream; the task's cancellation does not.
-            if self._cancelled and (task is None or not task.cancelling()):
+        except asyncio.CancelledError as error:
+            # The task's own cancellation goes on; our cancel() while waiting ends the
+            # stream; anything else cancelled the call under us (the client was closed).
+            if not _not_cancelling():
+                raise
+            if self._cancelled:
                 raise StopAsyncIteration from None
-            raise
+            raise Cancelled(_LOCALLY_CANCELLED) from error
         return response.event
 
     async def __aenter__(self) -> Self:

@@ -1,6 +1,12 @@
 """What ``watchword.requires`` checks: the call as conditions see it
 (:class:`RequireContext`) and the conditions themselves, which combine with ``&``, ``|``
-and ``~``."""
+and ``~``.
+
+A condition has three outcomes: yes, no, or undecided (it raises :class:`Undecidable`:
+there is no valid session to ask about, or Watchword refused the question). ``~`` keeps
+an undecided part undecided, so that "not a member" never admits a caller who has no
+membership to look at; ``|`` and ``&`` settle without it when another part decides.
+A call whose condition stays undecided is refused."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from typing import Any, Literal, TypeAlias
 
 import grpc
 
-from watchword._guard import Guard
+from watchword._guard import Guard, Undecidable
 from watchword.auth.v1 import resources_pb2
 
 __all__ = [
@@ -20,14 +26,18 @@ __all__ = [
     "Denial",
     "Record",
     "RequireContext",
+    "Undecidable",
     "as_condition",
     "has_membership",
     "has_permission",
     "is_logged",
 ]
 
-ConditionLike: TypeAlias = "Condition | Callable[[RequireContext], bool | Awaitable[bool]]"
-"""A :class:`Condition`, or any function (sync or async) of a :class:`RequireContext`."""
+ConditionLike: TypeAlias = (
+    "Condition | Callable[[RequireContext], bool | Condition | Awaitable[bool | Condition]]"
+)
+"""A :class:`Condition`, or any function (sync or async) of a :class:`RequireContext` that
+gives a ``bool`` or a :class:`Condition` (which is then checked)."""
 Record: TypeAlias = "str | int | Callable[[Any], str | int | None] | None"
 """A record id for :func:`has_permission`, or a function of the request giving it."""
 
@@ -71,6 +81,15 @@ class RequireContext:
         self.denial: Denial | None = None
         self._user: resources_pb2.User | None | Literal[False] = False  # False: not asked yet
 
+    def _for_request(self, request: Any, method: str) -> RequireContext:
+        """A context for a nested protected call on the same servicer context: its own
+        request (what its conditions read), the session answers learned so far."""
+        nested = RequireContext(self.guard, request, self.context, method)
+        if nested.token == self.token:
+            nested._user = self._user
+            nested.session_invalid = self.session_invalid
+        return nested
+
     async def user(self) -> resources_pb2.User | None:
         """The logged-in user (Watchword's Introspect, asked at most once per call);
         ``None`` without a valid session. Do not modify it: it may be cached."""
@@ -84,31 +103,59 @@ class RequireContext:
         return await self.user() is not None
 
     async def has_membership(self, group: str) -> bool:
-        """True when the session's user belongs to ``group``."""
-        if self.token is None or self.session_invalid:
-            return False
-        return self._note(await self.guard.has_membership(self.token, group))
+        """True when the session's user belongs to ``group``.
+
+        Raises:
+            Undecidable: There is no valid session (no user to ask about).
+        """
+        token = self._valid_token()
+        return self._note(await self.guard.has_membership(token, group))
 
     async def has_permission(self, name: str, table_name: str = "", record_id: str = "") -> bool:
-        """True when the session's user holds the permission (see HasPermission)."""
-        if self.token is None or self.session_invalid:
-            return False
-        return self._note(await self.guard.has_permission(self.token, name, table_name, record_id))
+        """True when the session's user holds the permission (see HasPermission).
+
+        Raises:
+            Undecidable: There is no valid session, or Watchword refused the question
+                (e.g. a record id it does not accept).
+        """
+        token = self._valid_token()
+        return self._note(await self.guard.has_permission(token, name, table_name, record_id))
+
+    def _valid_token(self) -> str:
+        if self.token is None:
+            raise Undecidable("no session token")
+        if self.session_invalid:
+            raise Undecidable("the session is invalid")
+        return self.token
 
     def _note(self, answer: bool | None) -> bool:
         if answer is None:
             self.session_invalid = True
-        return bool(answer)
+            raise Undecidable("the session is invalid")
+        return answer
 
 
 class Condition:
     """Something a call must satisfy. Combine conditions with ``&``, ``|`` and ``~``;
     plain functions of a :class:`RequireContext` (sync or async) combine with them too.
-    Subclasses implement :meth:`check`."""
+    Subclasses implement :meth:`check`.
+
+    A condition has no truth value of its own (``if has_membership("x")`` raises
+    TypeError): it is checked against a call."""
 
     async def check(self, ctx: RequireContext) -> bool:
-        """True when the call may proceed."""
+        """True when the call may proceed, False when it may not.
+
+        Raises:
+            Undecidable: The condition cannot be decided for this call.
+        """
         raise NotImplementedError
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"{self!r} is a condition, not a bool: pass it to requires(), or check it with "
+            "`await condition.check(ctx)`"
+        )
 
     def __and__(self, other: ConditionLike) -> Condition:
         return _All(self, as_condition(other))
@@ -127,14 +174,27 @@ class Condition:
 
 
 class _Function(Condition):
-    def __init__(self, function: Callable[[RequireContext], bool | Awaitable[bool]]) -> None:
+    def __init__(
+        self,
+        function: Callable[[RequireContext], bool | Condition | Awaitable[bool | Condition]],
+    ) -> None:
         self._function = function
 
     async def check(self, ctx: RequireContext) -> bool:
-        result = self._function(ctx)
-        if inspect.isawaitable(result):
-            result = await result
-        return bool(result)
+        result: Any = self._function(ctx)
+        while True:
+            if inspect.isawaitable(result):
+                result = await result
+            elif isinstance(result, Condition):
+                return await result.check(ctx)
+            elif isinstance(result, bool):
+                return result
+            else:
+                # Truthiness would admit anything: a forgotten await, an object, a string.
+                raise TypeError(
+                    f"the condition {self!r} gave {result!r}: a condition function must "
+                    "return a bool or a Condition (or an awaitable of one)"
+                )
 
     def __repr__(self) -> str:
         return str(getattr(self._function, "__qualname__", repr(self._function)))
@@ -145,9 +205,16 @@ class _All(Condition):
         self._parts = parts
 
     async def check(self, ctx: RequireContext) -> bool:
+        # Three-valued: any "no" decides; else any undecided part leaves it undecided.
+        undecided: Undecidable | None = None
         for part in self._parts:
-            if not await part.check(ctx):
-                return False
+            try:
+                if not await part.check(ctx):
+                    return False
+            except Undecidable as error:
+                undecided = undecided or error
+        if undecided is not None:
+            raise undecided
         return True
 
     def __repr__(self) -> str:
@@ -159,9 +226,16 @@ class _Any(Condition):
         self._parts = parts
 
     async def check(self, ctx: RequireContext) -> bool:
+        # Three-valued: any "yes" decides; else any undecided part leaves it undecided.
+        undecided: Undecidable | None = None
         for part in self._parts:
-            if await part.check(ctx):
-                return True
+            try:
+                if await part.check(ctx):
+                    return True
+            except Undecidable as error:
+                undecided = undecided or error
+        if undecided is not None:
+            raise undecided
         return False
 
     def __repr__(self) -> str:
@@ -173,6 +247,7 @@ class _Not(Condition):
         self._part = part
 
     async def check(self, ctx: RequireContext) -> bool:
+        # An Undecidable passes through: "cannot tell" negated is still "cannot tell".
         return not await self._part.check(ctx)
 
     def __repr__(self) -> str:
@@ -214,11 +289,14 @@ class _HasPermission(Condition):
 
 
 is_logged: Condition = _IsLogged()
-"""The call carries a valid session (the auth module's ``auth.is_logged``)."""
+"""The call carries a valid session (the auth module's ``auth.is_logged``). Always
+decided: no token, or one Watchword calls invalid, is a plain no (so ``~is_logged`` admits
+anonymous callers only)."""
 
 
 def has_membership(group: str) -> Condition:
-    """The session's user belongs to ``group`` (and is not blocked)."""
+    """The session's user belongs to ``group`` (and is not blocked); undecided without a
+    valid session, so ``~has_membership("banned")`` does not admit anonymous callers."""
     return _HasMembership(group)
 
 
@@ -231,6 +309,9 @@ def has_permission(name: str, table_name: str = "", record: Record = None) -> Co
         record: The record it is checked on: an id, or a function of the request that
             gives it (``lambda request: request.post_id``); ``None`` for none. Integers
             are sent as their decimal text.
+
+    Undecided without a valid session, or when Watchword refuses the question (e.g. a
+    record id with a NUL from a hostile request), so ``~`` never admits those.
     """
     return _HasPermission(name, table_name, record)
 

@@ -16,7 +16,7 @@ from watchword.auth.v1 import resources_pb2
 from watchword.client import AsyncClient
 from watchword.errors import WatchwordError
 
-__all__ = ["CheckFailed", "Guard", "configure", "guard_or_default"]
+__all__ = ["CheckFailed", "Guard", "Undecidable", "configure", "guard_or_default"]
 
 _log = logging.getLogger("watchword.requires")
 
@@ -27,6 +27,21 @@ _SESSION_INVALID = "SESSION_INVALID"
 
 class CheckFailed(Exception):
     """Watchword gave no usable answer: unreachable, overloaded, a wrong service key..."""
+
+
+class Undecidable(Exception):
+    """The question has no answer for this call: there is no valid session to ask about,
+    or Watchword refused the question itself (INVALID_ARGUMENT, e.g. a record id taken
+    from a hostile request).
+
+    It is neither yes nor no: ``~`` does not turn it into yes, ``|`` and ``&`` settle
+    without it when another part decides (``True | ?`` is allowed, ``False & ?`` is
+    refused), and a call whose condition stays undecided is refused (UNAUTHENTICATED
+    without a valid session, else PERMISSION_DENIED).
+    """
+
+
+_REFUSED = object()  # cached: Watchword refused the question (raises Undecidable)
 
 
 class Guard:
@@ -44,8 +59,8 @@ class Guard:
         clock: Seconds from any fixed origin, for the cache (``time.monotonic``).
 
     The question methods answer ``None`` when the session is missing from Watchword
-    (invalid, expired or revoked) and raise :class:`CheckFailed` when Watchword cannot
-    answer.
+    (invalid, expired or revoked), raise :class:`Undecidable` when Watchword refuses the
+    question (INVALID_ARGUMENT) and :class:`CheckFailed` when Watchword cannot answer.
     """
 
     def __init__(
@@ -91,7 +106,7 @@ class Guard:
         async def ask() -> resources_pb2.User | None:
             return (await self.client.introspect(session_token=token)).user
 
-        return await self._answer(token, ("introspect",), ask, refused=None)
+        return await self._answer(token, ("introspect",), ask)
 
     async def has_membership(self, token: str, group: str) -> bool | None:
         """Whether the session's user belongs to ``group``."""
@@ -99,7 +114,7 @@ class Guard:
         async def ask() -> bool | None:
             return await self.client.has_membership(group=group, session_token=token)
 
-        return await self._answer(token, ("membership", group), ask, refused=False)
+        return await self._answer(token, ("membership", group), ask)
 
     async def has_permission(
         self, token: str, name: str, table_name: str = "", record_id: str = ""
@@ -112,23 +127,23 @@ class Guard:
             )
 
         question = ("permission", name, table_name, record_id)
-        return await self._answer(token, question, ask, refused=False)
+        return await self._answer(token, question, ask)
 
     async def _answer(
         self,
         token: str,
         question: tuple[str, ...],
         ask: Callable[[], Awaitable[T | None]],
-        *,
-        refused: T | None,
     ) -> T | None:
         # Keyed on the token's digest, so the cache holds no usable credentials.
         key = (hashlib.sha256(token.encode()).digest(), question)
         if self._cache is not None:
             cached = self._cache.get(key)
+            if cached is _REFUSED:
+                raise Undecidable(f"Watchword refused the check {question[0]}")
             if cached is not MISS:
                 return cast("T | None", cached)
-        answer: T | None
+        answer: Any
         try:
             answer = await ask()
         except WatchwordError as error:
@@ -136,16 +151,18 @@ class Guard:
                 answer = None
             elif error.code == grpc.StatusCode.INVALID_ARGUMENT:
                 # Watchword refused the question itself (e.g. a record id taken from a
-                # hostile request): deny rather than fail, and say so in the log.
+                # hostile request). Not "no": under ~ that would become "yes".
                 _log.warning("Watchword refused the check %s: %s", question[0], error)
-                answer = refused
+                if self._cache is not None:
+                    self._cache.put(key, _REFUSED)
+                raise Undecidable(f"Watchword refused the check {question[0]}: {error}") from error
             else:
                 raise CheckFailed(str(error)) from error
         except grpc.RpcError as error:  # in case a raw error slips through the client
             raise CheckFailed(str(error)) from error
         if self._cache is not None:
             self._cache.put(key, answer)
-        return answer
+        return cast("T | None", answer)
 
 
 _default: Guard | None = None

@@ -24,6 +24,15 @@ __all__ = ["EventStream", "Transport"]
 _Request = TypeVar("_Request", bound=message.Message)
 _Response = TypeVar("_Response", bound=message.Message)
 
+_CLOSED = "the client is closed"
+
+
+def _closed_channel(error: ValueError) -> bool:
+    # What grpc raises for a call on a closed channel (one passed in, closed by its owner):
+    # "Cannot invoke RPC on closed channel!" or "Cannot invoke RPC: Channel closed!".
+    text = str(error).lower()
+    return "closed channel" in text or "channel closed" in text
+
 
 class Transport:
     """One ``grpc`` (sync) channel with the three service stubs and the client's defaults."""
@@ -40,6 +49,7 @@ class Transport:
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self._owns_channel = channel is None
+        self._closed = False
         if channel is not None:
             self._channel = channel
         elif credentials is not None:
@@ -57,7 +67,9 @@ class Transport:
         return self._channel
 
     def close(self) -> None:
-        """Close the channel, unless it was passed in (then its owner closes it)."""
+        """Close the channel, unless it was passed in (then its owner closes it). Later
+        calls raise RuntimeError."""
+        self._closed = True
         if self._owns_channel:
             self._channel.close()
 
@@ -79,6 +91,8 @@ class Transport:
         timeout: Timeout,
         metadata: CallMetadata,
     ) -> _Response:
+        if self._closed:
+            raise RuntimeError(_CLOSED)
         try:
             return method(
                 request,
@@ -87,6 +101,10 @@ class Transport:
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
+        except ValueError as error:
+            if _closed_channel(error):
+                raise RuntimeError(f"{_CLOSED}: its channel was closed") from error
+            raise
 
     def _watch(
         self,
@@ -94,11 +112,18 @@ class Transport:
         timeout: Timeout,
         metadata: CallMetadata,
     ) -> EventStream:
-        call = self._admin.WatchEvents(
-            request,
-            timeout=self._options.timeout_for(timeout),
-            metadata=self._options.metadata_for(metadata),
-        )
+        if self._closed:
+            raise RuntimeError(_CLOSED)
+        try:
+            call = self._admin.WatchEvents(
+                request,
+                timeout=self._options.timeout_for(timeout),
+                metadata=self._options.metadata_for(metadata),
+            )
+        except ValueError as error:
+            if _closed_channel(error):
+                raise RuntimeError(f"{_CLOSED}: its channel was closed") from error
+            raise
         return EventStream(call)
 
 

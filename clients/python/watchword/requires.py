@@ -20,12 +20,19 @@ otherwise)::
         async def EditPost(self, request, context): ...
 
     server = grpc.aio.server(
-        interceptors=[RequireInterceptor(is_logged, exempt=["ListPosts"])]
+        interceptors=[
+            RequireInterceptor(is_logged, exempt=["ListPosts"], services=["blog.v1.BlogService"])
+        ]
     )
 
 Outcomes, unless ``otherwise`` says differently: no session token, or one Watchword
 calls invalid, aborts the call with UNAUTHENTICATED; a failed condition with
-PERMISSION_DENIED. When Watchword cannot answer, the call fails with UNAVAILABLE.
+PERMISSION_DENIED. A condition that cannot be decided (:class:`Undecidable`: a
+membership or permission asked without a valid session, or a question Watchword refuses,
+such as a record id with a NUL) is refused the same way, never negated into a pass. When
+Watchword cannot answer, the call fails with UNAVAILABLE; when a condition is broken
+(it raises, or a function gives something other than a bool or a Condition), with
+UNKNOWN, and the error is logged.
 ``otherwise`` may instead give the reply (the auth module's "return some content on
 missing authorization") or another status.
 
@@ -38,6 +45,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextvars import ContextVar
 from typing import Any, NoReturn, TypeAlias, TypeVar, cast
@@ -51,6 +59,7 @@ from watchword._conditions import (
     Denial,
     Record,
     RequireContext,
+    Undecidable,
     as_condition,
     has_membership,
     has_permission,
@@ -67,6 +76,7 @@ __all__ = [
     "Record",
     "RequireContext",
     "RequireInterceptor",
+    "Undecidable",
     "configure",
     "current_context",
     "has_membership",
@@ -86,6 +96,7 @@ Otherwise: TypeAlias = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNAVAILABLE = "the authorization service is unavailable; try again later"
+_BROKEN = "the authorization check failed"
 
 _current: ContextVar[RequireContext | None] = ContextVar("watchword_requires", default=None)
 
@@ -118,9 +129,13 @@ class _Rule:
     def context(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> RequireContext:
         # A decorated method under RequireInterceptor shares the interceptor's context
         # (and guard, unless given its own), so a user fetched once is not fetched again.
+        # A protected method called from another one, with a request of its own, gets a
+        # context of its own: its conditions must read its request, not the outer one.
         outer = _current.get()
         if outer is not None and outer.context is context and self.guard in (None, outer.guard):
-            return outer
+            if outer.request is request:
+                return outer
+            return outer._for_request(request, self.method)
         return RequireContext(guard_or_default(self.guard), request, context, self.method)
 
     async def admit(self, ctx: RequireContext) -> Message | None:
@@ -130,6 +145,17 @@ class _Rule:
         except CheckFailed as error:
             _log.warning("cannot check %r for %s: %s", self.condition, ctx.method, error)
             await _abort(ctx, grpc.StatusCode.UNAVAILABLE, _UNAVAILABLE)
+        except Undecidable as error:
+            # Neither yes nor no: refused, as a failed condition is (never admitted).
+            _log.info("%r undecided for %s: %s", self.condition, ctx.method, error)
+            allowed = False
+        except grpc.aio.AbortError:
+            raise  # a condition that aborted the call itself
+        except Exception:
+            # A broken condition (e.g. a function that returned a coroutine or an object)
+            # is a programming error: loud in the log, and the call is never admitted.
+            _log.exception("the condition %r for %s failed", self.condition, ctx.method)
+            await _abort(ctx, grpc.StatusCode.UNKNOWN, _BROKEN)
         if allowed:
             return None
         denial = ctx.denial = _denial(ctx)
@@ -290,8 +316,10 @@ class RequireInterceptor(grpc.aio.ServerInterceptor):
         condition: As for :func:`requires`.
         otherwise: As for :func:`requires`.
         guard: The :class:`Guard` to use; the one set by :func:`configure` by default.
-        exempt: RPCs left open, by name (``"ListPosts"``) or full path
-            (``"/blog.v1.BlogService/ListPosts"``).
+        exempt: RPCs left open, by full path (``"/blog.v1.BlogService/ListPosts"``)
+            or by bare name (``"ListPosts"``). A bare name opens the method of that name
+            on *every* protected service, so give it together with ``services``; without
+            ``services`` a bare name warns (use the full path instead).
         services: Full names of the services to protect (``"blog.v1.BlogService"``);
             ``None`` protects every service on the server, health and reflection
             included, so name yours when the server also serves those.
@@ -299,6 +327,10 @@ class RequireInterceptor(grpc.aio.ServerInterceptor):
     Every kind of RPC is protected; for client-streaming RPCs ``ctx.request`` is the
     request iterator. Methods may also carry :func:`requires` for stricter checks; both
     then share one :class:`RequireContext` per call.
+
+    Handlers must be async (coroutine or async generator functions), as with
+    :func:`requires`: a protected call to a blocking handler fails (the interceptor
+    raises TypeError, logged by grpc) rather than run it unchecked.
     """
 
     def __init__(
@@ -317,6 +349,15 @@ class RequireInterceptor(grpc.aio.ServerInterceptor):
         self._guard = guard
         self._exempt = frozenset(exempt)
         self._services = None if services is None else frozenset(services)
+        bare = sorted(name for name in self._exempt if not name.startswith("/"))
+        if bare and self._services is None:
+            warnings.warn(
+                f"RequireInterceptor: exempt={bare!r} without services= leaves these methods "
+                "open on every service of the server; name the services, or exempt by full "
+                "path ('/package.Service/Method')",
+                UserWarning,
+                stacklevel=2,
+            )
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], Any]] = {}
 
     async def intercept_service(
@@ -347,6 +388,7 @@ class RequireInterceptor(grpc.aio.ServerInterceptor):
         self, handler: grpc.RpcMethodHandler[Any, Any], name: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
         rule = _Rule(self._condition, self._otherwise, self._guard, name)
+        _refuse_blocking(handler, name)
         serializers = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
@@ -368,3 +410,22 @@ class RequireInterceptor(grpc.aio.ServerInterceptor):
                 kind = _writer if inspect.iscoroutinefunction(inner) else _streaming
                 return make(kind(inner, rule), **serializers)
         raise TypeError(f"RequireInterceptor cannot wrap the handler of {name}")
+
+
+def _refuse_blocking(handler: grpc.RpcMethodHandler[Any, Any], name: str) -> None:
+    """Fail closed on a blocking handler: run on the event loop by a coroutine wrapper, its
+    ``context.abort()`` would return an un-awaited coroutine and the handler carry on."""
+    for behavior in (
+        handler.unary_unary,
+        handler.stream_unary,
+        handler.unary_stream,
+        handler.stream_stream,
+    ):
+        if behavior is None:
+            continue
+        if inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior):
+            return
+        raise TypeError(
+            f"RequireInterceptor protects async handlers; the handler of {name} ({behavior!r}) "
+            "is neither a coroutine function nor an async generator function"
+        )

@@ -5,7 +5,14 @@
  */
 
 import type { DescService } from "@bufbuild/protobuf";
-import { type CallOptions, type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  type CallOptions,
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { AccessService } from "./gen/watchword/auth/v1/access_service_pb.js";
 import { AdminService } from "./gen/watchword/auth/v1/admin_service_pb.js";
@@ -14,7 +21,10 @@ import { toWatchwordError } from "./errors.js";
 
 /** Options of `createWatchwordClient`. */
 export interface WatchwordClientOptions {
-  /** The server's address with a scheme, e.g. "http://127.0.0.1:50051" (plaintext HTTP/2). */
+  /**
+   * The server's address: "http://127.0.0.1:50051" (plaintext HTTP/2), "https://…" (TLS), or
+   * "host:port", taken as "http://host:port". Anything else throws a TypeError.
+   */
   baseUrl: string;
   /**
    * A service key (`watchword keys create NAME --scope access|admin`), sent on every call as
@@ -22,7 +32,10 @@ export interface WatchwordClientOptions {
    * AdminService an `admin` key; AuthService needs none unless `auth_requires_key` is set.
    */
   serviceKey?: string | undefined;
-  /** The default deadline of every call, in milliseconds; a call's own `timeoutMs` wins. */
+  /**
+   * The default deadline of every unary call, in milliseconds; a call's own `timeoutMs` wins.
+   * Server streams (`watchEvents`) run without a deadline unless given their own `timeoutMs`.
+   */
   timeoutMs?: number | undefined;
   /** More interceptors, run after the one that adds the service key. */
   interceptors?: Interceptor[] | undefined;
@@ -36,7 +49,11 @@ export interface WatchwordClient {
   readonly access: Client<typeof AccessService>;
   /** Management of users, groups, memberships, permissions and events. */
   readonly admin: Client<typeof AdminService>;
-  /** Closes the connection and any open streams. */
+  /**
+   * Closes the connection and any open streams (they end with a `Code.Canceled`
+   * WatchwordError). Later calls reject with a WatchwordError of `Code.Canceled`, reason "",
+   * and do not reconnect.
+   */
   close(): void;
 }
 
@@ -53,20 +70,59 @@ export interface WatchwordClient {
  *   client.close();
  */
 export function createWatchwordClient(options: WatchwordClientOptions): WatchwordClient {
-  const { baseUrl, serviceKey, timeoutMs, interceptors = [] } = options;
+  const { serviceKey, timeoutMs, interceptors = [] } = options;
+  const baseUrl = normalizeBaseUrl(options.baseUrl);
   const sessionManager = new Http2SessionManager(baseUrl);
+  let closed = false;
+  // First in the chain: after close(), no call reaches the session manager (which would
+  // silently open a new connection).
+  const refuseWhenClosed: Interceptor = (next) => (request) => {
+    if (closed) {
+      throw new ConnectError("the client is closed", Code.Canceled);
+    }
+    return next(request);
+  };
   const transport = createGrpcTransport({
     baseUrl,
     sessionManager,
-    interceptors: serviceKey ? [bearer(serviceKey), ...interceptors] : interceptors,
+    interceptors: [refuseWhenClosed, ...(serviceKey ? [bearer(serviceKey)] : []), ...interceptors],
     ...(timeoutMs === undefined ? {} : { defaultTimeoutMs: timeoutMs }),
   });
   return {
     auth: throwingWatchwordErrors(AuthService, createClient(AuthService, transport)),
     access: throwingWatchwordErrors(AccessService, createClient(AccessService, transport)),
     admin: throwingWatchwordErrors(AdminService, createClient(AdminService, transport)),
-    close: () => sessionManager.abort(),
+    close: () => {
+      closed = true;
+      sessionManager.abort();
+    },
   };
+}
+
+/** `baseUrl` with a scheme ("host:port" becomes "http://host:port"), or a clear TypeError. */
+function normalizeBaseUrl(baseUrl: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl) ? baseUrl : `http://${baseUrl}`;
+  let url: URL | undefined;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    (url.protocol !== "http:" && url.protocol !== "https:") ||
+    url.hostname === "" ||
+    url.username !== "" ||
+    url.password !== "" ||
+    url.search !== "" ||
+    url.hash !== ""
+  ) {
+    throw new TypeError(
+      `baseUrl must be "http://host:port", "https://host:port" or "host:port", ` +
+        `not ${JSON.stringify(baseUrl)}`,
+    );
+  }
+  return withScheme;
 }
 
 function bearer(serviceKey: string): Interceptor {
@@ -110,21 +166,30 @@ function throwingWatchwordErrors<S extends DescService>(service: S, client: Clie
           const forward = () => cancel.abort(outer?.reason);
           if (outer?.aborted) forward();
           outer?.addEventListener("abort", forward, { once: true });
-          const iterable = call(input, { ...options, signal: cancel.signal });
+          // A watch runs until it is left: the client-wide deadline is for unary calls, so a
+          // stream has one only when the caller gives it (<= 0 means none to connect).
+          const timeoutMs = options?.timeoutMs ?? 0;
+          const iterable = call(input, { ...options, timeoutMs, signal: cancel.signal });
           const stream = (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]();
           let settled = false;
           try {
             for (;;) {
-              const result = await stream.next();
+              let result: IteratorResult<unknown>;
+              // Only the stream's own failures are relabelled (and settle it): an error the
+              // caller throws in at the `yield` (gen.throw) passes through untouched, and
+              // `finally` then cancels the stream.
+              try {
+                result = await stream.next();
+              } catch (err) {
+                settled = true;
+                throw toWatchwordError(err);
+              }
               if (result.done) {
                 settled = true;
                 return;
               }
               yield result.value;
             }
-          } catch (err) {
-            settled = true;
-            throw toWatchwordError(err);
           } finally {
             outer?.removeEventListener("abort", forward);
             if (!settled) {
