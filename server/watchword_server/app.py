@@ -103,6 +103,7 @@ class WatchwordServer:
             domain.sessions,
             domain.passwords,
             domain.profiles,
+            settings.trusted_proxies,
             disabled=disabled,
             messages=messages,
         )
@@ -117,6 +118,7 @@ class WatchwordServer:
             domain.user_admin,
             domain.group_admin,
             domain.event_reader,
+            settings.trusted_proxies,
             disabled=disabled,
             messages=messages,
         )

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # registration_mail / reset_password_mail hooks); it receives an OutgoingMail.
     mail_hook: str | None = None
     auth_requires_key: bool = False
+    # Peers whose `x-forwarded-for` / `x-real-ip` name the end user's address (the app
+    # backends calling on users' behalf); from anyone else the peer's own address counts.
+    trusted_proxies: Annotated[frozenset[str], NoDecode] = frozenset({"127.0.0.1", "::1"})
     database_pool_size: int = Field(default=10, ge=1)
     auto_migrate: bool | None = None
     grace_period: float = Field(default=5.0, ge=0)
@@ -195,7 +198,7 @@ class Settings(BaseSettings):
             raise ValueError("listen must be HOST:PORT")
         return value
 
-    @field_validator("disabled_rpcs", mode="before")
+    @field_validator("disabled_rpcs", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         # Accept "A,B" from a plain environment variable as well as a JSON/TOML list.

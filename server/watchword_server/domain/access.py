@@ -18,7 +18,7 @@ from watchword_server.domain.errors import (
     SessionInvalid,
     UserNotFound,
 )
-from watchword_server.domain.sessions import Sessions, digest_or_invalid
+from watchword_server.domain.sessions import SessionExpired, Sessions, digest_or_invalid
 from watchword_server.domain.types import UserStatus
 from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import access as access_rows
@@ -75,9 +75,13 @@ class AccessChecks:
                 found = await access_rows.user_membership(conn, user_id, group)
             return _user_answer(found)
         digest = digest_or_invalid(subject.value)
-        async with self._database.begin() as conn:
-            answer = await access_rows.session_membership(conn, digest, group)
-            return await self._session_answer(conn, digest, answer)
+        try:
+            async with self._database.begin() as conn:
+                answer = await access_rows.session_membership(conn, digest, group)
+                return await self._session_answer(conn, digest, answer)
+        except SessionExpired as expired:
+            await self._sessions.drop(expired.digest)
+            raise SessionInvalid() from None
 
     async def has_permission(self, subject: Subject | None, grant: Grant) -> bool:
         """Whether the subject holds a grant matching ``grant`` (see the module doc)."""
@@ -106,9 +110,13 @@ class AccessChecks:
                 found = await access_rows.user_permission(conn, user_id, grant)
             return _user_answer(found)
         digest = digest_or_invalid(subject.value)
-        async with self._database.begin() as conn:
-            answer = await access_rows.session_permission(conn, digest, grant)
-            return await self._session_answer(conn, digest, answer)
+        try:
+            async with self._database.begin() as conn:
+                answer = await access_rows.session_permission(conn, digest, grant)
+                return await self._session_answer(conn, digest, answer)
+        except SessionExpired as expired:
+            await self._sessions.drop(expired.digest)
+            raise SessionInvalid() from None
 
     async def _session_answer(
         self, conn: Connection, digest: bytes, answer: SessionAnswer | None

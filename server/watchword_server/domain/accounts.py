@@ -229,6 +229,14 @@ class Accounts:
             new_hash = await asyncio.to_thread(self._hasher.hash, password)
         remember = remember and self._settings.remember_option
         async with self._database.begin() as conn:
+            # The checks above ran outside this transaction while bcrypt worked: a reset,
+            # a password change or a block may have landed since. Re-check under a lock.
+            current = await user_rows.lock_login_state(conn, user.id)
+            if current is None or current[1] != stored.password_hash:
+                raise InvalidCredentials()
+            state_error = _STATE_ERRORS.get(current[0])
+            if state_error is not None:
+                raise state_error()
             if new_hash is not None:
                 await user_rows.set_password_hash(
                     conn, user.id, new_hash, expected_old=stored.password_hash

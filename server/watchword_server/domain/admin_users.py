@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchword_server.config import Settings
+from watchword_server.domain.account_keys import Purpose
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.custom_fields import Writer, check_extra
 from watchword_server.domain.errors import (
@@ -25,6 +26,7 @@ from watchword_server.domain.types import CallContext, EventKind, UserRecord, Us
 from watchword_server.domain.validation import Violations
 from watchword_server.security.passwords import PasswordHasher
 from watchword_server.storage.db import Connection, Database
+from watchword_server.storage.repositories import account_keys as key_rows
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
 
@@ -195,6 +197,11 @@ class UserAdmin:
             if new_email is not None and new_email.lower() != current.email.lower():
                 if await user_rows.email_exists(conn, new_email):
                     raise EmailAlreadyExists()
+                # Keys mailed to the old address must not work for the new one, and the
+                # new address is unverified unless the mask says otherwise.
+                for purpose in Purpose:
+                    await key_rows.void_unused(conn, current.id, purpose.value)
+                values.setdefault("email_verified", False)
             try:
                 updated = await user_rows.update_user(
                     conn, current.id, now=self._clock.now(), email=new_email, **values

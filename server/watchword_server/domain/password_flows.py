@@ -92,6 +92,10 @@ class PasswordFlows:
         self._check_new_password(problems, "new_password", new_password)
         if problems:
             raise InvalidArgument(problems.items)
+        # A bcrypt hash is the expensive part: spend it only on a key that can work.
+        async with self._database.connect() as conn:
+            if not await self._keys.is_live(conn, reset_key, Purpose.RESET):
+                raise ResetKeyInvalid()
         password_hash = await asyncio.to_thread(self._hasher.hash, new_password)
         async with self._database.begin() as conn:
             user_id = await self._keys.consume(conn, reset_key, Purpose.RESET)

@@ -13,13 +13,22 @@ from watchword_server.security.tokens import new_token, token_digest
 from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import sessions as session_rows
 
-__all__ = ["IntrospectResult", "Sessions", "digest_or_invalid"]
+__all__ = ["IntrospectResult", "SessionExpired", "Sessions", "digest_or_invalid"]
 
 # The last-seen time is written only once this share of the window has passed, so a busy
 # session costs one write per tenth of its window instead of one per call.
 _TOUCH_FRACTION = 10
 # Tokens longer than this are not ours; refuse them before hashing attacker-sized input.
 _MAX_TOKEN_LENGTH = 256
+
+
+class SessionExpired(SessionInvalid):
+    """The session's window has passed; raised inside a transaction so the caller can
+    drop the row in a transaction of its own (a rollback would undo the delete)."""
+
+    def __init__(self, digest: bytes) -> None:
+        super().__init__()
+        self.digest = digest
 
 
 @dataclass(frozen=True)
@@ -65,19 +74,28 @@ class Sessions:
     async def introspect(self, token: str) -> IntrospectResult:
         """Validate ``token`` and slide its window; raises SessionInvalid otherwise."""
         digest = digest_or_invalid(token)
-        async with self._database.begin() as conn:
-            row = await session_rows.find_with_user(conn, digest)
-            if row is None:
-                raise SessionInvalid()
-            expire_time = await self.admit(
-                conn,
-                digest,
-                session_id=row.id,
-                lifetime=row.lifetime,
-                last_seen_time=row.last_seen_time,
-                status=row.user.status,
-            )
+        try:
+            async with self._database.begin() as conn:
+                row = await session_rows.find_with_user(conn, digest)
+                if row is None:
+                    raise SessionInvalid()
+                expire_time = await self.admit(
+                    conn,
+                    digest,
+                    session_id=row.id,
+                    lifetime=row.lifetime,
+                    last_seen_time=row.last_seen_time,
+                    status=row.user.status,
+                )
+        except SessionExpired as expired:
+            await self.drop(expired.digest)
+            raise SessionInvalid() from None
         return IntrospectResult(row.user, row.id, expire_time)
+
+    async def drop(self, digest: bytes) -> None:
+        """Delete an expired session: no dead secret is kept around."""
+        async with self._database.begin() as conn:
+            await session_rows.delete_by_digest(conn, digest)
 
     async def admit(
         self,
@@ -91,15 +109,14 @@ class Sessions:
     ) -> datetime:
         """Decide on a session read in ``conn``: returns its expiry after this use.
 
-        Raises SessionInvalid when it has expired (and deletes it) or its user may no
-        longer be logged in. Slides the window, writing at most once a tenth of it.
+        Raises SessionExpired when it has expired (the caller then ``drop``s it after its
+        transaction) and SessionInvalid when its user may no longer be logged in. Slides
+        the window, writing at most once a tenth of it.
         """
         now = self._clock.now()
         window = timedelta(seconds=lifetime)
         if now >= last_seen_time + window:
-            # Expired: drop it now rather than keep a dead secret around.
-            await session_rows.delete_by_digest(conn, digest)
-            raise SessionInvalid()
+            raise SessionExpired(digest)
         if status is not UserStatus.ACTIVE:
             raise SessionInvalid()
         if now - last_seen_time >= window / _TOUCH_FRACTION:

@@ -17,6 +17,7 @@ pepper key id can change without invalidating existing credentials:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import re
@@ -244,10 +245,17 @@ class PasswordHasher:
             True when the password matches.
         """
         try:
-            return self._verify(password, stored)
+            result = self._verify(password, stored)
         except ValueError:
             # Covers bcrypt rejecting a salt and unencodable (surrogate) passwords.
+            result = None
+        if result is None:
+            # Nothing was computed (no usable hash, e.g. an account without a password):
+            # pay for a hash anyway, so the answer takes as long as for a real one.
+            with contextlib.suppress(ValueError):
+                self._verify(password, self._dummy)
             return False
+        return result
 
     def needs_rehash(self, stored: str) -> bool:
         """Tell whether a stored hash should be replaced after a successful login.
@@ -288,26 +296,29 @@ class PasswordHasher:
         self.verify(password, self._dummy)
         return False
 
-    def _verify(self, password: str, stored: str) -> bool:
+    def _verify(self, password: str, stored: str) -> bool | None:
+        """The check's outcome, or None when no hash could be computed at all."""
         if stored.startswith(_BCRYPT_PREFIX + "$"):
             bcrypt_parts = _split_bcrypt(stored)
             if bcrypt_parts is None:
-                return False
+                return None
             key_id, bcrypt_hash = bcrypt_parts
             key = self._keys.get(key_id)
             if key is None:
-                return False
+                return None
             candidate = base64.b64encode(_prehash(key, password))
             return bcrypt.checkpw(candidate, bcrypt_hash.encode("ascii"))
         if stored.startswith(_PBKDF2_PREFIX):
             pbkdf2_parts = _split_pbkdf2(stored)
             if pbkdf2_parts is None:
-                return False
+                return None
             algorithm, key_id, salt, expected = pbkdf2_parts
             key = self._keys.get(key_id)
             if key is None:
-                return False
+                return None
             return hmac.compare_digest(_pbkdf2(algorithm, _prehash(key, password), salt), expected)
+        if not stored.startswith("pbkdf2("):
+            return None
         return _verify_legacy(password, stored)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import grpc
@@ -17,10 +17,10 @@ from watchword_server.transport.convert import (
     call_context,
     event_to_proto,
     group_to_proto,
-    kind_from_proto,
+    kind_filter,
     membership_to_proto,
     permission_to_proto,
-    status_from_proto,
+    status_filter,
     struct_to_dict,
     user_to_proto,
 )
@@ -31,18 +31,25 @@ __all__ = ["AdminServicer"]
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _call(context: Context) -> CallContext:
-    caller = current_caller.get()
-    return call_context(context, origin=f"admin:{caller.name}" if caller else "admin")
-
-
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     """Serves AdminService; build it with ``build_servicer``."""
 
-    def __init__(self, users: UserAdmin, groups: GroupAdmin, events: EventReader) -> None:
+    def __init__(
+        self,
+        users: UserAdmin,
+        groups: GroupAdmin,
+        events: EventReader,
+        trusted_proxies: Collection[str] = (),
+    ) -> None:
         self._users = users
         self._groups = groups
         self._events = events
+        self._trusted = frozenset(trusted_proxies)
+
+    def _call(self, context: Context) -> CallContext:
+        caller = current_caller.get()
+        origin = f"admin:{caller.name}" if caller else "admin"
+        return call_context(context, origin=origin, trusted_proxies=self._trusted)
 
     # Users
 
@@ -53,12 +60,12 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             email=request.user.email,
             first_name=request.user.first_name,
             last_name=request.user.last_name,
-            status=status_from_proto(request.user.status),
+            status=status_filter(request.user.status, "user.status"),
             email_verified=request.user.email_verified,
-            extra=struct_to_dict(request.user.extra),
+            extra=struct_to_dict(request.user.extra, "user.extra"),
             password=request.password,
         )
-        user = await self._users.create(new, _call(context))
+        user = await self._users.create(new, self._call(context))
         return admin.CreateUserResponse(user=user_to_proto(user))
 
     async def GetUser(  # noqa: N802
@@ -78,7 +85,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         users, next_token = await self._users.list(
             size=request.page_size,
             token=request.page_token,
-            status=status_from_proto(request.status),
+            status=status_filter(request.status),
         )
         return admin.ListUsersResponse(
             users=[user_to_proto(user) for user in users], next_page_token=next_token
@@ -92,51 +99,55 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             email=request.user.email,
             first_name=request.user.first_name,
             last_name=request.user.last_name,
-            status=status_from_proto(request.user.status),
+            status=status_filter(request.user.status, "user.status"),
             email_verified=request.user.email_verified,
-            extra=struct_to_dict(request.user.extra),
+            extra=struct_to_dict(request.user.extra, "user.extra"),
         )
-        user = await self._users.update(request.user.id, changes, _call(context))
+        user = await self._users.update(request.user.id, changes, self._call(context))
         return admin.UpdateUserResponse(user=user_to_proto(user))
 
     async def DeleteUser(  # noqa: N802
         self, request: admin.DeleteUserRequest, context: Context
     ) -> admin.DeleteUserResponse:
-        await self._users.delete(request.user_id, _call(context))
+        await self._users.delete(request.user_id, self._call(context))
         return admin.DeleteUserResponse()
 
     async def DisableUser(  # noqa: N802
         self, request: admin.DisableUserRequest, context: Context
     ) -> admin.DisableUserResponse:
         user = await self._users.set_status(
-            request.user_id, EventKind.USER_DISABLED, _call(context)
+            request.user_id, EventKind.USER_DISABLED, self._call(context)
         )
         return admin.DisableUserResponse(user=user_to_proto(user))
 
     async def BlockUser(  # noqa: N802
         self, request: admin.BlockUserRequest, context: Context
     ) -> admin.BlockUserResponse:
-        user = await self._users.set_status(request.user_id, EventKind.USER_BLOCKED, _call(context))
+        user = await self._users.set_status(
+            request.user_id, EventKind.USER_BLOCKED, self._call(context)
+        )
         return admin.BlockUserResponse(user=user_to_proto(user))
 
     async def AllowUser(  # noqa: N802
         self, request: admin.AllowUserRequest, context: Context
     ) -> admin.AllowUserResponse:
-        user = await self._users.set_status(request.user_id, EventKind.USER_ALLOWED, _call(context))
+        user = await self._users.set_status(
+            request.user_id, EventKind.USER_ALLOWED, self._call(context)
+        )
         return admin.AllowUserResponse(user=user_to_proto(user))
 
     async def ApproveUser(  # noqa: N802
         self, request: admin.ApproveUserRequest, context: Context
     ) -> admin.ApproveUserResponse:
         user = await self._users.set_status(
-            request.user_id, EventKind.USER_APPROVED, _call(context)
+            request.user_id, EventKind.USER_APPROVED, self._call(context)
         )
         return admin.ApproveUserResponse(user=user_to_proto(user))
 
     async def RevokeSessions(  # noqa: N802
         self, request: admin.RevokeSessionsRequest, context: Context
     ) -> admin.RevokeSessionsResponse:
-        await self._users.revoke_sessions(request.user_id, _call(context))
+        await self._users.revoke_sessions(request.user_id, self._call(context))
         return admin.RevokeSessionsResponse()
 
     # Groups
@@ -147,8 +158,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         group = await self._groups.create_group(
             request.group.name,
             request.group.description,
-            struct_to_dict(request.group.extra),
-            _call(context),
+            struct_to_dict(request.group.extra, "group.extra"),
+            self._call(context),
         )
         return admin.CreateGroupResponse(group=group_to_proto(group))
 
@@ -161,7 +172,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def DeleteGroup(  # noqa: N802
         self, request: admin.DeleteGroupRequest, context: Context
     ) -> admin.DeleteGroupResponse:
-        await self._groups.delete_group(request.group, _call(context))
+        await self._groups.delete_group(request.group, self._call(context))
         return admin.DeleteGroupResponse()
 
     async def ListGroups(  # noqa: N802
@@ -180,14 +191,14 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin.AddMembershipRequest, context: Context
     ) -> admin.AddMembershipResponse:
         membership = await self._groups.add_membership(
-            request.group, request.user_id, struct_to_dict(request.extra), _call(context)
+            request.group, request.user_id, struct_to_dict(request.extra), self._call(context)
         )
         return admin.AddMembershipResponse(membership=membership_to_proto(membership))
 
     async def RemoveMembership(  # noqa: N802
         self, request: admin.RemoveMembershipRequest, context: Context
     ) -> admin.RemoveMembershipResponse:
-        await self._groups.remove_membership(request.group, request.user_id, _call(context))
+        await self._groups.remove_membership(request.group, request.user_id, self._call(context))
         return admin.RemoveMembershipResponse()
 
     async def ListMemberships(  # noqa: N802
@@ -215,13 +226,13 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             record_id=request.record_id,
             extra=struct_to_dict(request.extra),
         )
-        permission = await self._groups.add_permission(new, _call(context))
+        permission = await self._groups.add_permission(new, self._call(context))
         return admin.AddPermissionResponse(permission=permission_to_proto(permission))
 
     async def RemovePermission(  # noqa: N802
         self, request: admin.RemovePermissionRequest, context: Context
     ) -> admin.RemovePermissionResponse:
-        await self._groups.remove_permission(request.permission_id, _call(context))
+        await self._groups.remove_permission(request.permission_id, self._call(context))
         return admin.RemovePermissionResponse()
 
     async def ListPermissions(  # noqa: N802
@@ -244,7 +255,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     ) -> admin.ListEventsResponse:
         events, next_token = await self._events.list(
             user_id=request.user_id,
-            kind=kind_from_proto(request.kind),
+            kind=kind_filter(request.kind),
             size=request.page_size,
             token=request.page_token,
         )
@@ -255,7 +266,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def WatchEvents(  # noqa: N802
         self, request: admin.WatchEventsRequest, context: Context
     ) -> AsyncIterator[admin.WatchEventsResponse]:
-        async with self._events.watch(kind_from_proto(request.kind)) as events:
+        async with self._events.watch(kind_filter(request.kind)) as events:
             # Headers now tell the client it is subscribed: nothing later will be missed.
             await context.send_initial_metadata(())
             async for event in events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import grpc
@@ -11,6 +12,7 @@ from watchword_server.domain.accounts import Accounts
 from watchword_server.domain.password_flows import PasswordFlows
 from watchword_server.domain.profile import Profiles
 from watchword_server.domain.sessions import Sessions
+from watchword_server.domain.types import CallContext
 from watchword_server.transport.convert import (
     call_context,
     struct_to_dict,
@@ -32,11 +34,16 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         sessions: Sessions,
         passwords: PasswordFlows,
         profiles: Profiles,
+        trusted_proxies: Collection[str] = (),
     ) -> None:
+        self._trusted = frozenset(trusted_proxies)
         self._accounts = accounts
         self._sessions = sessions
         self._passwords = passwords
         self._profiles = profiles
+
+    def _call(self, context: Context) -> CallContext:
+        return call_context(context, origin="auth", trusted_proxies=self._trusted)
 
     async def Register(  # noqa: N802 - gRPC method names
         self, request: auth_service_pb2.RegisterRequest, context: Context
@@ -47,7 +54,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             first_name=request.first_name,
             last_name=request.last_name,
             extra=struct_to_dict(request.extra),
-            call=call_context(context, origin="auth"),
+            call=self._call(context),
         )
         response = auth_service_pb2.RegisterResponse(user=user_to_proto(registration.user))
         if registration.session is not None:
@@ -62,7 +69,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             email=request.email,
             password=request.password,
             remember=request.remember,
-            call=call_context(context, origin="auth"),
+            call=self._call(context),
         )
         return auth_service_pb2.AuthenticateResponse(
             session_token=login.session.token,
@@ -81,25 +88,21 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     async def Logout(  # noqa: N802
         self, request: auth_service_pb2.LogoutRequest, context: Context
     ) -> auth_service_pb2.LogoutResponse:
-        await self._accounts.logout(
-            session_token=request.session_token, call=call_context(context, origin="auth")
-        )
+        await self._accounts.logout(session_token=request.session_token, call=self._call(context))
         return auth_service_pb2.LogoutResponse()
 
     async def Verify(  # noqa: N802
         self, request: auth_service_pb2.VerifyRequest, context: Context
     ) -> auth_service_pb2.VerifyResponse:
         user = await self._accounts.verify(
-            verification_key=request.verification_key, call=call_context(context, origin="auth")
+            verification_key=request.verification_key, call=self._call(context)
         )
         return auth_service_pb2.VerifyResponse(user=user_to_proto(user))
 
     async def RequestPasswordReset(  # noqa: N802
         self, request: auth_service_pb2.RequestPasswordResetRequest, context: Context
     ) -> auth_service_pb2.RequestPasswordResetResponse:
-        await self._passwords.request_reset(
-            email=request.email, call=call_context(context, origin="auth")
-        )
+        await self._passwords.request_reset(email=request.email, call=self._call(context))
         return auth_service_pb2.RequestPasswordResetResponse()
 
     async def ResetPassword(  # noqa: N802
@@ -108,7 +111,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         user = await self._passwords.reset(
             reset_key=request.reset_key,
             new_password=request.new_password,
-            call=call_context(context, origin="auth"),
+            call=self._call(context),
         )
         return auth_service_pb2.ResetPasswordResponse(user=user_to_proto(user))
 
@@ -119,7 +122,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             session_token=request.session_token,
             old_password=request.old_password,
             new_password=request.new_password,
-            call=call_context(context, origin="auth"),
+            call=self._call(context),
         )
         return auth_service_pb2.ChangePasswordResponse()
 
@@ -137,7 +140,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             paths=list(request.update_mask.paths),
             first_name=request.user.first_name,
             last_name=request.user.last_name,
-            extra=struct_to_dict(request.user.extra),
-            call=call_context(context, origin="auth"),
+            extra=struct_to_dict(request.user.extra, "user.extra"),
+            call=self._call(context),
         )
         return auth_service_pb2.UpdateProfileResponse(user=user_to_proto(user))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from watchword.auth.v1 import resources_pb2
+from watchword_server.domain.errors import FieldViolation, InvalidArgument
 from watchword_server.domain.types import (
     CallContext,
     EventKind,
@@ -23,9 +26,11 @@ __all__ = [
     "dict_to_struct",
     "event_to_proto",
     "group_to_proto",
+    "kind_filter",
     "kind_from_proto",
     "membership_to_proto",
     "permission_to_proto",
+    "status_filter",
     "status_from_proto",
     "struct_to_dict",
     "timestamp",
@@ -57,9 +62,60 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return result
 
 
-def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
-    """A plain dict from a Struct (an unset Struct gives ``{}``)."""
-    return dict(json_format.MessageToDict(value))
+# Bounds on free-form JSON (custom fields, group extras): deep or huge values are refused
+# rather than stored and echoed back in every list.
+_MAX_STRUCT_BYTES = 16 * 1024
+_MAX_STRUCT_DEPTH = 8
+
+
+def struct_to_dict(value: struct_pb2.Struct, field: str = "extra") -> dict[str, Any]:
+    """A plain dict from a Struct (an unset Struct gives ``{}``).
+
+    Raises:
+        InvalidArgument: the value is larger than 16 KiB, nested deeper than 8 levels, or
+            holds a non-finite number or a NUL character (which PostgreSQL cannot store).
+    """
+    if value.ByteSize() > _MAX_STRUCT_BYTES:
+        raise InvalidArgument([FieldViolation(field, f"{field} is larger than 16 KiB")])
+    problems: list[FieldViolation] = []
+    result = _struct(value, field, 0, problems)
+    if problems:
+        raise InvalidArgument(problems[:10])
+    return result
+
+
+def _struct(
+    value: struct_pb2.Struct, path: str, depth: int, problems: list[FieldViolation]
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in value.fields.items():
+        if "\x00" in key:
+            problems.append(FieldViolation(path, "keys must not contain NUL"))
+            continue
+        result[key] = _value(item, f"{path}.{key[:64]}", depth + 1, problems)
+    return result
+
+
+def _value(value: struct_pb2.Value, path: str, depth: int, problems: list[FieldViolation]) -> Any:
+    if depth > _MAX_STRUCT_DEPTH:
+        problems.append(FieldViolation(path, "nested too deeply"))
+        return None
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        if not math.isfinite(value.number_value):
+            problems.append(FieldViolation(path, "numbers must be finite"))
+        return value.number_value
+    if kind == "string_value":
+        if "\x00" in value.string_value:
+            problems.append(FieldViolation(path, "text must not contain NUL"))
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return _struct(value.struct_value, path, depth, problems)
+    if kind == "list_value":
+        return [_value(item, path, depth + 1, problems) for item in value.list_value.values]
+    return None
 
 
 def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
@@ -84,14 +140,23 @@ def user_to_proto(user: UserRecord) -> resources_pb2.User:
     )
 
 
-def call_context(context: grpc.aio.ServicerContext[Any, Any], *, origin: str) -> CallContext:
-    """Who is calling: the end user's address if the backend passed it, else the peer's."""
-    metadata = {key: value for key, value in (context.invocation_metadata() or ())}
-    for key in CLIENT_IP_METADATA:
-        value = metadata.get(key)
-        if isinstance(value, str) and value.strip():
-            return CallContext(client_ip=value.split(",")[0].strip()[:64], origin=origin)
-    return CallContext(client_ip=_peer_address(context.peer()), origin=origin)
+def call_context(
+    context: grpc.aio.ServicerContext[Any, Any],
+    *,
+    origin: str,
+    trusted_proxies: Collection[str] = (),
+) -> CallContext:
+    """Who is calling: the end user's address when a trusted proxy (an app backend) names
+    it in metadata, else the peer's own address (a header from anyone else is ignored, or
+    an attacker could forge audit records and dodge or aim the per-client throttle)."""
+    peer = _peer_address(context.peer())
+    if "*" in trusted_proxies or peer in trusted_proxies:
+        metadata = {key: value for key, value in (context.invocation_metadata() or ())}
+        for key in CLIENT_IP_METADATA:
+            value = metadata.get(key)
+            if isinstance(value, str) and value.strip():
+                return CallContext(client_ip=value.split(",")[0].strip()[:64], origin=origin)
+    return CallContext(client_ip=peer, origin=origin)
 
 
 def _peer_address(peer: str) -> str:
@@ -158,3 +223,19 @@ def event_to_proto(event: EventRecord) -> resources_pb2.Event:
         origin=event.origin,
         create_time=timestamp(event.create_time),
     )
+
+
+def status_filter(value: int, field: str = "status") -> UserStatus | None:
+    """A status filter: None for UNSPECIFIED (no filter); an unknown number is refused."""
+    status = status_from_proto(value)
+    if status is None and value:
+        raise InvalidArgument([FieldViolation(field, f"{value} is not a UserStatus")])
+    return status
+
+
+def kind_filter(value: int, field: str = "kind") -> EventKind | None:
+    """An event kind filter: None for UNSPECIFIED (no filter); an unknown number is refused."""
+    kind = kind_from_proto(value)
+    if kind is None and value:
+        raise InvalidArgument([FieldViolation(field, f"{value} is not an EventKind")])
+    return kind

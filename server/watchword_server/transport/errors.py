@@ -71,12 +71,22 @@ def _pack(message: object) -> any_pb2.Any:
     return packed
 
 
+# Statuses travel in trailers, which peers cap at a few KiB: echoed input is cut short.
+_MAX_ECHO = 200
+_MAX_VIOLATIONS = 20
+_MAX_MESSAGE = 1000
+
+
+def _short(text: str, limit: int = _MAX_ECHO) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def to_status(error: DomainError, messages: Messages) -> grpc.Status:
     """Build the full ``google.rpc.Status`` for ``error``."""
     code = STATUS_CODES[error.reason]
     text = message_text(error, messages)
     if isinstance(error, InvalidArgument) and error.detail:
-        text = f"{text}: {error.detail}"
+        text = _short(f"{text}: {error.detail}", _MAX_MESSAGE)
     details = [
         _pack(
             error_details_pb2.ErrorInfo(
@@ -90,9 +100,11 @@ def to_status(error: DomainError, messages: Messages) -> grpc.Status:
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description, reason=error.reason.value
+                            field=_short(v.field),
+                            description=_short(v.description),
+                            reason=error.reason.value,
                         )
-                        for v in error.violations
+                        for v in error.violations[:_MAX_VIOLATIONS]
                     ]
                 )
             )

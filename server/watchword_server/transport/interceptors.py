@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,8 @@ from watchword_server.domain.service_keys import Caller, Scope, ServiceKeys
 from watchword_server.transport.errors import to_status
 
 __all__ = ["ServiceKeyInterceptor", "current_caller"]
+
+_log = logging.getLogger(__name__)
 
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "watchword_current_caller", default=None
@@ -78,6 +81,11 @@ class ServiceKeyInterceptor(grpc.aio.ServerInterceptor):
         except DomainError as error:
             await context.abort_with_status(to_status(error, self._messages))
             raise  # abort raises; this keeps type checkers informed
+        except Exception:
+            # The key store is unreachable: say so, never UNKNOWN with a traceback.
+            _log.exception("the service key could not be checked")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service key cannot be checked")
+            raise
 
     def _guard_unary(self, behaviour: Any, scope: Scope) -> Any:
         @functools.wraps(behaviour)

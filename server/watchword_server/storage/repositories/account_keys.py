@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword_server.storage.models import AccountKey
 
-__all__ = ["consume", "insert_key", "void_unused"]
+__all__ = ["consume", "insert_key", "is_live", "void_unused"]
 
 
 async def insert_key(
@@ -66,3 +66,16 @@ async def consume(
         .returning(AccountKey.user_id)
     )
     return result.scalar_one_or_none()
+
+
+async def is_live(conn: AsyncConnection, key_digest: bytes, purpose: str, now: datetime) -> bool:
+    """Whether a key is unused and unexpired (a cheap look before expensive work)."""
+    found = await conn.scalar(
+        select(AccountKey.id).where(
+            AccountKey.key_digest == key_digest,
+            AccountKey.purpose == purpose,
+            AccountKey.used_time.is_(None),
+            AccountKey.expire_time > now,
+        )
+    )
+    return found is not None

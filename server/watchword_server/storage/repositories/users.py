@@ -23,6 +23,7 @@ __all__ = [
     "get",
     "insert_user",
     "list_users",
+    "lock_login_state",
     "password_hash_of",
     "set_password_hash",
     "to_record",
@@ -221,3 +222,15 @@ async def delete_user(conn: AsyncConnection, user_id: uuid.UUID) -> bool:
         await conn.execute(delete(table).where(table.user_id == user_id))
     result = await conn.execute(delete(User).where(User.id == user_id))
     return result.rowcount == 1
+
+
+async def lock_login_state(
+    conn: AsyncConnection, user_id: uuid.UUID
+) -> tuple[UserStatus, str] | None:
+    """The user's status and password hash, locked until the transaction ends."""
+    row = (
+        await conn.execute(
+            select(User.status, User.password_hash).where(User.id == user_id).with_for_update()
+        )
+    ).one_or_none()
+    return None if row is None else (UserStatus(row.status), str(row.password_hash))
