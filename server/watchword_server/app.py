@@ -31,7 +31,7 @@ from watchword_server.transport.guard import build_servicer
 from watchword_server.transport.interceptors import ServiceKeyInterceptor
 from watchword_server.wiring import build_domain
 
-__all__ = ["SchemaNotReady", "WatchwordServer"]
+__all__ = ["SchemaNotReady", "StartupError", "WatchwordServer"]
 
 _log = logging.getLogger(__name__)
 
@@ -40,7 +40,11 @@ _ACCESS = access_service_pb2.DESCRIPTOR.services_by_name["AccessService"]
 _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 
 
-class SchemaNotReady(RuntimeError):
+class StartupError(RuntimeError):
+    """The server cannot start; the message says why and what to do."""
+
+
+class SchemaNotReady(StartupError):
     """The database schema does not match this server; the message says what to run."""
 
 
@@ -83,6 +87,10 @@ class WatchwordServer:
 
     async def start(self) -> int:
         """Check the schema, bind ``settings.listen`` and start serving; returns the port."""
+        known = {m.name for service in (_AUTH, _ACCESS, _ADMIN) for m in service.methods}
+        unknown = sorted(set(self.settings.disabled_rpcs) - known)
+        if unknown:
+            raise StartupError(f"disabled_rpcs names no RPC of the contract: {unknown}")
         await self._check_schema()
         domain = build_domain(
             self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pydantic import ValidationError
 
 from watchword_server import __version__
-from watchword_server.app import SchemaNotReady, WatchwordServer
+from watchword_server.app import SchemaNotReady, StartupError, WatchwordServer
 from watchword_server.config import Settings, load_settings
 from watchword_server.domain.admin_users import NewUser
 from watchword_server.domain.clock import SystemClock
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_keys(settings, arguments))
         elif arguments.command == "users":
             asyncio.run(_users(settings, arguments))
-    except (SchemaNotReady, CommandError) as error:
+    except (StartupError, CommandError) as error:
         print(f"watchword: {error}", file=sys.stderr)
         return 1
     except DomainError as error:

@@ -95,6 +95,31 @@ class Messages(BaseModel):
     del_permission_log: str = "Permission {name} withdrawn from group {group}"
 
 
+class _Blank(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _check_templates(messages: Messages) -> None:
+    # Render every text once now, so a broken override fails at start, not in a flow.
+    sample = _Blank(
+        id="u",
+        email="e",
+        group="g",
+        name="n",
+        origin="o",
+        link="l",
+        min_length=8,
+        first_name="f",
+        last_name="l",
+    )
+    for key, template in messages.model_dump().items():
+        try:
+            str(template).format_map(sample)
+        except (ValueError, IndexError, KeyError, AttributeError, TypeError) as error:
+            raise ValueError(f"messages.{key} is not a valid template: {error}") from None
+
+
 class CustomField(BaseModel):
     """A deployment's own user field, carried in ``User.extra``.
 
@@ -219,6 +244,7 @@ class Settings(BaseSettings):
             raise ValueError("hmac_key must be at least 16 characters long")
         if self.hmac_key_id in self.hmac_retired_keys:
             raise ValueError("hmac_key_id must not also name a retired key")
+        _check_templates(self.messages)
         names = [field.name for field in self.custom_fields]
         if len(names) != len(set(names)):
             raise ValueError("custom_fields names must be unique")

@@ -38,3 +38,16 @@ async def test_disabled_rpcs_answer_unimplemented(start_server: StartServer) -> 
     with pytest.raises(grpc.aio.AioRpcError) as other:
         await running.auth.Introspect(auth.IntrospectRequest(session_token="nope"))
     assert details_of(other.value).reason == "SESSION_INVALID"
+
+
+async def test_an_unknown_disabled_rpc_stops_the_start(database_url: str) -> None:
+    from tests.conftest import settings_for
+    from tests.support.clock import ManualClock
+    from watchword_server.app import StartupError, WatchwordServer
+
+    server = WatchwordServer(
+        settings_for(database_url, disabled_rpcs=["PasswordRetrieval"]), clock=ManualClock()
+    )
+    with pytest.raises(StartupError, match="PasswordRetrieval"):
+        await server.start()
+    await server.stop(0)

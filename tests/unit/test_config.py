@@ -94,3 +94,10 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValidationError):
         settings.listen = "0.0.0.0:1"  # type: ignore[misc]
+
+
+def test_broken_message_templates_are_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="messages.login_log"):
+        Settings(messages={"login_log": "User {id[x]} in"})
+    with pytest.raises(ValidationError, match="messages.registration_email_text"):
+        Settings(messages={"registration_email_text": "Open {link"})
