@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from watchword_server.security.passwords import parse_algorithm
+from watchword_server.templates import TemplateError, render
 
 __all__ = ["EMBEDDED_DATABASE_URL", "CustomField", "Messages", "Settings", "load_settings"]
 
@@ -95,14 +96,9 @@ class Messages(BaseModel):
     del_permission_log: str = "Permission {name} withdrawn from group {group}"
 
 
-class _Blank(dict[str, object]):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
 def _check_templates(messages: Messages) -> None:
     # Render every text once now, so a broken override fails at start, not in a flow.
-    sample = _Blank(
+    sample = dict(
         id="u",
         email="e",
         group="g",
@@ -115,8 +111,8 @@ def _check_templates(messages: Messages) -> None:
     )
     for key, template in messages.model_dump().items():
         try:
-            str(template).format_map(sample)
-        except (ValueError, IndexError, KeyError, AttributeError, TypeError) as error:
+            render(str(template), sample)
+        except TemplateError as error:
             raise ValueError(f"messages.{key} is not a valid template: {error}") from None
 
 

@@ -5,21 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf import struct_pb2
 
 from tests.conftest import Running
 from tests.support.flows import register
-from tests.support.rpc_errors import ErrorDetails, details_of
+from tests.support.rpc_errors import failure
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2
-
-
-async def failure(call: Any) -> ErrorDetails:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return details_of(caught.value)
 
 
 async def make_group(running: Running, name: str, **extra: Any) -> resources_pb2.Group:

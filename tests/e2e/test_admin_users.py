@@ -6,23 +6,16 @@ import asyncio
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf import field_mask_pb2
 
 from tests.conftest import Running, StartServer
 from tests.support.flows import PASSWORD, login, register
 from tests.support.postgres import connect
-from tests.support.rpc_errors import ErrorDetails, details_of
+from tests.support.rpc_errors import failure
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import access_service_pb2_grpc, admin_service_pb2_grpc, resources_pb2
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
-
-
-async def failure(call: Any) -> ErrorDetails:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return details_of(caught.value)
 
 
 async def create(running: Running, email: str, **fields: Any) -> resources_pb2.User:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from examples.bloggy.bloggy.v1 import bloggy_pb2, bloggy_pb2_grpc
 from examples.bloggy.server import ADMINS, build_server
 from tests.conftest import Running
 from tests.support.flows import PASSWORD, register
+from tests.support.net import free_port
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2
 from watchword.client import AsyncClient
@@ -140,12 +140,6 @@ async def test_a_removed_admin_loses_delete_at_once(watchword: Running, bloggy: 
 # --- the README, as written -----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _readme_snippet() -> str:
     text = (ROOT / "examples" / "bloggy" / "README.md").read_text(encoding="utf-8")
     match = re.search(r"```python\n(.*?)```", text, re.DOTALL)
@@ -156,7 +150,7 @@ def _readme_snippet() -> str:
 async def test_readme_runs_the_demo_as_a_program(watchword: Running) -> None:
     root, _ = await register(watchword, "root@example.com")
     await make_admin(watchword, root)
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("WATCHWORD_")}
     env["WATCHWORD_SERVICE_KEY"] = watchword.access_key
     # The command from the README; the Watchword under test runs in this process.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from tests.conftest import TEST_PEPPER, Running
 from tests.support.flows import PASSWORD, login, register
+from tests.support.net import free_port
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import auth_service_pb2_grpc, resources_pb2
@@ -64,16 +64,10 @@ async def test_watch_events_in_this_process(watchword: Running) -> None:
     stream.cancel()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def other_process(database_url: str) -> AsyncIterator[str]:
     """A second `watchword serve` process on the same database; yields its address."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WATCHWORD_DATABASE_URL": database_url,

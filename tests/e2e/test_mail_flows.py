@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import Running, StartServer, smtp_settings
 from tests.support.postgres import connect
-from tests.support.rpc_errors import ErrorDetails, details_of
+from tests.support.rpc_errors import failure
 from tests.support.smtp import ReceivedMail, SmtpServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
@@ -23,12 +23,6 @@ def key_of(mail: ReceivedMail) -> str:
     match = KEY_IN_LINK.search(mail.body)
     assert match is not None, mail.body
     return match.group(2)
-
-
-async def failure(call: Any) -> ErrorDetails:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return details_of(caught.value)
 
 
 async def register(running: Running, email: str = "ada@example.com") -> auth.RegisterResponse:

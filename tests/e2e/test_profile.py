@@ -10,7 +10,7 @@ from google.protobuf import field_mask_pb2, struct_pb2
 
 from tests.conftest import Running, StartServer
 from tests.support.postgres import connect
-from tests.support.rpc_errors import ErrorDetails, details_of
+from tests.support.rpc_errors import details_of, failure
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
 
@@ -41,12 +41,6 @@ async def register(running: Running, **extra: Any) -> auth.RegisterResponse:
         )
     )
     return reply
-
-
-async def failure(call: Any) -> ErrorDetails:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return details_of(caught.value)
 
 
 async def test_change_password_keeps_this_session_and_revokes_the_others(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import grpc
+
+from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,14 +22,8 @@ def _snippet() -> str:
     return match.group(1)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_readme_snippet_registers_and_logs_in(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("WATCHWORD_")}
     # What `make run` sets; the rest is the embedded default, in a directory of its own.
     env.update(

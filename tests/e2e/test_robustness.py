@@ -14,17 +14,11 @@ from google.protobuf import field_mask_pb2, struct_pb2
 from tests.conftest import Running, StartServer, smtp_settings
 from tests.support.flows import PASSWORD, register
 from tests.support.postgres import connect
-from tests.support.rpc_errors import ErrorDetails, details_of
+from tests.support.rpc_errors import failure
 from tests.support.smtp import SmtpServer
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
-
-
-async def failure(call: Any) -> ErrorDetails:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return details_of(caught.value)
 
 
 def struct(values: dict[str, Any]) -> struct_pb2.Struct:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.conftest import TEST_PEPPER, Running, settings_for
 from tests.support.clock import ManualClock
+from tests.support.net import free_port
 from tests.support.postgres import postgres_database
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import auth_service_pb2_grpc
@@ -100,12 +100,6 @@ def test_a_postgres_url_needs_an_hmac_key() -> None:
         Settings(database_url="postgresql+psycopg://localhost/x", hmac_key=None)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def cli_database(postgres_server_url: str) -> Iterator[str]:
     with postgres_database(server_url=postgres_server_url) as url:
@@ -113,7 +107,7 @@ def cli_database(postgres_server_url: str) -> Iterator[str]:
 
 
 def test_cli_migrates_then_serves_and_stops_on_sigterm(cli_database: str) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WATCHWORD_DATABASE_URL": cli_database,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-__all__ = ["ErrorDetails", "details_of"]
+__all__ = ["ErrorDetails", "details_of", "failure"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,12 @@ def details_of(error: grpc.aio.AioRpcError) -> ErrorDetails:
             detail.Unpack(message)
             localized = message.message
     return ErrorDetails(error.code(), reason, domain, violations, localized, infos)
+
+
+async def failure(call: Awaitable[object]) -> ErrorDetails:
+    """Await a call that must fail, and return the details of its status."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return details_of(error)
+    raise AssertionError("the call succeeded")

@@ -9,7 +9,6 @@ has no members and no grants.
 from __future__ import annotations
 
 import enum
-import uuid
 from dataclasses import dataclass
 
 from watchword_server.domain.errors import (
@@ -18,23 +17,16 @@ from watchword_server.domain.errors import (
     SessionInvalid,
     UserNotFound,
 )
+from watchword_server.domain.lookups import parse_id
 from watchword_server.domain.sessions import SessionExpired, Sessions, digest_or_invalid
 from watchword_server.domain.types import UserStatus
 from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import access as access_rows
 from watchword_server.storage.repositories.access import Grant, SessionAnswer
 
-__all__ = ["AccessChecks", "Grant", "Subject", "SubjectKind", "parse_user_id"]
+__all__ = ["AccessChecks", "Grant", "Subject", "SubjectKind"]
 
 _MAX_FIELD = 255
-
-
-def parse_user_id(value: str) -> uuid.UUID:
-    """The id inside an opaque ``user_id``; anything that is not one of ours is unknown."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise UserNotFound() from None
 
 
 class SubjectKind(enum.Enum):
@@ -70,7 +62,7 @@ class AccessChecks:
         if problems or subject is None:
             raise InvalidArgument(problems)
         if subject.kind is SubjectKind.USER_ID:
-            user_id = parse_user_id(subject.value)
+            user_id = parse_id(subject.value, UserNotFound)
             async with self._database.connect() as conn:
                 found = await access_rows.user_membership(conn, user_id, group)
             return _user_answer(found)
@@ -105,7 +97,7 @@ class AccessChecks:
             async with self._database.connect() as conn:
                 return await access_rows.group_permission(conn, subject.value, grant)
         if subject.kind is SubjectKind.USER_ID:
-            user_id = parse_user_id(subject.value)
+            user_id = parse_id(subject.value, UserNotFound)
             async with self._database.connect() as conn:
                 found = await access_rows.user_permission(conn, user_id, grant)
             return _user_answer(found)

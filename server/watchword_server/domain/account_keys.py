@@ -19,6 +19,7 @@ from watchword_server.security.keyring import KeyRing
 from watchword_server.security.tokens import derived_token, token_digest
 from watchword_server.storage.db import Connection
 from watchword_server.storage.repositories import account_keys as key_rows
+from watchword_server.templates import render
 
 __all__ = ["MailedKeys", "Purpose"]
 
@@ -30,11 +31,6 @@ class Purpose(enum.StrEnum):
 
     VERIFICATION = "verification"
     RESET = "reset"
-
-
-class _Blank(dict[str, object]):
-    def __missing__(self, key: str) -> str:
-        return ""
 
 
 class MailedKeys:
@@ -113,11 +109,11 @@ class MailedKeys:
                 messages.reset_password_email_text,
             )
         link = url.replace("{key}", key)
-        values = _Blank({**context, "link": link})
+        values = {**context, "link": link}
         return mail.OutgoingMail(
             kind=kind,
             recipient=recipient,
-            subject=subject.format_map(values),
-            body=body.format_map(values),
+            subject=render(subject, values),
+            body=render(body, values),
             context={**context, "link": link, "key": key},
         )

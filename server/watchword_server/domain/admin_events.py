@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from watchword_server.domain.errors import ShuttingDown, StreamOverflowed, UserNotFound
 from watchword_server.domain.event_stream import EventStream, StreamOverflow, StreamUnavailable
+from watchword_server.domain.lookups import parse_id
 from watchword_server.domain.paging import PageTokenInvalid, PageTokens, page_size, split_page
 from watchword_server.domain.types import EventKind, EventRecord
 from watchword_server.storage.db import Database
@@ -28,12 +28,8 @@ class EventReader:
         self, *, user_id: str, kind: EventKind | None, size: int, token: str
     ) -> tuple[list[EventRecord], str]:
         """A page of events, oldest first, optionally of one user and one kind."""
-        user = None
-        if user_id:
-            try:
-                user = uuid.UUID(user_id)
-            except ValueError:
-                raise UserNotFound() from None
+        # Events outlive their users: an id is checked for form, not for existence.
+        user = parse_id(user_id, UserNotFound) if user_id else None
         limit = page_size(size)
         scope = f"ListEvents:{user_id}:{kind.value if kind else ''}"
         position = self._pages.decode(scope, token)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,15 +12,14 @@ from watchword_server.domain.errors import (
     InvalidArgument,
     MembershipNotFound,
     PermissionNotFound,
-    UserNotFound,
 )
 from watchword_server.domain.events import EventLog
+from watchword_server.domain.lookups import existing_user, parse_id
 from watchword_server.domain.paging import PageTokens, page_size, split_page
-from watchword_server.domain.types import CallContext, EventKind, UserRecord
+from watchword_server.domain.types import CallContext, EventKind
 from watchword_server.domain.validation import Violations
 from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import groups as group_rows
-from watchword_server.storage.repositories import users as user_rows
 from watchword_server.storage.repositories.groups import GroupRow, MembershipRow, PermissionRow
 
 __all__ = ["GroupAdmin", "NewPermission"]
@@ -109,7 +107,7 @@ class GroupAdmin:
         """Make the user a member; adding an existing membership returns it unchanged."""
         async with self._database.begin() as conn:
             found = await _group(conn, group)
-            user = await _user(conn, user_id)
+            user = await existing_user(conn, user_id)
             membership = await group_rows.insert_membership(
                 conn, group=found, user_id=user.id, extra=extra, now=self._clock.now()
             )
@@ -127,7 +125,7 @@ class GroupAdmin:
         """End the user's membership of the group."""
         async with self._database.begin() as conn:
             found = await _group(conn, group)
-            user = await _user(conn, user_id)
+            user = await existing_user(conn, user_id)
             if not await group_rows.delete_membership(conn, found.id, user.id):
                 raise MembershipNotFound()
             await self._events.record(
@@ -147,7 +145,7 @@ class GroupAdmin:
         after = self._pages.decode_after(scope, token)
         async with self._database.connect() as conn:
             group_id = (await _group(conn, group)).id if group else None
-            member_id = (await _user(conn, user_id)).id if user_id else None
+            member_id = (await existing_user(conn, user_id)).id if user_id else None
             rows = await group_rows.list_memberships(
                 conn, user_id=member_id, group_id=group_id, after=after, limit=limit + 1
             )
@@ -190,7 +188,7 @@ class GroupAdmin:
 
     async def remove_permission(self, permission_id: str, call: CallContext) -> None:
         """Withdraw a grant."""
-        parsed = _uuid_or(permission_id, PermissionNotFound)
+        parsed = parse_id(permission_id, PermissionNotFound)
         async with self._database.begin() as conn:
             permission = await group_rows.find_permission(conn, permission_id=parsed)
             if permission is None or not await group_rows.delete_permission(conn, parsed):
@@ -215,20 +213,13 @@ class GroupAdmin:
         after = self._pages.decode_after(scope, token)
         async with self._database.connect() as conn:
             group_id = (await _group(conn, group)).id if group else None
-            holder = (await _user(conn, user_id)).id if user_id else None
+            holder = (await existing_user(conn, user_id)).id if user_id else None
             rows = await group_rows.list_permissions(
                 conn, group_id=group_id, user_id=holder, after=after, limit=limit + 1
             )
         return split_page(
             rows, limit, lambda last: self._pages.encode_after(scope, last.create_time, last.id)
         )
-
-
-def _uuid_or(value: str, error: type[Exception]) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise error() from None
 
 
 async def _group(conn: Connection, name: str) -> GroupRow:
@@ -238,10 +229,3 @@ async def _group(conn: Connection, name: str) -> GroupRow:
     if group is None:
         raise GroupNotFound()
     return group
-
-
-async def _user(conn: Connection, user_id: str) -> UserRecord:
-    user = await user_rows.get(conn, _uuid_or(user_id, UserNotFound))
-    if user is None:
-        raise UserNotFound()
-    return user

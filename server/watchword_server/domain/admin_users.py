@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +20,12 @@ from watchword_server.domain.errors import (
     UserNotFound,
 )
 from watchword_server.domain.events import EventLog
+from watchword_server.domain.lookups import existing_user
 from watchword_server.domain.paging import PageTokens, page_size, split_page
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
 from watchword_server.security.passwords import PasswordHasher
-from watchword_server.storage.db import Connection, Database
+from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import account_keys as key_rows
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
@@ -130,7 +130,7 @@ class UserAdmin:
     async def get(self, user_id: str) -> UserRecord:
         """The user with this id."""
         async with self._database.connect() as conn:
-            return await _existing(conn, user_id)
+            return await existing_user(conn, user_id)
 
     async def lookup(self, email: str) -> UserRecord:
         """The user with this address (case-insensitively)."""
@@ -192,7 +192,7 @@ class UserAdmin:
         if problems:
             raise InvalidArgument(problems.items)
         async with self._database.begin() as conn:
-            current = await _existing(conn, user_id)
+            current = await existing_user(conn, user_id)
             new_email = values.pop("email", None)
             if new_email is not None and new_email.lower() != current.email.lower():
                 if await user_rows.email_exists(conn, new_email):
@@ -218,7 +218,7 @@ class UserAdmin:
     async def delete(self, user_id: str, call: CallContext) -> None:
         """Delete the account with its sessions and memberships; its events stay."""
         async with self._database.begin() as conn:
-            user = await _existing(conn, user_id)
+            user = await existing_user(conn, user_id)
             await user_rows.delete_user(conn, user.id)
             await self._events.record(conn, EventKind.USER_DELETED, call, user=user)
 
@@ -226,7 +226,7 @@ class UserAdmin:
         """Disable, block, allow or approve (by the event ``kind``); revokes sessions at
         once when the account may no longer be logged in."""
         async with self._database.begin() as conn:
-            user = await _existing(conn, user_id)
+            user = await existing_user(conn, user_id)
             status = _next_status(user.status, kind)
             updated = await user_rows.update_user(
                 conn, user.id, now=self._clock.now(), status=status
@@ -241,7 +241,7 @@ class UserAdmin:
     async def revoke_sessions(self, user_id: str, call: CallContext) -> None:
         """End every session of the user."""
         async with self._database.begin() as conn:
-            user = await _existing(conn, user_id)
+            user = await existing_user(conn, user_id)
             await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, EventKind.SESSIONS_REVOKED, call, user=user)
 
@@ -262,14 +262,3 @@ def _next_status(current: UserStatus, kind: EventKind) -> UserStatus:
         UserStatus.BLOCKED: AccountBlocked,
     }[current]
     raise refusal()
-
-
-async def _existing(conn: Connection, user_id: str) -> UserRecord:
-    try:
-        parsed = uuid.UUID(user_id)
-    except ValueError:
-        raise UserNotFound() from None
-    user = await user_rows.get(conn, parsed)
-    if user is None:
-        raise UserNotFound()
-    return user

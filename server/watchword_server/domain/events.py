@@ -10,6 +10,7 @@ from watchword_server.domain.clock import Clock
 from watchword_server.domain.types import CallContext, EventKind, UserRecord
 from watchword_server.storage.db import Connection
 from watchword_server.storage.repositories import events as event_rows
+from watchword_server.templates import TemplateError, render
 
 __all__ = ["EventLog"]
 
@@ -43,13 +44,6 @@ _TEMPLATES: Mapping[EventKind, str] = {
 }
 
 
-class _Blank(dict[str, object]):
-    """Leaves unknown placeholders empty, so a customized template can never break a flow."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
 class EventLog:
     """Writes audit events inside the caller's transaction (so they commit with the change)."""
 
@@ -63,8 +57,8 @@ class EventLog:
         key = _TEMPLATES[kind]
         template = getattr(self._messages, key)
         try:
-            return str(template).format_map(_Blank(values))
-        except (ValueError, IndexError, AttributeError):
+            return render(str(template), values)
+        except TemplateError:
             _log.warning("event template %s is malformed; storing it unrendered", key)
             return str(template)
 

@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 
 from watchword_server.config import Messages
 from watchword_server.domain.errors import DomainError, InvalidArgument, Reason
+from watchword_server.templates import TemplateError, render
 
 __all__ = ["ERROR_DOMAIN", "STATUS_CODES", "to_status"]
 
@@ -51,17 +52,12 @@ STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
 }
 
 
-class _Blank(dict[str, object]):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
 def message_text(error: DomainError, messages: Messages) -> str:
     """The configured user-facing text for ``error``, with its values filled in."""
     template = str(getattr(messages, error.message_key, "") or error.reason.value)
     try:
-        return template.format_map(_Blank(error.message_args))
-    except (ValueError, IndexError, AttributeError):
+        return render(template, error.message_args)
+    except TemplateError:
         return template
 
 
