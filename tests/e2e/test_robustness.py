@@ -137,3 +137,31 @@ async def test_keys_mailed_to_a_replaced_address_stop_working(
         )
     )
     assert stale.reason == "RESET_KEY_INVALID"
+
+
+async def test_a_block_landing_during_a_login_is_not_undone_by_it(
+    watchword: Running, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchword_server.security.passwords import PasswordHasher
+
+    await register(watchword, "ada@example.com")
+    original = PasswordHasher.verify
+
+    def verify_then_block(self: PasswordHasher, password: str, stored: str) -> bool:
+        result = original(self, password, stored)
+        # An administrator blocks the user while the login is past its password check.
+        with connect(database_url) as conn:
+            conn.execute("UPDATE users SET status = 'blocked'")
+            conn.commit()
+        return result
+
+    monkeypatch.setattr(PasswordHasher, "verify", verify_then_block)
+    refused = await failure(
+        watchword.auth.Authenticate(
+            auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+        )
+    )
+    assert refused.reason == "ACCOUNT_BLOCKED"
+    with connect(database_url) as conn:
+        # Only the registration's session exists; the racing login made none.
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
