@@ -53,7 +53,7 @@ BUF_AGAINST ?= HEAD~1
 breaking: install ## buf breaking against the previous commit (BUF_AGAINST=<ref> to choose)
 	@if git rev-parse --verify --quiet "$(BUF_AGAINST):protos" >/dev/null; then \
 		echo "buf breaking --against .git#ref=$(BUF_AGAINST)"; \
-		$(BUF) breaking --against ".git#ref=$(BUF_AGAINST)"; \
+		$(BUF) breaking protos --against ".git#ref=$(BUF_AGAINST),subdir=protos"; \
 	else \
 		echo "buf breaking: $(BUF_AGAINST) has no protos/ here; nothing to compare with"; \
 	fi

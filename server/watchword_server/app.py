@@ -29,7 +29,7 @@ from watchword_server.transport.admin_servicer import AdminServicer
 from watchword_server.transport.auth_servicer import AuthServicer
 from watchword_server.transport.guard import build_servicer
 from watchword_server.transport.interceptors import ServiceKeyInterceptor
-from watchword_server.wiring import build_domain
+from watchword_server.wiring import Domain, build_domain
 
 __all__ = ["SchemaNotReady", "StartupError", "WatchwordServer"]
 
@@ -69,6 +69,7 @@ class WatchwordServer:
         self.mail_sender: MailSender | None = None
         self.event_stream: EventStream | None = None
         self.service_keys: ServiceKeys | None = None
+        self.domain: Domain | None = None
         self.port = 0
 
     async def _check_schema(self) -> None:
@@ -117,7 +118,7 @@ class WatchwordServer:
         )
         auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
         access = build_servicer(
-            AccessServicer, _ACCESS, domain.checks, disabled=disabled, messages=messages
+            AccessServicer, _ACCESS, domain.checks, messages, disabled=disabled, messages=messages
         )
         access_service_pb2_grpc.add_AccessServiceServicer_to_server(access, server)
         admin = build_servicer(
@@ -146,6 +147,10 @@ class WatchwordServer:
         self.port = server.add_insecure_port(settings.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
+        self.domain = domain
+        await domain.check_reads.open()
+        await domain.change_listener.start()
+        await domain.touches.start()
         # Watchers must find the stream running from the first call on.
         self.event_stream = domain.event_stream
         await domain.event_stream.start()
@@ -173,6 +178,11 @@ class WatchwordServer:
         if self.mail_sender is not None:
             await self.mail_sender.stop()
             self.mail_sender = None
+        if self.domain is not None:
+            await self.domain.change_listener.stop()
+            await self.domain.touches.stop()
+            await self.domain.check_reads.close()
+            self.domain = None
         await self.engine.dispose()
 
     async def wait_for_termination(self) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -119,7 +120,7 @@ async def _users(settings: Settings, arguments: argparse.Namespace) -> None:
         )
         if not new.password:
             raise CommandError("a password is required on standard input")
-        user = await domain.user_admin.create(new, call)
+        user, _ = await domain.user_admin.create(new, call)
         for group in arguments.group:
             try:
                 await domain.group_admin.create_group(group, "", {}, call)
@@ -139,7 +140,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"watchword {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve gRPC on the `listen` address")
+    serve = commands.add_parser("serve", help="serve gRPC on the `listen` address")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="overrides the `listen` setting")
+    serve.add_argument(
+        "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
+    )
     commands.add_parser("migrate", help="bring the database schema up to date")
 
     keys = commands.add_parser("keys", help="manage the service keys of calling services")
@@ -171,8 +176,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    overrides: dict[str, object] = {}
+    if arguments.command == "serve":
+        if arguments.config is not None:
+            if not os.path.isfile(arguments.config):
+                print(f"watchword: --config {arguments.config}: no such file", file=sys.stderr)
+                return 2
+            os.environ["WATCHWORD_CONFIG"] = arguments.config
+        if arguments.listen is not None:
+            overrides["listen"] = arguments.listen
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except ValidationError as error:
         print(f"watchword: invalid settings:\n{error}", file=sys.stderr)
         return 2

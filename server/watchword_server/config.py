@@ -49,6 +49,7 @@ class Messages(BaseModel):
     email_taken: str = "The e-mail address is already registered"
     password_too_short: str = "The password must be at least {min_length} characters long"
     too_many_attempts: str = "Too many attempts, try again later"
+    overloaded: str = "The service is busy, try again shortly"
     rpc_disabled: str = "This operation is disabled"
     service_key_missing: str = "A service key is required: send `authorization: Bearer <key>`"
     service_key_invalid: str = "The service key is unknown or revoked"
@@ -187,6 +188,11 @@ class Settings(BaseSettings):
     # backends calling on users' behalf); from anyone else the peer's own address counts.
     trusted_proxies: Annotated[frozenset[str], NoDecode] = frozenset({"127.0.0.1", "::1"})
     database_pool_size: int = Field(default=10, ge=1)
+    # Seconds a cached check answer, session or service key may be used even if no change
+    # notice arrives (they are dropped at once when one does); 0 turns the cache off.
+    check_cache_max_staleness: float = Field(default=30.0, ge=0)
+    # Entries in each process's check cache; the oldest go first beyond that.
+    check_cache_size: int = Field(default=100_000, ge=1)
     auto_migrate: bool | None = None
     grace_period: float = Field(default=5.0, ge=0)
 

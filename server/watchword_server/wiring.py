@@ -11,6 +11,8 @@ from watchword_server.domain.accounts import Accounts
 from watchword_server.domain.admin_events import EventReader
 from watchword_server.domain.admin_groups import GroupAdmin
 from watchword_server.domain.admin_users import UserAdmin
+from watchword_server.domain.changes import ChangeNotices
+from watchword_server.domain.check_cache import CheckCache
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.event_stream import EventStream
 from watchword_server.domain.events import EventLog
@@ -22,9 +24,12 @@ from watchword_server.domain.service_keys import ServiceKeys
 from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.embedded import load_or_create_embedded_key
+from watchword_server.runtime.change_listener import ChangeListener
+from watchword_server.runtime.touch_writer import TouchWriter
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
 from watchword_server.security.tokens import derived_token
+from watchword_server.storage.check_reads import CheckReads
 from watchword_server.storage.db import Database
 
 __all__ = ["Domain", "build_domain", "build_keyring"]
@@ -55,6 +60,10 @@ class Domain:
     event_reader: EventReader
     event_stream: EventStream
     service_keys: ServiceKeys
+    check_reads: CheckReads
+    check_cache: CheckCache
+    change_listener: ChangeListener
+    touches: TouchWriter
 
 
 def build_domain(
@@ -70,11 +79,21 @@ def build_domain(
         settings.hmac_alg, Pepper(keyring.current_id, keyring.current), keyring.retired()
     )
     events = EventLog(settings.messages, clock, enabled=settings.log_events)
+    cache = CheckCache(
+        max_staleness=settings.check_cache_max_staleness, max_entries=settings.check_cache_size
+    )
+    notices = ChangeNotices(database, cache.apply)
+    reads = CheckReads(database, pool_size=settings.database_pool_size)
+    touches = TouchWriter(database)
     sessions = Sessions(
         database,
         clock,
         short=settings.session_expiration,
         long=settings.session_long_expiration,
+        reads=reads,
+        cache=cache,
+        notices=notices,
+        touches=touches,
     )
     keys = MailedKeys(settings, keyring, clock)
     transport = mail_transport or transport_from_settings(settings)
@@ -83,12 +102,30 @@ def build_domain(
         settings, derived_token(keyring.current, "login-throttle", b"").encode(), clock
     )
     accounts = Accounts(
-        settings, database, hasher, sessions, events, keys, throttle, clock, mail_queued=sender.wake
+        settings,
+        database,
+        hasher,
+        sessions,
+        events,
+        keys,
+        throttle,
+        clock,
+        notices,
+        mail_queued=sender.wake,
     )
     passwords = PasswordFlows(
-        settings, database, hasher, sessions, events, keys, throttle, clock, mail_queued=sender.wake
+        settings,
+        database,
+        hasher,
+        sessions,
+        events,
+        keys,
+        throttle,
+        clock,
+        notices,
+        mail_queued=sender.wake,
     )
-    profiles = Profiles(settings, database, sessions, events, clock)
+    profiles = Profiles(settings, database, sessions, events, clock, notices)
     pages = PageTokens(derived_token(keyring.current, "page-tokens", b"").encode())
     stream = EventStream(database)
     return Domain(
@@ -97,10 +134,16 @@ def build_domain(
         passwords=passwords,
         profiles=profiles,
         mail_sender=sender,
-        checks=AccessChecks(database, sessions),
-        user_admin=UserAdmin(settings, database, hasher, events, pages, clock),
-        group_admin=GroupAdmin(database, events, pages, clock),
+        checks=AccessChecks(reads, sessions, cache),
+        user_admin=UserAdmin(settings, database, hasher, events, pages, clock, notices),
+        group_admin=GroupAdmin(database, events, pages, clock, notices),
         event_reader=EventReader(database, stream, pages),
         event_stream=stream,
-        service_keys=ServiceKeys(database, clock),
+        service_keys=ServiceKeys(
+            database, clock, reads=reads, cache=cache, notices=notices, touches=touches
+        ),
+        check_reads=reads,
+        check_cache=cache,
+        change_listener=ChangeListener(database, cache),
+        touches=touches,
     )

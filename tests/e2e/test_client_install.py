@@ -1,4 +1,5 @@
-"""The client installs alone, with only grpcio and protobuf, and decodes real server errors."""
+"""The client installs alone (grpcio, protobuf and googleapis-common-protos) and decodes real
+server errors."""
 
 from __future__ import annotations
 
@@ -13,22 +14,27 @@ from pathlib import Path
 from tests.conftest import Running
 
 ROOT = Path(__file__).parents[2]
-# grpcio's own dependency typing-extensions comes with it; the rest is the venv's tooling.
-ALLOWED = {"grpcio", "protobuf", "typing-extensions", "watchword-client", "pip", "setuptools"}
-SERVER_ONLY = {"googleapis-common-protos", "grpcio-status", "sqlalchemy", "pydantic", "bcrypt"}
+# googleapis-common-protos carries google.rpc.Status (BatchCheck's per-check errors); grpcio's
+# own dependency typing-extensions comes with it; the rest is the venv's tooling.
+ALLOWED = {
+    "grpcio",
+    "protobuf",
+    "googleapis-common-protos",
+    "typing-extensions",
+    "watchword-client",
+    "pip",
+    "setuptools",
+}
+SERVER_ONLY = {"grpcio-status", "sqlalchemy", "pydantic", "bcrypt", "psycopg"}
 
 PROBE = """
 import json, os, sys
 import watchword
 from watchword import AsyncClient, Client
-from watchword.auth.v1 import auth_service_pb2_grpc
+from watchword.auth.v1 import access_service_pb2, auth_service_pb2_grpc
 
-try:
-    import google.rpc  # noqa: F401
-except ImportError:
-    pass
-else:
-    sys.exit("googleapis-common-protos is importable in the client's venv")
+# BatchCheck results carry a google.rpc.Status per check.
+assert access_service_pb2.CheckResult().error.DESCRIPTOR.full_name == "google.rpc.Status"
 
 out = {"file": watchword.__file__, "stub": auth_service_pb2_grpc.AuthServiceStub.__name__}
 out["typed"] = os.path.exists(os.path.join(os.path.dirname(watchword.__file__), "py.typed"))

@@ -1,30 +1,48 @@
-"""Access checks: HasMembership and HasPermission.
+"""Access checks: HasMembership, HasPermission and BatchCheck.
 
 A BLOCKED user has no memberships and no permissions. A check through a session token
 that is invalid, expired or revoked raises SessionInvalid, so that an interceptor can tell
 "not logged in" from "not allowed". An unknown user is NOT_FOUND; an unknown group simply
 has no members and no grants.
+
+Answers come from the ``CheckCache`` when it has them (see there for why a cached answer is
+never one that a delivered change made wrong), else from one indexed query.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import uuid
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
+from watchword_server.domain.changes import is_revision
+from watchword_server.domain.check_cache import CheckCache
 from watchword_server.domain.errors import (
+    DomainError,
     FieldViolation,
     InvalidArgument,
     SessionInvalid,
     UserNotFound,
 )
 from watchword_server.domain.lookups import parse_id
-from watchword_server.domain.sessions import SessionExpired, Sessions, digest_or_invalid
-from watchword_server.domain.types import UserStatus
-from watchword_server.storage.db import Connection, Database
-from watchword_server.storage.repositories import access as access_rows
-from watchword_server.storage.repositories.access import Grant, SessionAnswer
+from watchword_server.domain.sessions import Sessions, digest_or_invalid
+from watchword_server.domain.types import Grant, UserStatus
+from watchword_server.storage.check_reads import CheckReads, SessionAnswer, UserAnswer
 
-__all__ = ["AccessChecks", "Grant", "Subject", "SubjectKind"]
+__all__ = [
+    "MAX_BATCH",
+    "AccessChecks",
+    "Answer",
+    "BatchItem",
+    "Grant",
+    "Subject",
+    "SubjectKind",
+]
+
+MAX_BATCH = 100
+"""The most checks one BatchCheck may carry."""
 
 _MAX_FIELD = 255
 
@@ -37,7 +55,7 @@ class SubjectKind(enum.Enum):
     GROUP = "group"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subject:
     """The subject of a check: a user (by id or session) or a group's own grants."""
 
@@ -45,89 +63,226 @@ class Subject:
     value: str
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A check's answer and the revision of the state it reflects ("" if none known)."""
+
+    allowed: bool
+    revision: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One check of a batch: a membership (``group`` set) or a permission (``grant`` set).
+    Neither set is an empty check, an error of its own."""
+
+    subject: Subject | None
+    group: str | None = None
+    grant: Grant | None = None
+    min_revision: str = ""
+
+
 class AccessChecks:
     """Answers membership and permission questions."""
 
-    def __init__(self, database: Database, sessions: Sessions) -> None:
-        self._database = database
+    def __init__(self, reads: CheckReads, sessions: Sessions, cache: CheckCache) -> None:
+        self._reads = reads
         self._sessions = sessions
+        self._cache = cache
 
-    async def has_membership(self, subject: Subject | None, group: str) -> bool:
+    # --- HasMembership -------------------------------------------------------------------
+
+    async def has_membership(
+        self, subject: Subject | None, group: str, min_revision: str = ""
+    ) -> Answer:
         """Whether the subject (a user) is a member of ``group``."""
-        problems: list[FieldViolation] = []
-        if subject is None or subject.kind is SubjectKind.GROUP or not subject.value:
-            problems.append(FieldViolation("subject", "user_id or session_token is required"))
-        if not group or len(group) > _MAX_FIELD or "\x00" in group:
-            problems.append(FieldViolation("group", "a group name is required"))
-        if problems or subject is None:
-            raise InvalidArgument(problems)
+        subject = _checked_membership(subject, group, min_revision)
         if subject.kind is SubjectKind.USER_ID:
+            key = ("m", subject.value, group)
+            entry = self._cache.get(key, min_revision)
+            if entry is not None:
+                return Answer(entry.value, entry.revision)
             user_id = parse_id(subject.value, UserNotFound)
-            async with self._database.connect() as conn:
-                found = await access_rows.user_membership(conn, user_id, group)
-            return _user_answer(found)
+            generation, revision = self._cache.generation, self._cache.revision
+            found = await self._reads.user_membership(user_id, group)
+            return self._store_user_answer(key, user_id, found, generation, revision, group=group)
         digest = digest_or_invalid(subject.value)
-        try:
-            async with self._database.begin() as conn:
-                answer = await access_rows.session_membership(conn, digest, group)
-                return await self._session_answer(conn, digest, answer)
-        except SessionExpired as expired:
-            await self._sessions.drop(expired.digest)
-            raise SessionInvalid() from None
-
-    async def has_permission(self, subject: Subject | None, grant: Grant) -> bool:
-        """Whether the subject holds a grant matching ``grant`` (see the module doc)."""
-        problems: list[FieldViolation] = []
-        if subject is None or not subject.value:
-            problems.append(
-                FieldViolation("subject", "user_id, session_token or group is required")
-            )
-        if not grant.name or len(grant.name) > _MAX_FIELD:
-            problems.append(FieldViolation("name", "a permission name is required"))
-        for field, value in (("table_name", grant.table_name), ("record_id", grant.record_id)):
-            if len(value) > _MAX_FIELD or "\x00" in value:
-                problems.append(FieldViolation(field, f"{field} is too long or malformed"))
-        if "\x00" in grant.name:
-            problems.append(FieldViolation("name", "name is malformed"))
-        if problems or subject is None:
-            raise InvalidArgument(problems)
-        if subject.kind is SubjectKind.GROUP:
-            if "\x00" in subject.value:
-                return False
-            async with self._database.connect() as conn:
-                return await access_rows.group_permission(conn, subject.value, grant)
-        if subject.kind is SubjectKind.USER_ID:
-            user_id = parse_id(subject.value, UserNotFound)
-            async with self._database.connect() as conn:
-                found = await access_rows.user_permission(conn, user_id, grant)
-            return _user_answer(found)
-        digest = digest_or_invalid(subject.value)
-        try:
-            async with self._database.begin() as conn:
-                answer = await access_rows.session_permission(conn, digest, grant)
-                return await self._session_answer(conn, digest, answer)
-        except SessionExpired as expired:
-            await self._sessions.drop(expired.digest)
-            raise SessionInvalid() from None
-
-    async def _session_answer(
-        self, conn: Connection, digest: bytes, answer: SessionAnswer | None
-    ) -> bool:
-        if answer is None:
-            raise SessionInvalid()
-        await self._sessions.admit(
-            conn,
-            digest,
-            session_id=answer.session_id,
-            lifetime=answer.lifetime,
-            last_seen_time=answer.last_seen_time,
-            status=answer.status,
+        valid = self._sessions.cached(digest, min_revision)
+        if valid is not None:
+            user = valid.row.user
+            key = ("m", str(user.id), group)
+            entry = self._cache.get(key, min_revision)
+            if entry is not None:
+                return Answer(entry.value, entry.revision)
+            generation, revision = self._cache.generation, self._cache.revision
+            found = await self._reads.user_membership(user.id, group)
+            return self._store_user_answer(key, user.id, found, generation, revision, group=group)
+        generation, revision = self._cache.generation, self._cache.revision
+        through = await self._reads.session_membership(digest, group)
+        return await self._through_session(
+            digest, through, ("m", group), generation, revision, group=group
         )
-        return answer.answer
+
+    # --- HasPermission -------------------------------------------------------------------
+
+    async def has_permission(
+        self, subject: Subject | None, grant: Grant, min_revision: str = ""
+    ) -> Answer:
+        """Whether the subject holds a grant matching ``grant`` (see the module doc)."""
+        subject = _checked_permission(subject, grant, min_revision)
+        name, table, record = grant.name, grant.table_name, grant.record_id
+        if subject.kind is SubjectKind.USER_ID:
+            key = ("p", subject.value, name, table, record)
+            entry = self._cache.get(key, min_revision)
+            if entry is not None:
+                return Answer(entry.value, entry.revision)
+            user_id = parse_id(subject.value, UserNotFound)
+            generation, revision = self._cache.generation, self._cache.revision
+            found = await self._reads.user_permission(user_id, grant)
+            return self._store_user_answer(key, user_id, found, generation, revision, name=name)
+        if subject.kind is SubjectKind.GROUP:
+            key = ("gp", subject.value, name, table, record)
+            entry = self._cache.get(key, min_revision)
+            if entry is not None:
+                return Answer(entry.value, entry.revision)
+            if "\x00" in subject.value:
+                return Answer(False, self._cache.revision)
+            generation, revision = self._cache.generation, self._cache.revision
+            allowed = await self._reads.group_permission(subject.value, grant)
+            self._cache.put(
+                key,
+                allowed,
+                generation=generation,
+                revision=revision,
+                tags=[("group", subject.value), ("name", name)],
+            )
+            return Answer(allowed, revision)
+        digest = digest_or_invalid(subject.value)
+        valid = self._sessions.cached(digest, min_revision)
+        if valid is not None:
+            user = valid.row.user
+            key = ("p", str(user.id), name, table, record)
+            entry = self._cache.get(key, min_revision)
+            if entry is not None:
+                return Answer(entry.value, entry.revision)
+            generation, revision = self._cache.generation, self._cache.revision
+            found = await self._reads.user_permission(user.id, grant)
+            return self._store_user_answer(key, user.id, found, generation, revision, name=name)
+        generation, revision = self._cache.generation, self._cache.revision
+        through = await self._reads.session_permission(digest, grant)
+        return await self._through_session(
+            digest, through, ("p", name, table, record), generation, revision, name=name
+        )
+
+    # --- BatchCheck ----------------------------------------------------------------------
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[Answer | DomainError]:
+        """Answer each item on its own: an item that fails gives its error, in its place.
+
+        Raises:
+            InvalidArgument: more than ``MAX_BATCH`` items.
+        """
+        if len(items) > MAX_BATCH:
+            raise InvalidArgument(
+                [FieldViolation("checks", f"at most {MAX_BATCH} checks, got {len(items)}")]
+            )
+        # Cached answers come back without a suspension; the misses read concurrently.
+        pending = [self._one(item) for item in items]
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        answers: list[Answer | DomainError] = []
+        for result in results:
+            if isinstance(result, Answer | DomainError):
+                answers.append(result)
+            else:
+                raise result
+        return answers
+
+    def _one(self, item: BatchItem) -> Awaitable[Answer]:
+        if item.group is not None:
+            return self.has_membership(item.subject, item.group, item.min_revision)
+        if item.grant is not None:
+            return self.has_permission(item.subject, item.grant, item.min_revision)
+        return _refuse(InvalidArgument([FieldViolation("kind", "membership or permission")]))
+
+    # --- shared --------------------------------------------------------------------------
+
+    def _store_user_answer(
+        self,
+        key: tuple[str, ...],
+        user_id: uuid.UUID,
+        found: UserAnswer | None,
+        generation: int,
+        revision: str,
+        *,
+        group: str | None = None,
+        name: str | None = None,
+    ) -> Answer:
+        if found is None:
+            raise UserNotFound()
+        allowed = found.answer and found.status is not UserStatus.BLOCKED
+        tags: list[tuple[str, object]] = [("user", user_id)]
+        if group is not None:
+            tags.append(("group", group))
+        if name is not None:
+            tags.append(("name", name))
+        self._cache.put(key, allowed, generation=generation, revision=revision, tags=tags)
+        return Answer(allowed, revision)
+
+    async def _through_session(
+        self,
+        digest: bytes,
+        through: SessionAnswer | None,
+        question: tuple[str, ...],
+        generation: int,
+        revision: str,
+        *,
+        group: str | None = None,
+        name: str | None = None,
+    ) -> Answer:
+        if through is None:
+            raise SessionInvalid()
+        valid = await self._sessions.accept(digest, through.session, generation, revision)
+        user = valid.row.user
+        key = (question[0], str(user.id), *question[1:])
+        found = UserAnswer(user.status, through.answer)
+        return self._store_user_answer(
+            key, user.id, found, generation, revision, group=group, name=name
+        )
 
 
-def _user_answer(found: tuple[UserStatus, bool] | None) -> bool:
-    if found is None:
-        raise UserNotFound()
-    status, answer = found
-    return answer and status is not UserStatus.BLOCKED
+async def _refuse(error: DomainError) -> Answer:
+    raise error
+
+
+def _check_revision(problems: list[FieldViolation], min_revision: str) -> None:
+    if min_revision and not is_revision(min_revision):
+        problems.append(FieldViolation("min_revision", "not a revision this service returned"))
+
+
+def _checked_membership(subject: Subject | None, group: str, min_revision: str) -> Subject:
+    problems: list[FieldViolation] = []
+    if subject is None or subject.kind is SubjectKind.GROUP or not subject.value:
+        problems.append(FieldViolation("subject", "user_id or session_token is required"))
+    if not group or len(group) > _MAX_FIELD or "\x00" in group:
+        problems.append(FieldViolation("group", "a group name is required"))
+    _check_revision(problems, min_revision)
+    if problems or subject is None:
+        raise InvalidArgument(problems)
+    return subject
+
+
+def _checked_permission(subject: Subject | None, grant: Grant, min_revision: str) -> Subject:
+    problems: list[FieldViolation] = []
+    if subject is None or not subject.value:
+        problems.append(FieldViolation("subject", "user_id, session_token or group is required"))
+    if not grant.name or len(grant.name) > _MAX_FIELD:
+        problems.append(FieldViolation("name", "a permission name is required"))
+    for field, value in (("table_name", grant.table_name), ("record_id", grant.record_id)):
+        if len(value) > _MAX_FIELD or "\x00" in value:
+            problems.append(FieldViolation(field, f"{field} is too long or malformed"))
+    if "\x00" in grant.name:
+        problems.append(FieldViolation("name", "name is malformed"))
+    _check_revision(problems, min_revision)
+    if problems or subject is None:
+        raise InvalidArgument(problems)
+    return subject

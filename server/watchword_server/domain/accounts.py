@@ -9,6 +9,7 @@ from typing import Any
 
 from watchword_server.config import Settings
 from watchword_server.domain.account_keys import MailedKeys, Purpose
+from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.custom_fields import Writer, check_extra
 from watchword_server.domain.errors import (
@@ -77,9 +78,11 @@ class Accounts:
         keys: MailedKeys,
         throttle: LoginThrottle,
         clock: Clock,
+        notices: ChangeNotices,
         *,
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._notices = notices
         self._throttle = throttle
         self._settings = settings
         self._database = database
@@ -190,6 +193,7 @@ class Accounts:
             if updated is None:  # deleted in the meantime
                 raise VerificationKeyInvalid()
             await self._events.record(conn, EventKind.EMAIL_VERIFICATION, call, user=updated)
+            await self._notices.publish(conn, Change.of_users(updated.id))
         return updated
 
     async def authenticate(

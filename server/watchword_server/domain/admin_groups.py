@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import (
     GroupAlreadyExists,
@@ -51,17 +52,24 @@ class GroupAdmin:
     """The group half of AdminService."""
 
     def __init__(
-        self, database: Database, events: EventLog, pages: PageTokens, clock: Clock
+        self,
+        database: Database,
+        events: EventLog,
+        pages: PageTokens,
+        clock: Clock,
+        notices: ChangeNotices,
     ) -> None:
         self._database = database
         self._events = events
         self._pages = pages
         self._clock = clock
+        self._notices = notices
 
     async def create_group(
         self, name: str, description: str, extra: dict[str, Any], call: CallContext
-    ) -> GroupRow:
-        """Create a group; names are unique and case-sensitive."""
+    ) -> tuple[GroupRow, str]:
+        """Create a group; names are unique and case-sensitive. Returns it and the revision
+        it was committed at (as every change here does)."""
         problems = Violations()
         _check_text(problems, "group.name", name, required=True)
         if "\x00" in description:
@@ -76,19 +84,23 @@ class GroupAdmin:
             except group_rows.GroupTaken as error:
                 raise GroupAlreadyExists() from error
             await self._events.record(conn, EventKind.GROUP_CREATED, call, values={"group": name})
-        return group
+            # A new group has no members and no grants: no answer changes.
+            revision = await self._notices.publish(conn, Change())
+        return group, revision
 
     async def get_group(self, name: str) -> GroupRow:
         """The group called ``name``."""
         async with self._database.connect() as conn:
             return await _group(conn, name)
 
-    async def delete_group(self, name: str, call: CallContext) -> None:
+    async def delete_group(self, name: str, call: CallContext) -> str:
         """Delete a group with its memberships and permissions."""
         async with self._database.begin() as conn:
             group = await _group(conn, name)
             await group_rows.delete_group(conn, group.id)
             await self._events.record(conn, EventKind.GROUP_DELETED, call, values={"group": name})
+            # Rare, and it touches its members' and its grants' answers alike: drop all.
+            return await self._notices.publish(conn, Change(everything=True))
 
     async def list_groups(self, *, size: int, token: str) -> tuple[list[GroupRow], str]:
         """A page of groups by name, and the next page's token."""
@@ -103,7 +115,7 @@ class GroupAdmin:
 
     async def add_membership(
         self, group: str, user_id: str, extra: dict[str, Any], call: CallContext
-    ) -> MembershipRow:
+    ) -> tuple[MembershipRow, str]:
         """Make the user a member; adding an existing membership returns it unchanged."""
         async with self._database.begin() as conn:
             found = await _group(conn, group)
@@ -112,16 +124,17 @@ class GroupAdmin:
                 conn, group=found, user_id=user.id, extra=extra, now=self._clock.now()
             )
             if membership is None:
-                existing = await group_rows.find_membership(conn, found.id, user.id)
-                if existing is None:  # removed again in the meantime
+                membership = await group_rows.find_membership(conn, found.id, user.id)
+                if membership is None:  # removed again in the meantime
                     raise MembershipNotFound()
-                return existing
-            await self._events.record(
-                conn, EventKind.MEMBERSHIP_ADDED, call, user=user, values={"group": group}
-            )
-        return membership
+            else:
+                await self._events.record(
+                    conn, EventKind.MEMBERSHIP_ADDED, call, user=user, values={"group": group}
+                )
+            revision = await self._notices.publish(conn, Change.of_users(user.id))
+        return membership, revision
 
-    async def remove_membership(self, group: str, user_id: str, call: CallContext) -> None:
+    async def remove_membership(self, group: str, user_id: str, call: CallContext) -> str:
         """End the user's membership of the group."""
         async with self._database.begin() as conn:
             found = await _group(conn, group)
@@ -131,6 +144,7 @@ class GroupAdmin:
             await self._events.record(
                 conn, EventKind.MEMBERSHIP_REMOVED, call, user=user, values={"group": group}
             )
+            return await self._notices.publish(conn, Change.of_users(user.id))
 
     async def list_memberships(
         self, *, user_id: str, group: str, size: int, token: str
@@ -153,7 +167,9 @@ class GroupAdmin:
             rows, limit, lambda last: self._pages.encode_after(scope, last.create_time, last.id)
         )
 
-    async def add_permission(self, new: NewPermission, call: CallContext) -> PermissionRow:
+    async def add_permission(
+        self, new: NewPermission, call: CallContext
+    ) -> tuple[PermissionRow, str]:
         """Grant a permission to a group; granting an existing grant returns it."""
         problems = Violations()
         _check_text(problems, "name", new.name, required=True)
@@ -177,16 +193,19 @@ class GroupAdmin:
                 )
                 if existing is None:
                     raise PermissionNotFound()
-                return existing
-            await self._events.record(
-                conn,
-                EventKind.PERMISSION_ADDED,
-                call,
-                values={"group": new.group, "name": new.name},
-            )
-        return permission
+                permission = existing
+            else:
+                await self._events.record(
+                    conn,
+                    EventKind.PERMISSION_ADDED,
+                    call,
+                    values={"group": new.group, "name": new.name},
+                )
+            change = Change(permission_names=frozenset({new.name}))
+            revision = await self._notices.publish(conn, change)
+        return permission, revision
 
-    async def remove_permission(self, permission_id: str, call: CallContext) -> None:
+    async def remove_permission(self, permission_id: str, call: CallContext) -> str:
         """Withdraw a grant."""
         parsed = parse_id(permission_id, PermissionNotFound)
         async with self._database.begin() as conn:
@@ -199,6 +218,8 @@ class GroupAdmin:
                 call,
                 values={"group": permission.group, "name": permission.name},
             )
+            change = Change(permission_names=frozenset({permission.name}))
+            return await self._notices.publish(conn, change)
 
     async def list_permissions(
         self, *, group: str, user_id: str, size: int, token: str

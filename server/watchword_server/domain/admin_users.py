@@ -9,6 +9,7 @@ from typing import Any
 
 from watchword_server.config import Settings
 from watchword_server.domain.account_keys import Purpose
+from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.custom_fields import Writer, check_extra
 from watchword_server.domain.errors import (
@@ -75,6 +76,7 @@ class UserAdmin:
         events: EventLog,
         pages: PageTokens,
         clock: Clock,
+        notices: ChangeNotices,
     ) -> None:
         self._settings = settings
         self._database = database
@@ -82,9 +84,11 @@ class UserAdmin:
         self._events = events
         self._pages = pages
         self._clock = clock
+        self._notices = notices
 
-    async def create(self, new: NewUser, call: CallContext) -> UserRecord:
-        """Create an account in any status (ACTIVE when unset), sending no mail."""
+    async def create(self, new: NewUser, call: CallContext) -> tuple[UserRecord, str]:
+        """Create an account in any status (ACTIVE when unset), sending no mail; returns it
+        and the revision it was committed at."""
         problems = Violations()
         problems.email("user.email", new.email)
         if new.password:
@@ -125,7 +129,8 @@ class UserAdmin:
             except user_rows.EmailTaken as error:
                 raise EmailAlreadyExists() from error
             await self._events.record(conn, EventKind.USER_CREATED, call, user=user)
-        return user
+            revision = await self._notices.publish(conn, Change.of_users(user.id))
+        return user, revision
 
     async def get(self, user_id: str) -> UserRecord:
         """The user with this id."""
@@ -155,8 +160,11 @@ class UserAdmin:
             users, limit, lambda last: self._pages.encode_after(scope, last.create_time, last.id)
         )
 
-    async def update(self, user_id: str, changes: UserChanges, call: CallContext) -> UserRecord:
-        """Change the fields named in the mask; e-mail stays unique."""
+    async def update(
+        self, user_id: str, changes: UserChanges, call: CallContext
+    ) -> tuple[UserRecord, str]:
+        """Change the fields named in the mask; e-mail stays unique. Returns the user and the
+        revision of the change."""
         problems = Violations()
         values: dict[str, Any] = {}
         extra_given = False
@@ -213,18 +221,24 @@ class UserAdmin:
             if updated.status in _SESSIONLESS:
                 await session_rows.delete_for_user(conn, updated.id)
             await self._events.record(conn, EventKind.USER_UPDATED, call, user=updated)
-        return updated
+            revision = await self._notices.publish(conn, Change.of_users(updated.id))
+        return updated, revision
 
-    async def delete(self, user_id: str, call: CallContext) -> None:
-        """Delete the account with its sessions and memberships; its events stay."""
+    async def delete(self, user_id: str, call: CallContext) -> str:
+        """Delete the account with its sessions and memberships; its events stay. Returns
+        the revision of the change."""
         async with self._database.begin() as conn:
             user = await existing_user(conn, user_id)
             await user_rows.delete_user(conn, user.id)
             await self._events.record(conn, EventKind.USER_DELETED, call, user=user)
+            return await self._notices.publish(conn, Change.of_users(user.id))
 
-    async def set_status(self, user_id: str, kind: EventKind, call: CallContext) -> UserRecord:
+    async def set_status(
+        self, user_id: str, kind: EventKind, call: CallContext
+    ) -> tuple[UserRecord, str]:
         """Disable, block, allow or approve (by the event ``kind``); revokes sessions at
-        once when the account may no longer be logged in."""
+        once when the account may no longer be logged in. Returns the user and the
+        revision of the change."""
         async with self._database.begin() as conn:
             user = await existing_user(conn, user_id)
             status = _next_status(user.status, kind)
@@ -236,14 +250,16 @@ class UserAdmin:
             if status in _SESSIONLESS:
                 await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, kind, call, user=updated)
-        return updated
+            revision = await self._notices.publish(conn, Change.of_users(updated.id))
+        return updated, revision
 
-    async def revoke_sessions(self, user_id: str, call: CallContext) -> None:
-        """End every session of the user."""
+    async def revoke_sessions(self, user_id: str, call: CallContext) -> str:
+        """End every session of the user; returns the revision of the change."""
         async with self._database.begin() as conn:
             user = await existing_user(conn, user_id)
             await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, EventKind.SESSIONS_REVOKED, call, user=user)
+            return await self._notices.publish(conn, Change.of_users(user.id))
 
 
 def _next_status(current: UserStatus, kind: EventKind) -> UserStatus:

@@ -12,6 +12,7 @@ __all__ = [
     "AccountDisabled",
     "AccountPendingApproval",
     "AccountPendingVerification",
+    "DependencyUnavailable",
     "DomainError",
     "EmailAlreadyExists",
     "FieldViolation",
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidCredentials",
     "MembershipNotFound",
+    "Overloaded",
     "PasswordIncorrect",
     "PermissionNotFound",
     "Reason",
@@ -63,6 +65,7 @@ class Reason(enum.StrEnum):
     PAGE_TOKEN_INVALID = "PAGE_TOKEN_INVALID"
     STREAM_OVERFLOW = "STREAM_OVERFLOW"
     SHUTTING_DOWN = "SHUTTING_DOWN"
+    OVERLOADED = "OVERLOADED"
 
 
 @dataclass(frozen=True)
@@ -269,3 +272,14 @@ class TooManyAttempts(DomainError):
 
     reason = Reason.TOO_MANY_ATTEMPTS
     message_key = "too_many_attempts"
+
+
+class Overloaded(DomainError):
+    """Too much work of one kind (password checks) is waiting; retry after a while."""
+
+    reason = Reason.OVERLOADED
+    message_key = "overloaded"
+
+
+class DependencyUnavailable(Exception):
+    """Something the service needs (its database) cannot be reached: answer UNAVAILABLE."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from watchword_server.config import Settings
 from watchword_server.domain.account_keys import MailedKeys, Purpose
+from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import (
     InvalidArgument,
@@ -43,9 +44,11 @@ class PasswordFlows:
         keys: MailedKeys,
         throttle: LoginThrottle,
         clock: Clock,
+        notices: ChangeNotices,
         *,
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._notices = notices
         self._throttle = throttle
         self._settings = settings
         self._database = database
@@ -120,6 +123,7 @@ class PasswordFlows:
                 raise ResetKeyInvalid()
             await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, EventKind.PASSWORD_RESET, call, user=updated)
+            await self._notices.publish(conn, Change.of_users(user.id))
         return updated
 
     async def change(
@@ -131,7 +135,7 @@ class PasswordFlows:
         self._check_new_password(problems, "new_password", new_password)
         if problems:
             raise InvalidArgument(problems.items)
-        session = await self._sessions.introspect(session_token)
+        session = await self._sessions.introspect(session_token, cached=False)
         email = session.user.email
         async with self._database.connect() as conn:
             # A stolen session must not become a way to guess the password.
@@ -152,3 +156,4 @@ class PasswordFlows:
                 raise PasswordIncorrect()
             await session_rows.delete_for_user(conn, session.user.id, keep=session.session_id)
             await self._events.record(conn, EventKind.PASSWORD_CHANGE, call, user=session.user)
+            await self._notices.publish(conn, Change.of_users(session.user.id))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from watchword_server.config import Settings
+from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.custom_fields import Writer, check_extra
 from watchword_server.domain.errors import InvalidArgument, SessionInvalid
@@ -31,7 +32,9 @@ class Profiles:
         sessions: Sessions,
         events: EventLog,
         clock: Clock,
+        notices: ChangeNotices,
     ) -> None:
+        self._notices = notices
         self._settings = settings
         self._database = database
         self._sessions = sessions
@@ -58,7 +61,8 @@ class Profiles:
         field at once) and ``extra.<name>``. An empty mask means every writable field the
         request sets. E-mail and status are read-only here.
         """
-        current = (await self._sessions.introspect(session_token)).user
+        # Not from the cache: the merge below must start from the stored fields.
+        current = (await self._sessions.introspect(session_token, cached=False)).user
         settings = self._settings
         if not paths:  # no mask: the fields the request sets (proto3 cannot tell "" apart)
             named = {"first_name": first_name, "last_name": last_name}
@@ -128,4 +132,5 @@ class Profiles:
             if updated is None:
                 raise SessionInvalid()
             await self._events.record(conn, EventKind.PROFILE_UPDATE, call, user=updated)
+            await self._notices.publish(conn, Change.of_users(updated.id))
         return updated

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from watchword_server.domain.changes import Change, ChangeNotices
+from watchword_server.domain.check_cache import CheckCache
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import (
     DomainError,
@@ -15,7 +17,9 @@ from watchword_server.domain.errors import (
     InvalidArgument,
     Reason,
 )
+from watchword_server.runtime.touch_writer import TouchWriter
 from watchword_server.security.tokens import token_digest
+from watchword_server.storage.check_reads import CheckReads
 from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import service_keys as key_rows
 
@@ -54,6 +58,7 @@ class Caller:
 
     name: str
     scope: Scope
+    key_id: uuid.UUID
 
 
 class ServiceKeyMissing(DomainError):
@@ -88,9 +93,22 @@ class KeyNotFound(Exception):
 class ServiceKeys:
     """Creates, lists, revokes and checks service keys."""
 
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        reads: CheckReads,
+        cache: CheckCache,
+        notices: ChangeNotices,
+        touches: TouchWriter,
+    ) -> None:
         self._database = database
         self._clock = clock
+        self._reads = reads
+        self._cache = cache
+        self._notices = notices
+        self._touches = touches
         self._touched: dict[uuid.UUID, datetime] = {}
 
     async def create(self, name: str, scope: Scope) -> str:
@@ -119,8 +137,10 @@ class ServiceKeys:
     async def revoke(self, name: str) -> None:
         """Delete a key at once; raises KeyNotFound if there is none of that name."""
         async with self._database.begin() as conn:
-            if not await key_rows.delete_by_name(conn, name):
+            key_id = await key_rows.delete_by_name(conn, name)
+            if key_id is None:
                 raise KeyNotFound(name)
+            await self._notices.publish(conn, Change(keys=frozenset({key_id})))
 
     async def authenticate(self, authorization: str | None, required: Scope) -> Caller:
         """Check ``authorization`` metadata (``Bearer <key>``) against ``required``.
@@ -136,17 +156,26 @@ class ServiceKeys:
             raise ServiceKeyMissing()
         if len(secret) > _MAX_KEY_LENGTH:
             raise ServiceKeyInvalid()
-        now = self._clock.now()
-        async with self._database.connect() as conn:
-            row = await key_rows.find_by_digest(conn, token_digest(secret))
+        digest = token_digest(secret)
+        key = ("service_key", digest)
+        entry = self._cache.get(key)
+        if entry is not None:
+            caller: Caller = entry.value
+        else:
+            generation, revision = self._cache.generation, self._cache.revision
+            row = await self._reads.service_key(digest)
             if row is None:
                 raise ServiceKeyInvalid()
-            last = self._touched.get(row.id)
-            if last is None or now - last >= _TOUCH_EVERY:
-                self._touched[row.id] = now
-                await key_rows.touch(conn, row.id, now)
-                await conn.commit()
-        caller = Caller(name=row.name, scope=Scope(row.scope))
+            caller = Caller(name=row.name, scope=Scope(row.scope), key_id=row.id)
+            self._cache.put(
+                key, caller, generation=generation, revision=revision, tags=[("key", row.id)]
+            )
+        now = self._clock.now()
+        last = self._touched.get(caller.key_id)
+        if last is None or now - last >= _TOUCH_EVERY:
+            # Bookkeeping, not a security control: written in the background, batched.
+            self._touched[caller.key_id] = now
+            self._touches.key_used(caller.key_id, now)
         if not caller.scope.includes(required):
             raise ScopeInsufficient()
         return caller

@@ -1,34 +1,42 @@
-"""Login sessions: random bearer tokens stored as digests, with sliding inactivity windows."""
+"""Login sessions: random bearer tokens stored as digests, with sliding inactivity windows.
+
+A valid session is cached by its token's digest (``CheckCache``), so Introspect and checks
+through a session usually touch no database. A cached session is trusted only while its
+window, as last seen here, is open: past that, the database decides (another process may
+have slid it). Sliding is written in batches by the ``TouchWriter``, at most once a tenth
+of the window per session and process.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from watchword_server.domain.changes import Change, ChangeNotices
+from watchword_server.domain.check_cache import CheckCache
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import SessionInvalid
 from watchword_server.domain.types import SessionGrant, UserRecord, UserStatus
+from watchword_server.runtime.touch_writer import TouchWriter
 from watchword_server.security.tokens import new_token, token_digest
+from watchword_server.storage.check_reads import CheckReads, SessionRow
 from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import sessions as session_rows
 
-__all__ = ["IntrospectResult", "SessionExpired", "Sessions", "digest_or_invalid"]
+__all__ = ["IntrospectResult", "ValidSession", "Sessions", "digest_or_invalid", "session_key"]
 
-# The last-seen time is written only once this share of the window has passed, so a busy
+# The window slides (and is written) only once this share of it has passed, so a busy
 # session costs one write per tenth of its window instead of one per call.
 _TOUCH_FRACTION = 10
 # Tokens longer than this are not ours; refuse them before hashing attacker-sized input.
 _MAX_TOKEN_LENGTH = 256
 
 
-class SessionExpired(SessionInvalid):
-    """The session's window has passed; raised inside a transaction so the caller can
-    drop the row in a transaction of its own (a rollback would undo the delete)."""
-
-    def __init__(self, digest: bytes) -> None:
-        super().__init__()
-        self.digest = digest
+def session_key(digest: bytes) -> tuple[str, bytes]:
+    """The cache key (and change tag) of the session with this token digest."""
+    return ("session", digest)
 
 
 @dataclass(frozen=True)
@@ -40,14 +48,39 @@ class IntrospectResult:
     expire_time: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ValidSession:
+    """A session found valid: its row, its expiry after this use, and the revision it
+    reflects."""
+
+    row: SessionRow
+    expire_time: datetime
+    revision: str
+
+
 class Sessions:
     """Creates, checks and revokes sessions."""
 
-    def __init__(self, database: Database, clock: Clock, *, short: int, long: int) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        short: int,
+        long: int,
+        reads: CheckReads,
+        cache: CheckCache,
+        notices: ChangeNotices,
+        touches: TouchWriter,
+    ) -> None:
         self._database = database
         self._clock = clock
         self._short = short
         self._long = long
+        self._reads = reads
+        self._cache = cache
+        self._notices = notices
+        self._touches = touches
 
     def lifetime(self, remember: bool) -> int:
         """The inactivity window in seconds for a session with or without "remember me"."""
@@ -71,64 +104,81 @@ class Sessions:
         )
         return SessionGrant(token=token, expire_time=now + timedelta(seconds=lifetime))
 
-    async def introspect(self, token: str) -> IntrospectResult:
-        """Validate ``token`` and slide its window; raises SessionInvalid otherwise."""
+    async def introspect(
+        self, token: str, *, min_revision: str = "", cached: bool = True
+    ) -> IntrospectResult:
+        """Validate ``token`` and slide its window; raises SessionInvalid otherwise.
+
+        ``cached=False`` reads the database whatever the cache holds (for flows that write).
+        """
         digest = digest_or_invalid(token)
-        try:
-            async with self._database.begin() as conn:
-                row = await session_rows.find_with_user(conn, digest)
-                if row is None:
-                    raise SessionInvalid()
-                expire_time = await self.admit(
-                    conn,
-                    digest,
-                    session_id=row.id,
-                    lifetime=row.lifetime,
-                    last_seen_time=row.last_seen_time,
-                    status=row.user.status,
-                )
-        except SessionExpired as expired:
-            await self.drop(expired.digest)
-            raise SessionInvalid() from None
-        return IntrospectResult(row.user, row.id, expire_time)
+        valid = self.cached(digest, min_revision) if cached else None
+        if valid is None:
+            generation, revision = self._cache.generation, self._cache.revision
+            row = await self._reads.session(digest)
+            valid = await self.accept(digest, row, generation, revision)
+        return IntrospectResult(valid.row.user, valid.row.id, valid.expire_time)
+
+    def cached(self, digest: bytes, min_revision: str = "") -> ValidSession | None:
+        """The session from the cache if it is there and its window is open here."""
+        entry = self._cache.get(session_key(digest), min_revision)
+        if entry is None:
+            return None
+        row: SessionRow = entry.value
+        now = self._clock.now()
+        if now >= row.last_seen_time + timedelta(seconds=row.lifetime):
+            return None  # the database decides: another process may have slid it
+        return self._valid(digest, row, now, entry.revision)
+
+    async def accept(
+        self, digest: bytes, row: SessionRow | None, generation: int, revision: str
+    ) -> ValidSession:
+        """Decide on a session read from the database (``generation`` and ``revision``
+        taken from the cache before the read); caches it when valid.
+
+        Raises:
+            SessionInvalid: no such session, it expired (it is then deleted), or its user
+                may not be logged in.
+        """
+        if row is None:
+            raise SessionInvalid()
+        now = self._clock.now()
+        if now >= row.last_seen_time + timedelta(seconds=row.lifetime):
+            await self.drop(digest)
+            raise SessionInvalid()
+        if row.user.status is not UserStatus.ACTIVE:
+            raise SessionInvalid()
+        self._cache.put(
+            session_key(digest),
+            row,
+            generation=generation,
+            revision=revision,
+            tags=[("user", row.user.id)],
+        )
+        return self._valid(digest, row, now, revision)
+
+    def _valid(self, digest: bytes, row: SessionRow, now: datetime, revision: str) -> ValidSession:
+        # Slide the window once a tenth of it has passed since it last slid.
+        window = timedelta(seconds=row.lifetime)
+        if now - row.last_seen_time >= window / _TOUCH_FRACTION:
+            self._touches.session_used(row.id, now)
+            row = dataclasses.replace(row, last_seen_time=now)
+            self._cache.replace(session_key(digest), row)
+        return ValidSession(row, row.last_seen_time + window, revision)
 
     async def drop(self, digest: bytes) -> None:
         """Delete an expired session: no dead secret is kept around."""
         async with self._database.begin() as conn:
             await session_rows.delete_by_digest(conn, digest)
-
-    async def admit(
-        self,
-        conn: Connection,
-        digest: bytes,
-        *,
-        session_id: uuid.UUID,
-        lifetime: int,
-        last_seen_time: datetime,
-        status: UserStatus,
-    ) -> datetime:
-        """Decide on a session read in ``conn``: returns its expiry after this use.
-
-        Raises SessionExpired when it has expired (the caller then ``drop``s it after its
-        transaction) and SessionInvalid when its user may no longer be logged in. Slides
-        the window, writing at most once a tenth of it.
-        """
-        now = self._clock.now()
-        window = timedelta(seconds=lifetime)
-        if now >= last_seen_time + window:
-            raise SessionExpired(digest)
-        if status is not UserStatus.ACTIVE:
-            raise SessionInvalid()
-        if now - last_seen_time >= window / _TOUCH_FRACTION:
-            await session_rows.touch(conn, session_id, now)
-            last_seen_time = now
-        return last_seen_time + window
+            await self._notices.publish(conn, Change(sessions=frozenset({digest})))
 
     async def revoke(self, conn: Connection, token: str) -> uuid.UUID:
         """Revoke one session and return its user's id; raises SessionInvalid if unknown."""
-        user_id = await session_rows.delete_by_digest(conn, digest_or_invalid(token))
+        digest = digest_or_invalid(token)
+        user_id = await session_rows.delete_by_digest(conn, digest)
         if user_id is None:
             raise SessionInvalid()
+        await self._notices.publish(conn, Change(sessions=frozenset({digest})))
         return user_id
 
 

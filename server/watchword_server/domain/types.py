@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["CallContext", "EventKind", "EventRecord", "SessionGrant", "UserRecord", "UserStatus"]
+__all__ = [
+    "CallContext",
+    "EventKind",
+    "EventRecord",
+    "Grant",
+    "SessionGrant",
+    "UserRecord",
+    "UserStatus",
+]
 
 
 class UserStatus(enum.StrEnum):
@@ -91,3 +99,12 @@ class EventRecord:
     client_ip: str
     origin: str
     create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a permission check asks about: a name on a table's record ("" = none)."""
+
+    name: str
+    table_name: str
+    record_id: str

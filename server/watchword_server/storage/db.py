@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeAlias
 
@@ -10,7 +12,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-__all__ = ["Connection", "Database", "create_engine", "normalize_url"]
+from watchword_server.domain.errors import DependencyUnavailable
+
+__all__ = ["Connection", "Database", "DatabaseUnavailable", "create_engine", "normalize_url"]
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    """The database cannot be reached (or no connection was free in time)."""
 
 
 def normalize_url(url: str) -> str:
@@ -74,10 +82,31 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._after_commit: dict[Connection, list[Callable[[], None]]] = {}
 
-    def begin(self) -> AbstractAsyncContextManager[Connection]:
-        """A connection in a transaction that commits on success and rolls back on error."""
-        return self.engine.begin()
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[Connection]:
+        """A connection in a transaction that commits on success and rolls back on error.
+
+        Callbacks registered with ``after_commit`` run once the commit has succeeded.
+        """
+        hooks: list[Callable[[], None]] = []
+        async with self.engine.begin() as conn:
+            self._after_commit[conn] = hooks
+            try:
+                yield conn
+            finally:
+                del self._after_commit[conn]
+        for hook in hooks:
+            hook()
+
+    def after_commit(self, conn: Connection, hook: Callable[[], None]) -> None:
+        """Run ``hook`` after ``conn``'s transaction (from ``begin``) commits; never if it
+        rolls back. Hooks must not raise."""
+        try:
+            self._after_commit[conn].append(hook)
+        except KeyError:
+            raise RuntimeError("after_commit needs a transaction from Database.begin()") from None
 
     def connect(self) -> AbstractAsyncContextManager[Connection]:
         """A connection for reads (the caller may commit what it writes)."""

@@ -65,8 +65,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             extra=struct_to_dict(request.user.extra, "user.extra"),
             password=request.password,
         )
-        user = await self._users.create(new, self._call(context))
-        return admin.CreateUserResponse(user=user_to_proto(user))
+        user, revision = await self._users.create(new, self._call(context))
+        return admin.CreateUserResponse(user=user_to_proto(user), revision=revision)
 
     async def GetUser(  # noqa: N802
         self, request: admin.GetUserRequest, context: Context
@@ -103,65 +103,65 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             email_verified=request.user.email_verified,
             extra=struct_to_dict(request.user.extra, "user.extra"),
         )
-        user = await self._users.update(request.user.id, changes, self._call(context))
-        return admin.UpdateUserResponse(user=user_to_proto(user))
+        user, revision = await self._users.update(request.user.id, changes, self._call(context))
+        return admin.UpdateUserResponse(user=user_to_proto(user), revision=revision)
 
     async def DeleteUser(  # noqa: N802
         self, request: admin.DeleteUserRequest, context: Context
     ) -> admin.DeleteUserResponse:
-        await self._users.delete(request.user_id, self._call(context))
-        return admin.DeleteUserResponse()
+        revision = await self._users.delete(request.user_id, self._call(context))
+        return admin.DeleteUserResponse(revision=revision)
 
     async def DisableUser(  # noqa: N802
         self, request: admin.DisableUserRequest, context: Context
     ) -> admin.DisableUserResponse:
-        user = await self._users.set_status(
+        user, revision = await self._users.set_status(
             request.user_id, EventKind.USER_DISABLED, self._call(context)
         )
-        return admin.DisableUserResponse(user=user_to_proto(user))
+        return admin.DisableUserResponse(user=user_to_proto(user), revision=revision)
 
     async def BlockUser(  # noqa: N802
         self, request: admin.BlockUserRequest, context: Context
     ) -> admin.BlockUserResponse:
-        user = await self._users.set_status(
+        user, revision = await self._users.set_status(
             request.user_id, EventKind.USER_BLOCKED, self._call(context)
         )
-        return admin.BlockUserResponse(user=user_to_proto(user))
+        return admin.BlockUserResponse(user=user_to_proto(user), revision=revision)
 
     async def AllowUser(  # noqa: N802
         self, request: admin.AllowUserRequest, context: Context
     ) -> admin.AllowUserResponse:
-        user = await self._users.set_status(
+        user, revision = await self._users.set_status(
             request.user_id, EventKind.USER_ALLOWED, self._call(context)
         )
-        return admin.AllowUserResponse(user=user_to_proto(user))
+        return admin.AllowUserResponse(user=user_to_proto(user), revision=revision)
 
     async def ApproveUser(  # noqa: N802
         self, request: admin.ApproveUserRequest, context: Context
     ) -> admin.ApproveUserResponse:
-        user = await self._users.set_status(
+        user, revision = await self._users.set_status(
             request.user_id, EventKind.USER_APPROVED, self._call(context)
         )
-        return admin.ApproveUserResponse(user=user_to_proto(user))
+        return admin.ApproveUserResponse(user=user_to_proto(user), revision=revision)
 
     async def RevokeSessions(  # noqa: N802
         self, request: admin.RevokeSessionsRequest, context: Context
     ) -> admin.RevokeSessionsResponse:
-        await self._users.revoke_sessions(request.user_id, self._call(context))
-        return admin.RevokeSessionsResponse()
+        revision = await self._users.revoke_sessions(request.user_id, self._call(context))
+        return admin.RevokeSessionsResponse(revision=revision)
 
     # Groups
 
     async def CreateGroup(  # noqa: N802
         self, request: admin.CreateGroupRequest, context: Context
     ) -> admin.CreateGroupResponse:
-        group = await self._groups.create_group(
+        group, revision = await self._groups.create_group(
             request.group.name,
             request.group.description,
             struct_to_dict(request.group.extra, "group.extra"),
             self._call(context),
         )
-        return admin.CreateGroupResponse(group=group_to_proto(group))
+        return admin.CreateGroupResponse(group=group_to_proto(group), revision=revision)
 
     async def GetGroup(  # noqa: N802
         self, request: admin.GetGroupRequest, context: Context
@@ -172,8 +172,8 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def DeleteGroup(  # noqa: N802
         self, request: admin.DeleteGroupRequest, context: Context
     ) -> admin.DeleteGroupResponse:
-        await self._groups.delete_group(request.group, self._call(context))
-        return admin.DeleteGroupResponse()
+        revision = await self._groups.delete_group(request.group, self._call(context))
+        return admin.DeleteGroupResponse(revision=revision)
 
     async def ListGroups(  # noqa: N802
         self, request: admin.ListGroupsRequest, context: Context
@@ -190,16 +190,20 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def AddMembership(  # noqa: N802
         self, request: admin.AddMembershipRequest, context: Context
     ) -> admin.AddMembershipResponse:
-        membership = await self._groups.add_membership(
+        membership, revision = await self._groups.add_membership(
             request.group, request.user_id, struct_to_dict(request.extra), self._call(context)
         )
-        return admin.AddMembershipResponse(membership=membership_to_proto(membership))
+        return admin.AddMembershipResponse(
+            membership=membership_to_proto(membership), revision=revision
+        )
 
     async def RemoveMembership(  # noqa: N802
         self, request: admin.RemoveMembershipRequest, context: Context
     ) -> admin.RemoveMembershipResponse:
-        await self._groups.remove_membership(request.group, request.user_id, self._call(context))
-        return admin.RemoveMembershipResponse()
+        revision = await self._groups.remove_membership(
+            request.group, request.user_id, self._call(context)
+        )
+        return admin.RemoveMembershipResponse(revision=revision)
 
     async def ListMemberships(  # noqa: N802
         self, request: admin.ListMembershipsRequest, context: Context
@@ -226,14 +230,16 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             record_id=request.record_id,
             extra=struct_to_dict(request.extra),
         )
-        permission = await self._groups.add_permission(new, self._call(context))
-        return admin.AddPermissionResponse(permission=permission_to_proto(permission))
+        permission, revision = await self._groups.add_permission(new, self._call(context))
+        return admin.AddPermissionResponse(
+            permission=permission_to_proto(permission), revision=revision
+        )
 
     async def RemovePermission(  # noqa: N802
         self, request: admin.RemovePermissionRequest, context: Context
     ) -> admin.RemovePermissionResponse:
-        await self._groups.remove_permission(request.permission_id, self._call(context))
-        return admin.RemovePermissionResponse()
+        revision = await self._groups.remove_permission(request.permission_id, self._call(context))
+        return admin.RemovePermissionResponse(revision=revision)
 
     async def ListPermissions(  # noqa: N802
         self, request: admin.ListPermissionsRequest, context: Context

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -18,7 +18,7 @@ from watchword_server.config import Messages
 from watchword_server.domain.errors import DomainError, InvalidArgument, Reason
 from watchword_server.templates import TemplateError, render
 
-__all__ = ["ERROR_DOMAIN", "STATUS_CODES", "to_status"]
+__all__ = ["ERROR_DOMAIN", "STATUS_CODES", "to_status", "to_status_proto"]
 
 ERROR_DOMAIN = "watchword.auth.v1"
 _LOCALE = "en-US"
@@ -49,6 +49,7 @@ STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
     Reason.PAGE_TOKEN_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.STREAM_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
+    Reason.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -78,6 +79,11 @@ def _short(text: str, limit: int = _MAX_ECHO) -> str:
 
 
 def to_status(error: DomainError, messages: Messages) -> grpc.Status:
+    """The gRPC status (with rich details) to fail a call with ``error``."""
+    return rpc_status.to_status(to_status_proto(error, messages))
+
+
+def to_status_proto(error: DomainError, messages: Messages) -> status_pb2.Status:
     """Build the full ``google.rpc.Status`` for ``error``."""
     code = STATUS_CODES[error.reason]
     text = message_text(error, messages)
@@ -105,9 +111,12 @@ def to_status(error: DomainError, messages: Messages) -> grpc.Status:
                 )
             )
         )
+    retry_after = error.metadata.get("retry_after", "")
+    if retry_after.isdigit():
+        delay = duration_pb2.Duration(seconds=int(retry_after))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     details.append(_pack(error_details_pb2.LocalizedMessage(locale=_LOCALE, message=text)))
-    status = status_pb2.Status(code=_rpc_code(code), message=text, details=details)
-    return rpc_status.to_status(status)
+    return status_pb2.Status(code=_rpc_code(code), message=text, details=details)
 
 
 def _rpc_code(code: grpc.StatusCode) -> int:

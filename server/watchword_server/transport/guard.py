@@ -12,7 +12,12 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from watchword_server.config import Messages
-from watchword_server.domain.errors import DomainError, RpcDisabled, RpcUnimplemented
+from watchword_server.domain.errors import (
+    DependencyUnavailable,
+    DomainError,
+    RpcDisabled,
+    RpcUnimplemented,
+)
 from watchword_server.transport.errors import to_status
 
 __all__ = ["build_servicer"]
@@ -84,6 +89,9 @@ def _guard_unary(method: UnaryMethod, messages: Messages) -> UnaryMethod:
             raise
         except DomainError as error:
             await context.abort_with_status(to_status(error, messages))
+        except DependencyUnavailable as error:
+            _log.warning("%s: %s", getattr(method, "__name__", method), error)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database cannot be reached")
         except Exception:
             _log.exception("unexpected failure in %s", getattr(method, "__name__", method))
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")

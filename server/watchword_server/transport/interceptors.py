@@ -44,6 +44,8 @@ class ServiceKeyInterceptor(grpc.aio.ServerInterceptor):
         self._keys = keys
         self._required = dict(required)
         self._messages = messages
+        # Each method's handler, wrapped once: a check must not pay for building it per call.
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -52,10 +54,22 @@ class ServiceKeyInterceptor(grpc.aio.ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method or ""
+        known = self._handlers.get(method)
+        if known is not None:
+            return known
         handler = await continuation(handler_call_details)
-        service = (handler_call_details.method or "").lstrip("/").rpartition("/")[0]
-        scope = self._required.get(service)
-        if handler is None or scope is None:
+        if handler is None:
+            return None
+        wrapped = self._wrap(handler, method)
+        self._handlers[method] = wrapped
+        return wrapped
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        scope = self._required.get(method.lstrip("/").rpartition("/")[0])
+        if scope is None:
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -72,12 +86,12 @@ class ServiceKeyInterceptor(grpc.aio.ServerInterceptor):
         return handler  # no client-streaming RPCs in the contract
 
     async def _caller(self, context: grpc.aio.ServicerContext[Any, Any], scope: Scope) -> Caller:
-        metadata = dict(context.invocation_metadata() or ())
-        authorization = metadata.get("authorization")
+        authorization = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str):
+                authorization = value
         try:
-            return await self._keys.authenticate(
-                authorization if isinstance(authorization, str) else None, scope
-            )
+            return await self._keys.authenticate(authorization, scope)
         except DomainError as error:
             await context.abort_with_status(to_status(error, self._messages))
             raise  # abort raises; this keeps type checkers informed

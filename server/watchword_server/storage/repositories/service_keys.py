@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,10 +17,9 @@ __all__ = [
     "KeyNameTaken",
     "ServiceKeyRow",
     "delete_by_name",
-    "find_by_digest",
     "insert_key",
     "list_keys",
-    "touch",
+    "touch_many",
 ]
 
 
@@ -74,16 +74,16 @@ async def insert_key(
     return ServiceKeyRow(key_id, name, scope, now, None)
 
 
-async def find_by_digest(conn: AsyncConnection, key_digest: bytes) -> ServiceKeyRow | None:
-    """The key with this digest, if any."""
-    result = await conn.execute(select(*_COLUMNS).where(ServiceKey.key_digest == key_digest))
-    row = result.one_or_none()
-    return None if row is None else _row(row)
-
-
-async def touch(conn: AsyncConnection, key_id: uuid.UUID, now: datetime) -> None:
-    """Record that a key was used at ``now``."""
-    await conn.execute(update(ServiceKey).where(ServiceKey.id == key_id).values(last_used_time=now))
+async def touch_many(conn: AsyncConnection, used: Mapping[uuid.UUID, datetime]) -> None:
+    """Record many keys' last use at once."""
+    if not used:
+        return
+    statement = (
+        update(ServiceKey)
+        .where(ServiceKey.id == bindparam("b_id"))
+        .values(last_used_time=bindparam("b_when"))
+    )
+    await conn.execute(statement, [{"b_id": key, "b_when": when} for key, when in used.items()])
 
 
 async def list_keys(conn: AsyncConnection) -> list[ServiceKeyRow]:
@@ -92,7 +92,9 @@ async def list_keys(conn: AsyncConnection) -> list[ServiceKeyRow]:
     return [_row(row) for row in result]
 
 
-async def delete_by_name(conn: AsyncConnection, name: str) -> bool:
-    """Revoke a key; returns whether it existed."""
-    result = await conn.execute(delete(ServiceKey).where(ServiceKey.name == name))
-    return result.rowcount == 1
+async def delete_by_name(conn: AsyncConnection, name: str) -> uuid.UUID | None:
+    """Revoke a key; returns its id, or None if there was no key of that name."""
+    result = await conn.execute(
+        delete(ServiceKey).where(ServiceKey.name == name).returning(ServiceKey.id)
+    )
+    return result.scalar_one_or_none()

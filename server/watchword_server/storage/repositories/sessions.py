@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchword_server.domain.types import UserRecord
-from watchword_server.storage.models import Session, User
-from watchword_server.storage.repositories.users import to_record
+from watchword_server.storage.models import Session
 
-__all__ = [
-    "SessionRow",
-    "delete_by_digest",
-    "delete_for_user",
-    "find_with_user",
-    "insert_session",
-    "touch",
-]
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    """A session with its owner, as Introspect needs it."""
-
-    id: uuid.UUID
-    lifetime: int
-    last_seen_time: datetime
-    user: UserRecord
+__all__ = ["delete_by_digest", "delete_for_user", "insert_session", "touch_many"]
 
 
 async def insert_session(
@@ -60,43 +41,18 @@ async def insert_session(
     return session_id
 
 
-async def find_with_user(conn: AsyncConnection, token_digest: bytes) -> SessionRow | None:
-    """One indexed join: the session with ``token_digest`` and its user."""
-    result = await conn.execute(
-        select(
-            Session.id.label("session_id"),
-            Session.lifetime,
-            Session.last_seen_time,
-            User.id,
-            User.email,
-            User.first_name,
-            User.last_name,
-            User.status,
-            User.email_verified,
-            User.create_time,
-            User.update_time,
-            User.extra,
-        )
-        .join(User, User.id == Session.user_id)
-        .where(Session.token_digest == token_digest)
-    )
-    row = result.one_or_none()
-    if row is None:
-        return None
-    return SessionRow(
-        id=row.session_id,
-        lifetime=row.lifetime,
-        last_seen_time=row.last_seen_time,
-        user=to_record(row),
-    )
-
-
-async def touch(conn: AsyncConnection, session_id: uuid.UUID, now: datetime) -> None:
-    """Slide a session's window: record that it was used at ``now``."""
-    await conn.execute(
+async def touch_many(conn: AsyncConnection, used: Mapping[uuid.UUID, datetime]) -> None:
+    """Slide many sessions' windows at once (each only forward)."""
+    if not used:
+        return
+    statement = (
         update(Session)
-        .where(Session.id == session_id, Session.last_seen_time < now)
-        .values(last_seen_time=now)
+        .where(Session.id == bindparam("b_id"), Session.last_seen_time < bindparam("b_when"))
+        .values(last_seen_time=bindparam("b_when"))
+        .execution_options(synchronize_session=False)
+    )
+    await conn.execute(
+        statement, [{"b_id": session_id, "b_when": when} for session_id, when in used.items()]
     )
 
 

@@ -22,23 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&watchword/auth/v1/access_service.proto\x12\x11watchword.auth.v1\"y\n\x14HasMembershipRequest\x12\x19\n\x07user_id\x18\x01 \x01(\tH\x00R\x06userId\x12%\n\rsession_token\x18\x02 \x01(\tH\x00R\x0csessionToken\x12\x14\n\x05group\x18\x03 \x01(\tR\x05groupB\t\n\x07subject\"/\n\x15HasMembershipResponse\x12\x16\n\x06member\x18\x01 \x01(\x08R\x06member\"\xcb\x01\n\x14HasPermissionRequest\x12\x19\n\x07user_id\x18\x01 \x01(\tH\x00R\x06userId\x12%\n\rsession_token\x18\x02 \x01(\tH\x00R\x0csessionToken\x12\x16\n\x05group\x18\x03 \x01(\tH\x00R\x05group\x12\x12\n\x04name\x18\x04 \x01(\tR\x04name\x12\x1d\n\ntable_name\x18\x05 \x01(\tR\ttableName\x12\x1b\n\trecord_id\x18\x06 \x01(\tR\x08recordIdB\t\n\x07subject\"1\n\x15HasPermissionResponse\x12\x18\n\x07\x61llowed\x18\x01 \x01(\x08R\x07\x61llowed2\xd7\x01\n\rAccessService\x12\x62\n\rHasMembership\x12\'.watchword.auth.v1.HasMembershipRequest\x1a(.watchword.auth.v1.HasMembershipResponse\x12\x62\n\rHasPermission\x12\'.watchword.auth.v1.HasPermissionRequest\x1a(.watchword.auth.v1.HasPermissionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&watchword/auth/v1/access_service.proto\x12\x11watchword.auth.v1\x1a\x17google/rpc/status.proto\"\x9c\x01\n\x14HasMembershipRequest\x12\x19\n\x07user_id\x18\x01 \x01(\tH\x00R\x06userId\x12%\n\rsession_token\x18\x02 \x01(\tH\x00R\x0csessionToken\x12\x14\n\x05group\x18\x03 \x01(\tR\x05group\x12!\n\x0cmin_revision\x18\x04 \x01(\tR\x0bminRevisionB\t\n\x07subject\"K\n\x15HasMembershipResponse\x12\x16\n\x06member\x18\x01 \x01(\x08R\x06member\x12\x1a\n\x08revision\x18\x02 \x01(\tR\x08revision\"\xee\x01\n\x14HasPermissionRequest\x12\x19\n\x07user_id\x18\x01 \x01(\tH\x00R\x06userId\x12%\n\rsession_token\x18\x02 \x01(\tH\x00R\x0csessionToken\x12\x16\n\x05group\x18\x03 \x01(\tH\x00R\x05group\x12\x12\n\x04name\x18\x04 \x01(\tR\x04name\x12\x1d\n\ntable_name\x18\x05 \x01(\tR\ttableName\x12\x1b\n\trecord_id\x18\x06 \x01(\tR\x08recordId\x12!\n\x0cmin_revision\x18\x07 \x01(\tR\x0bminRevisionB\t\n\x07subject\"M\n\x15HasPermissionResponse\x12\x18\n\x07\x61llowed\x18\x01 \x01(\x08R\x07\x61llowed\x12\x1a\n\x08revision\x18\x02 \x01(\tR\x08revision\"\xa5\x01\n\x05\x43heck\x12I\n\nmembership\x18\x01 \x01(\x0b\x32\'.watchword.auth.v1.HasMembershipRequestH\x00R\nmembership\x12I\n\npermission\x18\x02 \x01(\x0b\x32\'.watchword.auth.v1.HasPermissionRequestH\x00R\npermissionB\x06\n\x04kind\"m\n\x0b\x43heckResult\x12\x18\n\x07\x61llowed\x18\x01 \x01(\x08R\x07\x61llowed\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusR\x05\x65rror\x12\x1a\n\x08revision\x18\x03 \x01(\tR\x08revision\"E\n\x11\x42\x61tchCheckRequest\x12\x30\n\x06\x63hecks\x18\x01 \x03(\x0b\x32\x18.watchword.auth.v1.CheckR\x06\x63hecks\"N\n\x12\x42\x61tchCheckResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\x1e.watchword.auth.v1.CheckResultR\x07results2\xb2\x02\n\rAccessService\x12\x62\n\rHasMembership\x12\'.watchword.auth.v1.HasMembershipRequest\x1a(.watchword.auth.v1.HasMembershipResponse\x12\x62\n\rHasPermission\x12\'.watchword.auth.v1.HasPermissionRequest\x1a(.watchword.auth.v1.HasPermissionResponse\x12Y\n\nBatchCheck\x12$.watchword.auth.v1.BatchCheckRequest\x1a%.watchword.auth.v1.BatchCheckResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'watchword.auth.v1.access_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HASMEMBERSHIPREQUEST']._serialized_start=61
-  _globals['_HASMEMBERSHIPREQUEST']._serialized_end=182
-  _globals['_HASMEMBERSHIPRESPONSE']._serialized_start=184
-  _globals['_HASMEMBERSHIPRESPONSE']._serialized_end=231
-  _globals['_HASPERMISSIONREQUEST']._serialized_start=234
-  _globals['_HASPERMISSIONREQUEST']._serialized_end=437
-  _globals['_HASPERMISSIONRESPONSE']._serialized_start=439
-  _globals['_HASPERMISSIONRESPONSE']._serialized_end=488
-  _globals['_ACCESSSERVICE']._serialized_start=491
-  _globals['_ACCESSSERVICE']._serialized_end=706
+  _globals['_HASMEMBERSHIPREQUEST']._serialized_start=87
+  _globals['_HASMEMBERSHIPREQUEST']._serialized_end=243
+  _globals['_HASMEMBERSHIPRESPONSE']._serialized_start=245
+  _globals['_HASMEMBERSHIPRESPONSE']._serialized_end=320
+  _globals['_HASPERMISSIONREQUEST']._serialized_start=323
+  _globals['_HASPERMISSIONREQUEST']._serialized_end=561
+  _globals['_HASPERMISSIONRESPONSE']._serialized_start=563
+  _globals['_HASPERMISSIONRESPONSE']._serialized_end=640
+  _globals['_CHECK']._serialized_start=643
+  _globals['_CHECK']._serialized_end=808
+  _globals['_CHECKRESULT']._serialized_start=810
+  _globals['_CHECKRESULT']._serialized_end=919
+  _globals['_BATCHCHECKREQUEST']._serialized_start=921
+  _globals['_BATCHCHECKREQUEST']._serialized_end=990
+  _globals['_BATCHCHECKRESPONSE']._serialized_start=992
+  _globals['_BATCHCHECKRESPONSE']._serialized_end=1070
+  _globals['_ACCESSSERVICE']._serialized_start=1073
+  _globals['_ACCESSSERVICE']._serialized_end=1379
 # @@protoc_insertion_point(module_scope)

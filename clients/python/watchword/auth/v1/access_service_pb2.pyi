@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -25,22 +28,28 @@ class HasMembershipRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     GROUP_FIELD_NUMBER: _builtins.int
+    MIN_REVISION_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """user_id identifies the user directly."""
     session_token: _builtins.str
     """session_token identifies the user by a session; the session must be valid."""
     group: _builtins.str
     """group is the name of the group."""
+    min_revision: _builtins.str
+    """min_revision, when set, is a revision returned by a change (or by an earlier check):
+    the answer then reflects at least that state. "" accepts any cached answer.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         session_token: _builtins.str = ...,
         group: _builtins.str = ...,
+        min_revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session_token", b"session_token", "subject", b"subject", "user_id", b"user_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "session_token", b"session_token", "subject", b"subject", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "min_revision", b"min_revision", "session_token", b"session_token", "subject", b"subject", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["user_id", "session_token"]  # noqa: Y015
     _WhichOneofArgType_subject: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
@@ -55,16 +64,20 @@ class HasMembershipResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBER_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     member: _builtins.bool
     """member is true when the user belongs to the group and is not blocked."""
+    revision: _builtins.str
+    """revision is the state the answer reflects; pass it as min_revision to later checks."""
     def __init__(
         self,
         *,
         member: _builtins.bool = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -82,6 +95,7 @@ class HasPermissionRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     TABLE_NAME_FIELD_NUMBER: _builtins.int
     RECORD_ID_FIELD_NUMBER: _builtins.int
+    MIN_REVISION_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """user_id identifies a user, who has the grants of all its groups."""
     session_token: _builtins.str
@@ -94,6 +108,10 @@ class HasPermissionRequest(_message.Message):
     """table_name is the table the permission is checked on; "" checks a permission on no particular table."""
     record_id: _builtins.str
     """record_id is the record the permission is checked on; "" checks a permission on no particular record."""
+    min_revision: _builtins.str
+    """min_revision, when set, is a revision returned by a change (or by an earlier check):
+    the answer then reflects at least that state. "" accepts any cached answer.
+    """
     def __init__(
         self,
         *,
@@ -103,10 +121,11 @@ class HasPermissionRequest(_message.Message):
         name: _builtins.str = ...,
         table_name: _builtins.str = ...,
         record_id: _builtins.str = ...,
+        min_revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "session_token", b"session_token", "subject", b"subject", "user_id", b"user_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "name", b"name", "record_id", b"record_id", "session_token", b"session_token", "subject", b"subject", "table_name", b"table_name", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "min_revision", b"min_revision", "name", b"name", "record_id", b"record_id", "session_token", b"session_token", "subject", b"subject", "table_name", b"table_name", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["user_id", "session_token", "group"]  # noqa: Y015
     _WhichOneofArgType_subject: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
@@ -121,17 +140,137 @@ class HasPermissionResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOWED_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
     """allowed is true when a grant of the subject matches the checked permission."""
+    revision: _builtins.str
+    """revision is the state the answer reflects; pass it as min_revision to later checks."""
     def __init__(
         self,
         *,
         allowed: _builtins.bool = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HasPermissionResponse: _TypeAlias = HasPermissionResponse  # noqa: Y015
+
+@_typing.final
+class Check(_message.Message):
+    """Check is one check of a BatchCheck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    PERMISSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def membership(self) -> Global___HasMembershipRequest:
+        """membership checks whether a user belongs to a group."""
+
+    @_builtins.property
+    def permission(self) -> Global___HasPermissionRequest:
+        """permission checks whether a user or group holds a grant."""
+
+    def __init__(
+        self,
+        *,
+        membership: Global___HasMembershipRequest | None = ...,
+        permission: Global___HasPermissionRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "membership", b"membership", "permission", b"permission"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "membership", b"membership", "permission", b"permission"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["membership", "permission"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___Check: _TypeAlias = Check  # noqa: Y015
+
+@_typing.final
+class CheckResult(_message.Message):
+    """CheckResult is the answer to one Check of a BatchCheck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    allowed: _builtins.bool
+    """allowed is the answer: for a membership check, whether the user is a member; for a
+    permission check, whether a grant matches. It is false when error is set.
+    """
+    revision: _builtins.str
+    """revision is the state the answer reflects; pass it as min_revision to later checks."""
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """error is set when this check could not be answered, with the code and details the
+        single RPC would have failed with (for example UNAUTHENTICATED SESSION_INVALID).
+        """
+
+    def __init__(
+        self,
+        *,
+        allowed: _builtins.bool = ...,
+        error: _status_pb2.Status | None = ...,
+        revision: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "error", b"error", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckResult: _TypeAlias = CheckResult  # noqa: Y015
+
+@_typing.final
+class BatchCheckRequest(_message.Message):
+    """BatchCheckRequest is the request of AccessService.BatchCheck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Check]:
+        """checks are the checks to make: at most 100."""
+
+    def __init__(
+        self,
+        *,
+        checks: _abc.Iterable[Global___Check] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCheckRequest: _TypeAlias = BatchCheckRequest  # noqa: Y015
+
+@_typing.final
+class BatchCheckResponse(_message.Message):
+    """BatchCheckResponse is the response of AccessService.BatchCheck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckResult]:
+        """results holds one result per check, in the order of the request's checks."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___CheckResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCheckResponse: _TypeAlias = BatchCheckResponse  # noqa: Y015

@@ -30,6 +30,11 @@ class AccessServiceStub:
     interceptors. Calls need "authorization: Bearer <service key>" metadata with a key
     of scope access or admin.
 
+    Answers may come from a cache in each server process. Every change that can alter an
+    answer drops the cached answers it touches in every process at once, and no cached
+    answer is older than the server's check_cache_max_staleness setting. A caller that
+    must see its own change passes the revision that the change returned as min_revision.
+
     A BLOCKED user has no memberships and no permissions: the checks answer false. A
     session_token subject that is invalid, expired or revoked fails with
     UNAUTHENTICATED and reason SESSION_INVALID, so a caller can tell "not logged in"
@@ -52,12 +57,22 @@ class AccessServiceStub:
                 request_serializer=watchword_dot_auth_dot_v1_dot_access__service__pb2.HasPermissionRequest.SerializeToString,
                 response_deserializer=watchword_dot_auth_dot_v1_dot_access__service__pb2.HasPermissionResponse.FromString,
                 _registered_method=True)
+        self.BatchCheck = channel.unary_unary(
+                '/watchword.auth.v1.AccessService/BatchCheck',
+                request_serializer=watchword_dot_auth_dot_v1_dot_access__service__pb2.BatchCheckRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_access__service__pb2.BatchCheckResponse.FromString,
+                _registered_method=True)
 
 
 class AccessServiceServicer:
     """AccessService answers membership and permission checks for backend services and
     interceptors. Calls need "authorization: Bearer <service key>" metadata with a key
     of scope access or admin.
+
+    Answers may come from a cache in each server process. Every change that can alter an
+    answer drops the cached answers it touches in every process at once, and no cached
+    answer is older than the server's check_cache_max_staleness setting. A caller that
+    must see its own change passes the revision that the change returned as min_revision.
 
     A BLOCKED user has no memberships and no permissions: the checks answer false. A
     session_token subject that is invalid, expired or revoked fails with
@@ -87,6 +102,17 @@ class AccessServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchCheck(self, request, context):
+        """BatchCheck answers up to 100 membership and permission checks, each with its own
+        subject, in one call. Results come in request order. A check that cannot be
+        answered (bad input, an invalid session, an unknown user) fills its own result's
+        error and does not fail the batch; more than 100 checks fail the call with
+        INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccessServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +126,11 @@ def add_AccessServiceServicer_to_server(servicer, server):
                     request_deserializer=watchword_dot_auth_dot_v1_dot_access__service__pb2.HasPermissionRequest.FromString,
                     response_serializer=watchword_dot_auth_dot_v1_dot_access__service__pb2.HasPermissionResponse.SerializeToString,
             ),
+            'BatchCheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCheck,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_access__service__pb2.BatchCheckRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_access__service__pb2.BatchCheckResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'watchword.auth.v1.AccessService', rpc_method_handlers)
@@ -112,6 +143,11 @@ class AccessService:
     """AccessService answers membership and permission checks for backend services and
     interceptors. Calls need "authorization: Bearer <service key>" metadata with a key
     of scope access or admin.
+
+    Answers may come from a cache in each server process. Every change that can alter an
+    answer drops the cached answers it touches in every process at once, and no cached
+    answer is older than the server's check_cache_max_staleness setting. A caller that
+    must see its own change passes the revision that the change returned as min_revision.
 
     A BLOCKED user has no memberships and no permissions: the checks answer false. A
     session_token subject that is invalid, expired or revoked fails with
@@ -163,6 +199,33 @@ class AccessService:
             '/watchword.auth.v1.AccessService/HasPermission',
             watchword_dot_auth_dot_v1_dot_access__service__pb2.HasPermissionRequest.SerializeToString,
             watchword_dot_auth_dot_v1_dot_access__service__pb2.HasPermissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AccessService/BatchCheck',
+            watchword_dot_auth_dot_v1_dot_access__service__pb2.BatchCheckRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_access__service__pb2.BatchCheckResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,6 +31,11 @@ class AccessServiceStub:
     interceptors. Calls need "authorization: Bearer <service key>" metadata with a key
     of scope access or admin.
 
+    Answers may come from a cache in each server process. Every change that can alter an
+    answer drops the cached answers it touches in every process at once, and no cached
+    answer is older than the server's check_cache_max_staleness setting. A caller that
+    must see its own change passes the revision that the change returned as min_revision.
+
     A BLOCKED user has no memberships and no permissions: the checks answer false. A
     session_token subject that is invalid, expired or revoked fails with
     UNAUTHENTICATED and reason SESSION_INVALID, so a caller can tell "not logged in"
@@ -54,12 +59,24 @@ class AccessServiceStub:
     or record_id in a check matches only grants with that field empty too. A user has
     the grants of all its groups; a group subject asks about that group's own grants.
     """
+    BatchCheck: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.BatchCheckRequest, _access_service_pb2.BatchCheckResponse]
+    """BatchCheck answers up to 100 membership and permission checks, each with its own
+    subject, in one call. Results come in request order. A check that cannot be
+    answered (bad input, an invalid session, an unknown user) fills its own result's
+    error and does not fail the batch; more than 100 checks fail the call with
+    INVALID_ARGUMENT.
+    """
 
 @_typing.type_check_only
 class AccessServiceAsyncStub(AccessServiceStub):
     """AccessService answers membership and permission checks for backend services and
     interceptors. Calls need "authorization: Bearer <service key>" metadata with a key
     of scope access or admin.
+
+    Answers may come from a cache in each server process. Every change that can alter an
+    answer drops the cached answers it touches in every process at once, and no cached
+    answer is older than the server's check_cache_max_staleness setting. A caller that
+    must see its own change passes the revision that the change returned as min_revision.
 
     A BLOCKED user has no memberships and no permissions: the checks answer false. A
     session_token subject that is invalid, expired or revoked fails with
@@ -81,11 +98,23 @@ class AccessServiceAsyncStub(AccessServiceStub):
     or record_id in a check matches only grants with that field empty too. A user has
     the grants of all its groups; a group subject asks about that group's own grants.
     """
+    BatchCheck: _aio.UnaryUnaryMultiCallable[_access_service_pb2.BatchCheckRequest, _access_service_pb2.BatchCheckResponse]  # type: ignore[assignment]
+    """BatchCheck answers up to 100 membership and permission checks, each with its own
+    subject, in one call. Results come in request order. A check that cannot be
+    answered (bad input, an invalid session, an unknown user) fills its own result's
+    error and does not fail the batch; more than 100 checks fail the call with
+    INVALID_ARGUMENT.
+    """
 
 class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
     """AccessService answers membership and permission checks for backend services and
     interceptors. Calls need "authorization: Bearer <service key>" metadata with a key
     of scope access or admin.
+
+    Answers may come from a cache in each server process. Every change that can alter an
+    answer drops the cached answers it touches in every process at once, and no cached
+    answer is older than the server's check_cache_max_staleness setting. A caller that
+    must see its own change passes the revision that the change returned as min_revision.
 
     A BLOCKED user has no memberships and no permissions: the checks answer false. A
     session_token subject that is invalid, expired or revoked fails with
@@ -116,6 +145,19 @@ class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
         fields make a grant a wildcard; a check is always precise, so an empty table_name
         or record_id in a check matches only grants with that field empty too. A user has
         the grants of all its groups; a group subject asks about that group's own grants.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchCheck(
+        self,
+        request: _access_service_pb2.BatchCheckRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.BatchCheckResponse, _abc.Awaitable[_access_service_pb2.BatchCheckResponse]]:
+        """BatchCheck answers up to 100 membership and permission checks, each with its own
+        subject, in one call. Results come in request order. A check that cannot be
+        answered (bad input, an invalid session, an unknown user) fills its own result's
+        error and does not fail the batch; more than 100 checks fail the call with
+        INVALID_ARGUMENT.
         """
 
 def add_AccessServiceServicer_to_server(servicer: AccessServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

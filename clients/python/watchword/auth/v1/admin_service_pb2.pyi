@@ -56,6 +56,11 @@ class CreateUserResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def user(self) -> _resources_pb2.User:
         """user is the created user."""
@@ -64,10 +69,11 @@ class CreateUserResponse(_message.Message):
         self,
         *,
         user: _resources_pb2.User | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,6 +266,11 @@ class UpdateUserResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def user(self) -> _resources_pb2.User:
         """user is the updated user."""
@@ -268,10 +279,11 @@ class UpdateUserResponse(_message.Message):
         self,
         *,
         user: _resources_pb2.User | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -305,12 +317,19 @@ class DeleteUserResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     def __init__(
         self,
+        *,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -345,6 +364,11 @@ class DisableUserResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def user(self) -> _resources_pb2.User:
         """user is the disabled user."""
@@ -353,10 +377,11 @@ class DisableUserResponse(_message.Message):
         self,
         *,
         user: _resources_pb2.User | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -391,6 +416,11 @@ class BlockUserResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def user(self) -> _resources_pb2.User:
         """user is the blocked user."""
@@ -399,10 +429,11 @@ class BlockUserResponse(_message.Message):
         self,
         *,
         user: _resources_pb2.User | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -437,6 +468,11 @@ class AllowUserResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def user(self) -> _resources_pb2.User:
         """user is the allowed user."""
@@ -445,10 +481,11 @@ class AllowUserResponse(_message.Message):
         self,
         *,
         user: _resources_pb2.User | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -483,6 +520,11 @@ class ApproveUserResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def user(self) -> _resources_pb2.User:
         """user is the approved user."""
@@ -491,10 +533,11 @@ class ApproveUserResponse(_message.Message):
         self,
         *,
         user: _resources_pb2.User | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -528,12 +571,19 @@ class RevokeSessionsResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     def __init__(
         self,
+        *,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -570,6 +620,11 @@ class CreateGroupResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GROUP_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def group(self) -> _resources_pb2.Group:
         """group is the created group."""
@@ -578,10 +633,11 @@ class CreateGroupResponse(_message.Message):
         self,
         *,
         group: _resources_pb2.Group | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["group", b"group"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -661,12 +717,19 @@ class DeleteGroupResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     def __init__(
         self,
+        *,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -765,6 +828,11 @@ class AddMembershipResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def membership(self) -> _resources_pb2.Membership:
         """membership is the membership."""
@@ -773,10 +841,11 @@ class AddMembershipResponse(_message.Message):
         self,
         *,
         membership: _resources_pb2.Membership | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -814,12 +883,19 @@ class RemoveMembershipResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     def __init__(
         self,
+        *,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -934,6 +1010,11 @@ class AddPermissionResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PERMISSION_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     @_builtins.property
     def permission(self) -> _resources_pb2.Permission:
         """permission is the granted permission."""
@@ -942,10 +1023,11 @@ class AddPermissionResponse(_message.Message):
         self,
         *,
         permission: _resources_pb2.Permission | None = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["permission", b"permission"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["permission", b"permission"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["permission", b"permission", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -979,12 +1061,19 @@ class RemovePermissionResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    REVISION_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """revision is the state this change committed at. Pass it as min_revision to a check
+    to get an answer that reflects this change, through any server of the deployment.
+    """
     def __init__(
         self,
+        *,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

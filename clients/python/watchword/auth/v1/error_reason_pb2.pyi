@@ -74,6 +74,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ERROR_REASON_STREAM_OVERFLOW comes with RESOURCE_EXHAUSTED: a WatchEvents caller fell too far behind and its stream was closed; catch up with ListEvents and watch again."""
     ERROR_REASON_SHUTTING_DOWN: _ErrorReason.ValueType  # 25
     """ERROR_REASON_SHUTTING_DOWN comes with UNAVAILABLE: the server is stopping; retry on another replica."""
+    ERROR_REASON_OVERLOADED: _ErrorReason.ValueType  # 26
+    """ERROR_REASON_OVERLOADED comes with RESOURCE_EXHAUSTED: too many password checks are waiting already; retry after the metadata's retry_after seconds (also in a RetryInfo detail)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason names why a Watchword call failed.
@@ -138,4 +140,6 @@ ERROR_REASON_STREAM_OVERFLOW: ErrorReason.ValueType  # 24
 """ERROR_REASON_STREAM_OVERFLOW comes with RESOURCE_EXHAUSTED: a WatchEvents caller fell too far behind and its stream was closed; catch up with ListEvents and watch again."""
 ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 25
 """ERROR_REASON_SHUTTING_DOWN comes with UNAVAILABLE: the server is stopping; retry on another replica."""
+ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 26
+"""ERROR_REASON_OVERLOADED comes with RESOURCE_EXHAUSTED: too many password checks are waiting already; retry after the metadata's retry_after seconds (also in a RetryInfo detail)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Status } from "../../../google/rpc/status_pb.js";
+import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file watchword/auth/v1/access_service.proto.
  */
 export const file_watchword_auth_v1_access_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZ3YXRjaHdvcmQvYXV0aC92MS9hY2Nlc3Nfc2VydmljZS5wcm90bxIRd2F0Y2h3b3JkLmF1dGgudjEiXAoUSGFzTWVtYmVyc2hpcFJlcXVlc3QSEQoHdXNlcl9pZBgBIAEoCUgAEhcKDXNlc3Npb25fdG9rZW4YAiABKAlIABINCgVncm91cBgDIAEoCUIJCgdzdWJqZWN0IicKFUhhc01lbWJlcnNoaXBSZXNwb25zZRIOCgZtZW1iZXIYASABKAgikwEKFEhhc1Blcm1pc3Npb25SZXF1ZXN0EhEKB3VzZXJfaWQYASABKAlIABIXCg1zZXNzaW9uX3Rva2VuGAIgASgJSAASDwoFZ3JvdXAYAyABKAlIABIMCgRuYW1lGAQgASgJEhIKCnRhYmxlX25hbWUYBSABKAkSEQoJcmVjb3JkX2lkGAYgASgJQgkKB3N1YmplY3QiKAoVSGFzUGVybWlzc2lvblJlc3BvbnNlEg8KB2FsbG93ZWQYASABKAgy1wEKDUFjY2Vzc1NlcnZpY2USYgoNSGFzTWVtYmVyc2hpcBInLndhdGNod29yZC5hdXRoLnYxLkhhc01lbWJlcnNoaXBSZXF1ZXN0Gigud2F0Y2h3b3JkLmF1dGgudjEuSGFzTWVtYmVyc2hpcFJlc3BvbnNlEmIKDUhhc1Blcm1pc3Npb24SJy53YXRjaHdvcmQuYXV0aC52MS5IYXNQZXJtaXNzaW9uUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLkhhc1Blcm1pc3Npb25SZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CiZ3YXRjaHdvcmQvYXV0aC92MS9hY2Nlc3Nfc2VydmljZS5wcm90bxIRd2F0Y2h3b3JkLmF1dGgudjEicgoUSGFzTWVtYmVyc2hpcFJlcXVlc3QSEQoHdXNlcl9pZBgBIAEoCUgAEhcKDXNlc3Npb25fdG9rZW4YAiABKAlIABINCgVncm91cBgDIAEoCRIUCgxtaW5fcmV2aXNpb24YBCABKAlCCQoHc3ViamVjdCI5ChVIYXNNZW1iZXJzaGlwUmVzcG9uc2USDgoGbWVtYmVyGAEgASgIEhAKCHJldmlzaW9uGAIgASgJIqkBChRIYXNQZXJtaXNzaW9uUmVxdWVzdBIRCgd1c2VyX2lkGAEgASgJSAASFwoNc2Vzc2lvbl90b2tlbhgCIAEoCUgAEg8KBWdyb3VwGAMgASgJSAASDAoEbmFtZRgEIAEoCRISCgp0YWJsZV9uYW1lGAUgASgJEhEKCXJlY29yZF9pZBgGIAEoCRIUCgxtaW5fcmV2aXNpb24YByABKAlCCQoHc3ViamVjdCI6ChVIYXNQZXJtaXNzaW9uUmVzcG9uc2USDwoHYWxsb3dlZBgBIAEoCBIQCghyZXZpc2lvbhgCIAEoCSKNAQoFQ2hlY2sSPQoKbWVtYmVyc2hpcBgBIAEoCzInLndhdGNod29yZC5hdXRoLnYxLkhhc01lbWJlcnNoaXBSZXF1ZXN0SAASPQoKcGVybWlzc2lvbhgCIAEoCzInLndhdGNod29yZC5hdXRoLnYxLkhhc1Blcm1pc3Npb25SZXF1ZXN0SABCBgoEa2luZCJTCgtDaGVja1Jlc3VsdBIPCgdhbGxvd2VkGAEgASgIEiEKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSEAoIcmV2aXNpb24YAyABKAkiPQoRQmF0Y2hDaGVja1JlcXVlc3QSKAoGY2hlY2tzGAEgAygLMhgud2F0Y2h3b3JkLmF1dGgudjEuQ2hlY2siRQoSQmF0Y2hDaGVja1Jlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi53YXRjaHdvcmQuYXV0aC52MS5DaGVja1Jlc3VsdDKyAgoNQWNjZXNzU2VydmljZRJiCg1IYXNNZW1iZXJzaGlwEicud2F0Y2h3b3JkLmF1dGgudjEuSGFzTWVtYmVyc2hpcFJlcXVlc3QaKC53YXRjaHdvcmQuYXV0aC52MS5IYXNNZW1iZXJzaGlwUmVzcG9uc2USYgoNSGFzUGVybWlzc2lvbhInLndhdGNod29yZC5hdXRoLnYxLkhhc1Blcm1pc3Npb25SZXF1ZXN0Gigud2F0Y2h3b3JkLmF1dGgudjEuSGFzUGVybWlzc2lvblJlc3BvbnNlElkKCkJhdGNoQ2hlY2sSJC53YXRjaHdvcmQuYXV0aC52MS5CYXRjaENoZWNrUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkJhdGNoQ2hlY2tSZXNwb25zZWIGcHJvdG8z", [file_google_rpc_status]);
 
 /**
  * HasMembershipRequest is the request of AccessService.HasMembership.
@@ -47,6 +49,14 @@ export type HasMembershipRequest = Message<"watchword.auth.v1.HasMembershipReque
    * @generated from field: string group = 3;
    */
   group: string;
+
+  /**
+   * min_revision, when set, is a revision returned by a change (or by an earlier check):
+   * the answer then reflects at least that state. "" accepts any cached answer.
+   *
+   * @generated from field: string min_revision = 4;
+   */
+  minRevision: string;
 };
 
 /**
@@ -68,6 +78,13 @@ export type HasMembershipResponse = Message<"watchword.auth.v1.HasMembershipResp
    * @generated from field: bool member = 1;
    */
   member: boolean;
+
+  /**
+   * revision is the state the answer reflects; pass it as min_revision to later checks.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -134,6 +151,14 @@ export type HasPermissionRequest = Message<"watchword.auth.v1.HasPermissionReque
    * @generated from field: string record_id = 6;
    */
   recordId: string;
+
+  /**
+   * min_revision, when set, is a revision returned by a change (or by an earlier check):
+   * the answer then reflects at least that state. "" accepts any cached answer.
+   *
+   * @generated from field: string min_revision = 7;
+   */
+  minRevision: string;
 };
 
 /**
@@ -155,6 +180,13 @@ export type HasPermissionResponse = Message<"watchword.auth.v1.HasPermissionResp
    * @generated from field: bool allowed = 1;
    */
   allowed: boolean;
+
+  /**
+   * revision is the state the answer reflects; pass it as min_revision to later checks.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -165,9 +197,130 @@ export const HasPermissionResponseSchema: GenMessage<HasPermissionResponse> = /*
   messageDesc(file_watchword_auth_v1_access_service, 3);
 
 /**
+ * Check is one check of a BatchCheck.
+ *
+ * @generated from message watchword.auth.v1.Check
+ */
+export type Check = Message<"watchword.auth.v1.Check"> & {
+  /**
+   * kind is the check to make; a Check with neither is an error of its own result.
+   *
+   * @generated from oneof watchword.auth.v1.Check.kind
+   */
+  kind: {
+    /**
+     * membership checks whether a user belongs to a group.
+     *
+     * @generated from field: watchword.auth.v1.HasMembershipRequest membership = 1;
+     */
+    value: HasMembershipRequest;
+    case: "membership";
+  } | {
+    /**
+     * permission checks whether a user or group holds a grant.
+     *
+     * @generated from field: watchword.auth.v1.HasPermissionRequest permission = 2;
+     */
+    value: HasPermissionRequest;
+    case: "permission";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message watchword.auth.v1.Check.
+ * Use `create(CheckSchema)` to create a new message.
+ */
+export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_access_service, 4);
+
+/**
+ * CheckResult is the answer to one Check of a BatchCheck.
+ *
+ * @generated from message watchword.auth.v1.CheckResult
+ */
+export type CheckResult = Message<"watchword.auth.v1.CheckResult"> & {
+  /**
+   * allowed is the answer: for a membership check, whether the user is a member; for a
+   * permission check, whether a grant matches. It is false when error is set.
+   *
+   * @generated from field: bool allowed = 1;
+   */
+  allowed: boolean;
+
+  /**
+   * error is set when this check could not be answered, with the code and details the
+   * single RPC would have failed with (for example UNAUTHENTICATED SESSION_INVALID).
+   *
+   * @generated from field: google.rpc.Status error = 2;
+   */
+  error?: Status | undefined;
+
+  /**
+   * revision is the state the answer reflects; pass it as min_revision to later checks.
+   *
+   * @generated from field: string revision = 3;
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.CheckResult.
+ * Use `create(CheckResultSchema)` to create a new message.
+ */
+export const CheckResultSchema: GenMessage<CheckResult> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_access_service, 5);
+
+/**
+ * BatchCheckRequest is the request of AccessService.BatchCheck.
+ *
+ * @generated from message watchword.auth.v1.BatchCheckRequest
+ */
+export type BatchCheckRequest = Message<"watchword.auth.v1.BatchCheckRequest"> & {
+  /**
+   * checks are the checks to make: at most 100.
+   *
+   * @generated from field: repeated watchword.auth.v1.Check checks = 1;
+   */
+  checks: Check[];
+};
+
+/**
+ * Describes the message watchword.auth.v1.BatchCheckRequest.
+ * Use `create(BatchCheckRequestSchema)` to create a new message.
+ */
+export const BatchCheckRequestSchema: GenMessage<BatchCheckRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_access_service, 6);
+
+/**
+ * BatchCheckResponse is the response of AccessService.BatchCheck.
+ *
+ * @generated from message watchword.auth.v1.BatchCheckResponse
+ */
+export type BatchCheckResponse = Message<"watchword.auth.v1.BatchCheckResponse"> & {
+  /**
+   * results holds one result per check, in the order of the request's checks.
+   *
+   * @generated from field: repeated watchword.auth.v1.CheckResult results = 1;
+   */
+  results: CheckResult[];
+};
+
+/**
+ * Describes the message watchword.auth.v1.BatchCheckResponse.
+ * Use `create(BatchCheckResponseSchema)` to create a new message.
+ */
+export const BatchCheckResponseSchema: GenMessage<BatchCheckResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_access_service, 7);
+
+/**
  * AccessService answers membership and permission checks for backend services and
  * interceptors. Calls need "authorization: Bearer <service key>" metadata with a key
  * of scope access or admin.
+ *
+ * Answers may come from a cache in each server process. Every change that can alter an
+ * answer drops the cached answers it touches in every process at once, and no cached
+ * answer is older than the server's check_cache_max_staleness setting. A caller that
+ * must see its own change passes the revision that the change returned as min_revision.
  *
  * A BLOCKED user has no memberships and no permissions: the checks answer false. A
  * session_token subject that is invalid, expired or revoked fails with
@@ -204,6 +357,20 @@ export const AccessService: GenService<{
     methodKind: "unary";
     input: typeof HasPermissionRequestSchema;
     output: typeof HasPermissionResponseSchema;
+  },
+  /**
+   * BatchCheck answers up to 100 membership and permission checks, each with its own
+   * subject, in one call. Results come in request order. A check that cannot be
+   * answered (bad input, an invalid session, an unknown user) fills its own result's
+   * error and does not fail the batch; more than 100 checks fail the call with
+   * INVALID_ARGUMENT.
+   *
+   * @generated from rpc watchword.auth.v1.AccessService.BatchCheck
+   */
+  batchCheck: {
+    methodKind: "unary";
+    input: typeof BatchCheckRequestSchema;
+    output: typeof BatchCheckResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_watchword_auth_v1_access_service, 0);

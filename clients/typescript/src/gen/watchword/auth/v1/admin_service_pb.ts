@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file watchword/auth/v1/admin_service.proto.
  */
 export const file_watchword_auth_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiV3YXRjaHdvcmQvYXV0aC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEhF3YXRjaHdvcmQuYXV0aC52MSJMChFDcmVhdGVVc2VyUmVxdWVzdBIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIQCghwYXNzd29yZBgCIAEoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI4Cg9HZXRVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIiIgoRTG9va3VwVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkiOwoSTG9va3VwVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyImgKEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLQoGc3RhdHVzGAMgASgOMh0ud2F0Y2h3b3JkLmF1dGgudjEuVXNlclN0YXR1cyJUChFMaXN0VXNlcnNSZXNwb25zZRImCgV1c2VycxgBIAMoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImsKEVVwZGF0ZVVzZXJSZXF1ZXN0EiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI7ChJVcGRhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiJQoSRGlzYWJsZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiPAoTRGlzYWJsZVVzZXJSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIjChBCbG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiOgoRQmxvY2tVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIiIwoQQWxsb3dVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjoKEUFsbG93VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyIiUKEkFwcHJvdmVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjwKE0FwcHJvdmVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIiKAoVUmV2b2tlU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiGAoWUmV2b2tlU2Vzc2lvbnNSZXNwb25zZSI9ChJDcmVhdGVHcm91cFJlcXVlc3QSJwoFZ3JvdXAYASABKAsyGC53YXRjaHdvcmQuYXV0aC52MS5Hcm91cCI+ChNDcmVhdGVHcm91cFJlc3BvbnNlEicKBWdyb3VwGAEgASgLMhgud2F0Y2h3b3JkLmF1dGgudjEuR3JvdXAiIAoPR2V0R3JvdXBSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJIjsKEEdldEdyb3VwUmVzcG9uc2USJwoFZ3JvdXAYASABKAsyGC53YXRjaHdvcmQuYXV0aC52MS5Hcm91cCIjChJEZWxldGVHcm91cFJlcXVlc3QSDQoFZ3JvdXAYASABKAkiFQoTRGVsZXRlR3JvdXBSZXNwb25zZSI6ChFMaXN0R3JvdXBzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJXChJMaXN0R3JvdXBzUmVzcG9uc2USKAoGZ3JvdXBzGAEgAygLMhgud2F0Y2h3b3JkLmF1dGgudjEuR3JvdXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIl4KFEFkZE1lbWJlcnNoaXBSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJgoFZXh0cmEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkoKFUFkZE1lbWJlcnNoaXBSZXNwb25zZRIxCgptZW1iZXJzaGlwGAEgASgLMh0ud2F0Y2h3b3JkLmF1dGgudjEuTWVtYmVyc2hpcCI5ChdSZW1vdmVNZW1iZXJzaGlwUmVxdWVzdBINCgVncm91cBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIhoKGFJlbW92ZU1lbWJlcnNoaXBSZXNwb25zZSJfChZMaXN0TWVtYmVyc2hpcHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFZ3JvdXAYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiZgoXTGlzdE1lbWJlcnNoaXBzUmVzcG9uc2USMgoLbWVtYmVyc2hpcHMYASADKAsyHS53YXRjaHdvcmQuYXV0aC52MS5NZW1iZXJzaGlwEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKCAQoUQWRkUGVybWlzc2lvblJlcXVlc3QSDQoFZ3JvdXAYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YWJsZV9uYW1lGAMgASgJEhEKCXJlY29yZF9pZBgEIAEoCRImCgVleHRyYRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiSgoVQWRkUGVybWlzc2lvblJlc3BvbnNlEjEKCnBlcm1pc3Npb24YASABKAsyHS53YXRjaHdvcmQuYXV0aC52MS5QZXJtaXNzaW9uIjAKF1JlbW92ZVBlcm1pc3Npb25SZXF1ZXN0EhUKDXBlcm1pc3Npb25faWQYASABKAkiGgoYUmVtb3ZlUGVybWlzc2lvblJlc3BvbnNlIl8KFkxpc3RQZXJtaXNzaW9uc1JlcXVlc3QSDQoFZ3JvdXAYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJmChdMaXN0UGVybWlzc2lvbnNSZXNwb25zZRIyCgtwZXJtaXNzaW9ucxgBIAMoCzIdLndhdGNod29yZC5hdXRoLnYxLlBlcm1pc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIncKEUxpc3RFdmVudHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSKgoEa2luZBgCIAEoDjIcLndhdGNod29yZC5hdXRoLnYxLkV2ZW50S2luZBIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJXChJMaXN0RXZlbnRzUmVzcG9uc2USKAoGZXZlbnRzGAEgAygLMhgud2F0Y2h3b3JkLmF1dGgudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkAKEldhdGNoRXZlbnRzUmVxdWVzdBIqCgRraW5kGAEgASgOMhwud2F0Y2h3b3JkLmF1dGgudjEuRXZlbnRLaW5kIj4KE1dhdGNoRXZlbnRzUmVzcG9uc2USJwoFZXZlbnQYASABKAsyGC53YXRjaHdvcmQuYXV0aC52MS5FdmVudDKUEQoMQWRtaW5TZXJ2aWNlElkKCkNyZWF0ZVVzZXISJC53YXRjaHdvcmQuYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJQCgdHZXRVc2VyEiEud2F0Y2h3b3JkLmF1dGgudjEuR2V0VXNlclJlcXVlc3QaIi53YXRjaHdvcmQuYXV0aC52MS5HZXRVc2VyUmVzcG9uc2USWQoKTG9va3VwVXNlchIkLndhdGNod29yZC5hdXRoLnYxLkxvb2t1cFVzZXJSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuTG9va3VwVXNlclJlc3BvbnNlElYKCUxpc3RVc2VycxIjLndhdGNod29yZC5hdXRoLnYxLkxpc3RVc2Vyc1JlcXVlc3QaJC53YXRjaHdvcmQuYXV0aC52MS5MaXN0VXNlcnNSZXNwb25zZRJZCgpVcGRhdGVVc2VyEiQud2F0Y2h3b3JkLmF1dGgudjEuVXBkYXRlVXNlclJlcXVlc3QaJS53YXRjaHdvcmQuYXV0aC52MS5VcGRhdGVVc2VyUmVzcG9uc2USWQoKRGVsZXRlVXNlchIkLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuRGVsZXRlVXNlclJlc3BvbnNlElwKC0Rpc2FibGVVc2VyEiUud2F0Y2h3b3JkLmF1dGgudjEuRGlzYWJsZVVzZXJSZXF1ZXN0GiYud2F0Y2h3b3JkLmF1dGgudjEuRGlzYWJsZVVzZXJSZXNwb25zZRJWCglCbG9ja1VzZXISIy53YXRjaHdvcmQuYXV0aC52MS5CbG9ja1VzZXJSZXF1ZXN0GiQud2F0Y2h3b3JkLmF1dGgudjEuQmxvY2tVc2VyUmVzcG9uc2USVgoJQWxsb3dVc2VyEiMud2F0Y2h3b3JkLmF1dGgudjEuQWxsb3dVc2VyUmVxdWVzdBokLndhdGNod29yZC5hdXRoLnYxLkFsbG93VXNlclJlc3BvbnNlElwKC0FwcHJvdmVVc2VyEiUud2F0Y2h3b3JkLmF1dGgudjEuQXBwcm92ZVVzZXJSZXF1ZXN0GiYud2F0Y2h3b3JkLmF1dGgudjEuQXBwcm92ZVVzZXJSZXNwb25zZRJlCg5SZXZva2VTZXNzaW9ucxIoLndhdGNod29yZC5hdXRoLnYxLlJldm9rZVNlc3Npb25zUmVxdWVzdBopLndhdGNod29yZC5hdXRoLnYxLlJldm9rZVNlc3Npb25zUmVzcG9uc2USXAoLQ3JlYXRlR3JvdXASJS53YXRjaHdvcmQuYXV0aC52MS5DcmVhdGVHcm91cFJlcXVlc3QaJi53YXRjaHdvcmQuYXV0aC52MS5DcmVhdGVHcm91cFJlc3BvbnNlElMKCEdldEdyb3VwEiIud2F0Y2h3b3JkLmF1dGgudjEuR2V0R3JvdXBSZXF1ZXN0GiMud2F0Y2h3b3JkLmF1dGgudjEuR2V0R3JvdXBSZXNwb25zZRJcCgtEZWxldGVHcm91cBIlLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBomLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZUdyb3VwUmVzcG9uc2USWQoKTGlzdEdyb3VwcxIkLndhdGNod29yZC5hdXRoLnYxLkxpc3RHcm91cHNSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuTGlzdEdyb3Vwc1Jlc3BvbnNlEmIKDUFkZE1lbWJlcnNoaXASJy53YXRjaHdvcmQuYXV0aC52MS5BZGRNZW1iZXJzaGlwUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLkFkZE1lbWJlcnNoaXBSZXNwb25zZRJrChBSZW1vdmVNZW1iZXJzaGlwEioud2F0Y2h3b3JkLmF1dGgudjEuUmVtb3ZlTWVtYmVyc2hpcFJlcXVlc3QaKy53YXRjaHdvcmQuYXV0aC52MS5SZW1vdmVNZW1iZXJzaGlwUmVzcG9uc2USaAoPTGlzdE1lbWJlcnNoaXBzEikud2F0Y2h3b3JkLmF1dGgudjEuTGlzdE1lbWJlcnNoaXBzUmVxdWVzdBoqLndhdGNod29yZC5hdXRoLnYxLkxpc3RNZW1iZXJzaGlwc1Jlc3BvbnNlEmIKDUFkZFBlcm1pc3Npb24SJy53YXRjaHdvcmQuYXV0aC52MS5BZGRQZXJtaXNzaW9uUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLkFkZFBlcm1pc3Npb25SZXNwb25zZRJrChBSZW1vdmVQZXJtaXNzaW9uEioud2F0Y2h3b3JkLmF1dGgudjEuUmVtb3ZlUGVybWlzc2lvblJlcXVlc3QaKy53YXRjaHdvcmQuYXV0aC52MS5SZW1vdmVQZXJtaXNzaW9uUmVzcG9uc2USaAoPTGlzdFBlcm1pc3Npb25zEikud2F0Y2h3b3JkLmF1dGgudjEuTGlzdFBlcm1pc3Npb25zUmVxdWVzdBoqLndhdGNod29yZC5hdXRoLnYxLkxpc3RQZXJtaXNzaW9uc1Jlc3BvbnNlElkKCkxpc3RFdmVudHMSJC53YXRjaHdvcmQuYXV0aC52MS5MaXN0RXZlbnRzUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkxpc3RFdmVudHNSZXNwb25zZRJeCgtXYXRjaEV2ZW50cxIlLndhdGNod29yZC5hdXRoLnYxLldhdGNoRXZlbnRzUmVxdWVzdBomLndhdGNod29yZC5hdXRoLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_watchword_auth_v1_resources]);
+  fileDesc("CiV3YXRjaHdvcmQvYXV0aC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEhF3YXRjaHdvcmQuYXV0aC52MSJMChFDcmVhdGVVc2VyUmVxdWVzdBIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIQCghwYXNzd29yZBgCIAEoCSJNChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISEAoIcmV2aXNpb24YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI4Cg9HZXRVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIiIgoRTG9va3VwVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkiOwoSTG9va3VwVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyImgKEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLQoGc3RhdHVzGAMgASgOMh0ud2F0Y2h3b3JkLmF1dGgudjEuVXNlclN0YXR1cyJUChFMaXN0VXNlcnNSZXNwb25zZRImCgV1c2VycxgBIAMoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImsKEVVwZGF0ZVVzZXJSZXF1ZXN0EiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJNChJVcGRhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISEAoIcmV2aXNpb24YAiABKAkiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSImChJEZWxldGVVc2VyUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAkiJQoSRGlzYWJsZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiTgoTRGlzYWJsZVVzZXJSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIQCghyZXZpc2lvbhgCIAEoCSIjChBCbG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiTAoRQmxvY2tVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISEAoIcmV2aXNpb24YAiABKAkiIwoQQWxsb3dVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkwKEUFsbG93VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEhAKCHJldmlzaW9uGAIgASgJIiUKEkFwcHJvdmVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIk4KE0FwcHJvdmVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISEAoIcmV2aXNpb24YAiABKAkiKAoVUmV2b2tlU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiKgoWUmV2b2tlU2Vzc2lvbnNSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoCSI9ChJDcmVhdGVHcm91cFJlcXVlc3QSJwoFZ3JvdXAYASABKAsyGC53YXRjaHdvcmQuYXV0aC52MS5Hcm91cCJQChNDcmVhdGVHcm91cFJlc3BvbnNlEicKBWdyb3VwGAEgASgLMhgud2F0Y2h3b3JkLmF1dGgudjEuR3JvdXASEAoIcmV2aXNpb24YAiABKAkiIAoPR2V0R3JvdXBSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJIjsKEEdldEdyb3VwUmVzcG9uc2USJwoFZ3JvdXAYASABKAsyGC53YXRjaHdvcmQuYXV0aC52MS5Hcm91cCIjChJEZWxldGVHcm91cFJlcXVlc3QSDQoFZ3JvdXAYASABKAkiJwoTRGVsZXRlR3JvdXBSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoCSI6ChFMaXN0R3JvdXBzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJXChJMaXN0R3JvdXBzUmVzcG9uc2USKAoGZ3JvdXBzGAEgAygLMhgud2F0Y2h3b3JkLmF1dGgudjEuR3JvdXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIl4KFEFkZE1lbWJlcnNoaXBSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJgoFZXh0cmEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlwKFUFkZE1lbWJlcnNoaXBSZXNwb25zZRIxCgptZW1iZXJzaGlwGAEgASgLMh0ud2F0Y2h3b3JkLmF1dGgudjEuTWVtYmVyc2hpcBIQCghyZXZpc2lvbhgCIAEoCSI5ChdSZW1vdmVNZW1iZXJzaGlwUmVxdWVzdBINCgVncm91cBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIiwKGFJlbW92ZU1lbWJlcnNoaXBSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoCSJfChZMaXN0TWVtYmVyc2hpcHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFZ3JvdXAYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiZgoXTGlzdE1lbWJlcnNoaXBzUmVzcG9uc2USMgoLbWVtYmVyc2hpcHMYASADKAsyHS53YXRjaHdvcmQuYXV0aC52MS5NZW1iZXJzaGlwEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKCAQoUQWRkUGVybWlzc2lvblJlcXVlc3QSDQoFZ3JvdXAYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YWJsZV9uYW1lGAMgASgJEhEKCXJlY29yZF9pZBgEIAEoCRImCgVleHRyYRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiXAoVQWRkUGVybWlzc2lvblJlc3BvbnNlEjEKCnBlcm1pc3Npb24YASABKAsyHS53YXRjaHdvcmQuYXV0aC52MS5QZXJtaXNzaW9uEhAKCHJldmlzaW9uGAIgASgJIjAKF1JlbW92ZVBlcm1pc3Npb25SZXF1ZXN0EhUKDXBlcm1pc3Npb25faWQYASABKAkiLAoYUmVtb3ZlUGVybWlzc2lvblJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgJIl8KFkxpc3RQZXJtaXNzaW9uc1JlcXVlc3QSDQoFZ3JvdXAYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJmChdMaXN0UGVybWlzc2lvbnNSZXNwb25zZRIyCgtwZXJtaXNzaW9ucxgBIAMoCzIdLndhdGNod29yZC5hdXRoLnYxLlBlcm1pc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIncKEUxpc3RFdmVudHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSKgoEa2luZBgCIAEoDjIcLndhdGNod29yZC5hdXRoLnYxLkV2ZW50S2luZBIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJXChJMaXN0RXZlbnRzUmVzcG9uc2USKAoGZXZlbnRzGAEgAygLMhgud2F0Y2h3b3JkLmF1dGgudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkAKEldhdGNoRXZlbnRzUmVxdWVzdBIqCgRraW5kGAEgASgOMhwud2F0Y2h3b3JkLmF1dGgudjEuRXZlbnRLaW5kIj4KE1dhdGNoRXZlbnRzUmVzcG9uc2USJwoFZXZlbnQYASABKAsyGC53YXRjaHdvcmQuYXV0aC52MS5FdmVudDKUEQoMQWRtaW5TZXJ2aWNlElkKCkNyZWF0ZVVzZXISJC53YXRjaHdvcmQuYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJQCgdHZXRVc2VyEiEud2F0Y2h3b3JkLmF1dGgudjEuR2V0VXNlclJlcXVlc3QaIi53YXRjaHdvcmQuYXV0aC52MS5HZXRVc2VyUmVzcG9uc2USWQoKTG9va3VwVXNlchIkLndhdGNod29yZC5hdXRoLnYxLkxvb2t1cFVzZXJSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuTG9va3VwVXNlclJlc3BvbnNlElYKCUxpc3RVc2VycxIjLndhdGNod29yZC5hdXRoLnYxLkxpc3RVc2Vyc1JlcXVlc3QaJC53YXRjaHdvcmQuYXV0aC52MS5MaXN0VXNlcnNSZXNwb25zZRJZCgpVcGRhdGVVc2VyEiQud2F0Y2h3b3JkLmF1dGgudjEuVXBkYXRlVXNlclJlcXVlc3QaJS53YXRjaHdvcmQuYXV0aC52MS5VcGRhdGVVc2VyUmVzcG9uc2USWQoKRGVsZXRlVXNlchIkLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuRGVsZXRlVXNlclJlc3BvbnNlElwKC0Rpc2FibGVVc2VyEiUud2F0Y2h3b3JkLmF1dGgudjEuRGlzYWJsZVVzZXJSZXF1ZXN0GiYud2F0Y2h3b3JkLmF1dGgudjEuRGlzYWJsZVVzZXJSZXNwb25zZRJWCglCbG9ja1VzZXISIy53YXRjaHdvcmQuYXV0aC52MS5CbG9ja1VzZXJSZXF1ZXN0GiQud2F0Y2h3b3JkLmF1dGgudjEuQmxvY2tVc2VyUmVzcG9uc2USVgoJQWxsb3dVc2VyEiMud2F0Y2h3b3JkLmF1dGgudjEuQWxsb3dVc2VyUmVxdWVzdBokLndhdGNod29yZC5hdXRoLnYxLkFsbG93VXNlclJlc3BvbnNlElwKC0FwcHJvdmVVc2VyEiUud2F0Y2h3b3JkLmF1dGgudjEuQXBwcm92ZVVzZXJSZXF1ZXN0GiYud2F0Y2h3b3JkLmF1dGgudjEuQXBwcm92ZVVzZXJSZXNwb25zZRJlCg5SZXZva2VTZXNzaW9ucxIoLndhdGNod29yZC5hdXRoLnYxLlJldm9rZVNlc3Npb25zUmVxdWVzdBopLndhdGNod29yZC5hdXRoLnYxLlJldm9rZVNlc3Npb25zUmVzcG9uc2USXAoLQ3JlYXRlR3JvdXASJS53YXRjaHdvcmQuYXV0aC52MS5DcmVhdGVHcm91cFJlcXVlc3QaJi53YXRjaHdvcmQuYXV0aC52MS5DcmVhdGVHcm91cFJlc3BvbnNlElMKCEdldEdyb3VwEiIud2F0Y2h3b3JkLmF1dGgudjEuR2V0R3JvdXBSZXF1ZXN0GiMud2F0Y2h3b3JkLmF1dGgudjEuR2V0R3JvdXBSZXNwb25zZRJcCgtEZWxldGVHcm91cBIlLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBomLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZUdyb3VwUmVzcG9uc2USWQoKTGlzdEdyb3VwcxIkLndhdGNod29yZC5hdXRoLnYxLkxpc3RHcm91cHNSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuTGlzdEdyb3Vwc1Jlc3BvbnNlEmIKDUFkZE1lbWJlcnNoaXASJy53YXRjaHdvcmQuYXV0aC52MS5BZGRNZW1iZXJzaGlwUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLkFkZE1lbWJlcnNoaXBSZXNwb25zZRJrChBSZW1vdmVNZW1iZXJzaGlwEioud2F0Y2h3b3JkLmF1dGgudjEuUmVtb3ZlTWVtYmVyc2hpcFJlcXVlc3QaKy53YXRjaHdvcmQuYXV0aC52MS5SZW1vdmVNZW1iZXJzaGlwUmVzcG9uc2USaAoPTGlzdE1lbWJlcnNoaXBzEikud2F0Y2h3b3JkLmF1dGgudjEuTGlzdE1lbWJlcnNoaXBzUmVxdWVzdBoqLndhdGNod29yZC5hdXRoLnYxLkxpc3RNZW1iZXJzaGlwc1Jlc3BvbnNlEmIKDUFkZFBlcm1pc3Npb24SJy53YXRjaHdvcmQuYXV0aC52MS5BZGRQZXJtaXNzaW9uUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLkFkZFBlcm1pc3Npb25SZXNwb25zZRJrChBSZW1vdmVQZXJtaXNzaW9uEioud2F0Y2h3b3JkLmF1dGgudjEuUmVtb3ZlUGVybWlzc2lvblJlcXVlc3QaKy53YXRjaHdvcmQuYXV0aC52MS5SZW1vdmVQZXJtaXNzaW9uUmVzcG9uc2USaAoPTGlzdFBlcm1pc3Npb25zEikud2F0Y2h3b3JkLmF1dGgudjEuTGlzdFBlcm1pc3Npb25zUmVxdWVzdBoqLndhdGNod29yZC5hdXRoLnYxLkxpc3RQZXJtaXNzaW9uc1Jlc3BvbnNlElkKCkxpc3RFdmVudHMSJC53YXRjaHdvcmQuYXV0aC52MS5MaXN0RXZlbnRzUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkxpc3RFdmVudHNSZXNwb25zZRJeCgtXYXRjaEV2ZW50cxIlLndhdGNod29yZC5hdXRoLnYxLldhdGNoRXZlbnRzUmVxdWVzdBomLndhdGNod29yZC5hdXRoLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_watchword_auth_v1_resources]);
 
 /**
  * CreateUserRequest is the request of AdminService.CreateUser.
@@ -56,6 +56,14 @@ export type CreateUserResponse = Message<"watchword.auth.v1.CreateUserResponse">
    * @generated from field: watchword.auth.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -252,6 +260,14 @@ export type UpdateUserResponse = Message<"watchword.auth.v1.UpdateUserResponse">
    * @generated from field: watchword.auth.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -288,6 +304,13 @@ export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE_
  * @generated from message watchword.auth.v1.DeleteUserResponse
  */
 export type DeleteUserResponse = Message<"watchword.auth.v1.DeleteUserResponse"> & {
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 1;
+   */
+  revision: string;
 };
 
 /**
@@ -330,6 +353,14 @@ export type DisableUserResponse = Message<"watchword.auth.v1.DisableUserResponse
    * @generated from field: watchword.auth.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -372,6 +403,14 @@ export type BlockUserResponse = Message<"watchword.auth.v1.BlockUserResponse"> &
    * @generated from field: watchword.auth.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -414,6 +453,14 @@ export type AllowUserResponse = Message<"watchword.auth.v1.AllowUserResponse"> &
    * @generated from field: watchword.auth.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -456,6 +503,14 @@ export type ApproveUserResponse = Message<"watchword.auth.v1.ApproveUserResponse
    * @generated from field: watchword.auth.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -492,6 +547,13 @@ export const RevokeSessionsRequestSchema: GenMessage<RevokeSessionsRequest> = /*
  * @generated from message watchword.auth.v1.RevokeSessionsResponse
  */
 export type RevokeSessionsResponse = Message<"watchword.auth.v1.RevokeSessionsResponse"> & {
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 1;
+   */
+  revision: string;
 };
 
 /**
@@ -534,6 +596,14 @@ export type CreateGroupResponse = Message<"watchword.auth.v1.CreateGroupResponse
    * @generated from field: watchword.auth.v1.Group group = 1;
    */
   group?: Group | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -612,6 +682,13 @@ export const DeleteGroupRequestSchema: GenMessage<DeleteGroupRequest> = /*@__PUR
  * @generated from message watchword.auth.v1.DeleteGroupResponse
  */
 export type DeleteGroupResponse = Message<"watchword.auth.v1.DeleteGroupResponse"> & {
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 1;
+   */
+  revision: string;
 };
 
 /**
@@ -724,6 +801,14 @@ export type AddMembershipResponse = Message<"watchword.auth.v1.AddMembershipResp
    * @generated from field: watchword.auth.v1.Membership membership = 1;
    */
   membership?: Membership | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -767,6 +852,13 @@ export const RemoveMembershipRequestSchema: GenMessage<RemoveMembershipRequest> 
  * @generated from message watchword.auth.v1.RemoveMembershipResponse
  */
 export type RemoveMembershipResponse = Message<"watchword.auth.v1.RemoveMembershipResponse"> & {
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 1;
+   */
+  revision: string;
 };
 
 /**
@@ -907,6 +999,14 @@ export type AddPermissionResponse = Message<"watchword.auth.v1.AddPermissionResp
    * @generated from field: watchword.auth.v1.Permission permission = 1;
    */
   permission?: Permission | undefined;
+
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
 };
 
 /**
@@ -943,6 +1043,13 @@ export const RemovePermissionRequestSchema: GenMessage<RemovePermissionRequest> 
  * @generated from message watchword.auth.v1.RemovePermissionResponse
  */
 export type RemovePermissionResponse = Message<"watchword.auth.v1.RemovePermissionResponse"> & {
+  /**
+   * revision is the state this change committed at. Pass it as min_revision to a check
+   * to get an answer that reflects this change, through any server of the deployment.
+   *
+   * @generated from field: string revision = 1;
+   */
+  revision: string;
 };
 
 /**
