@@ -32,7 +32,8 @@ _TABLES = (
 )
 
 
-async def _migrate(url: str) -> None:
+async def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the current schema."""
     engine = create_engine(url)
     try:
         await upgrade(engine)
@@ -51,7 +52,7 @@ def postgres_server_url() -> Iterator[str]:
 def migrated_database(postgres_server_url: str) -> Iterator[str]:
     """This run's own database, migrated once."""
     with postgres_database(server_url=postgres_server_url) as url:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate(url))
         yield url
 
 
@@ -107,7 +108,9 @@ async def start_server(database_url: str, clock: ManualClock) -> AsyncIterator[S
     started: list[Running] = []
 
     async def start(**overrides: Any) -> Running:
-        server = WatchwordServer(settings_for(database_url, **overrides), clock=clock)
+        # database_url= may name another database, e.g. an embedded SQLite file.
+        url = overrides.pop("database_url", database_url)
+        server = WatchwordServer(settings_for(url, **overrides), clock=clock)
         port = await server.start()
         address = f"127.0.0.1:{port}"
         assert server.service_keys is not None

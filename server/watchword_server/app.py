@@ -24,6 +24,7 @@ from watchword_server.domain.mail import MailSender, MailTransport
 from watchword_server.domain.service_keys import Scope, ServiceKeys
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.schema import SchemaState, schema_state, upgrade
+from watchword_server.supervisor import AddressInUse, free_address
 from watchword_server.transport.access_servicer import AccessServicer
 from watchword_server.transport.admin_servicer import AdminServicer
 from watchword_server.transport.auth_servicer import AuthServicer
@@ -57,8 +58,10 @@ class WatchwordServer:
         *,
         clock: Clock | None = None,
         mail_transport: MailTransport | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
+        self._reuse_port = reuse_port
         self.clock: Clock = clock or SystemClock()
         self.engine: AsyncEngine = create_engine(
             settings.database_url, pool_size=settings.database_pool_size
@@ -101,7 +104,10 @@ class WatchwordServer:
         if settings.auth_requires_key:
             required[_AUTH.full_name] = Scope.ACCESS
         server = grpc.aio.server(
-            interceptors=[ServiceKeyInterceptor(domain.service_keys, required, settings.messages)]
+            interceptors=[ServiceKeyInterceptor(domain.service_keys, required, settings.messages)],
+            # Sharing a port is for the workers of one `serve --workers` only: a second,
+            # unrelated server on a port in use must fail to bind, not split the traffic.
+            options=[("grpc.so_reuseport", 1 if self._reuse_port else 0)],
         )
 
         disabled, messages = settings.disabled_rpcs, settings.messages
@@ -144,9 +150,16 @@ class WatchwordServer:
             ],
             server,
         )
-        self.port = server.add_insecure_port(settings.listen)
+        try:
+            self.port = server.add_insecure_port(settings.listen)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {settings.listen}")
+            try:  # say why: taken, or not an address of this machine
+                free_address(settings.listen)
+            except AddressInUse as error:
+                raise StartupError(str(error)) from None
+            raise StartupError(f"cannot listen on {settings.listen}")
         self.domain = domain
         await domain.check_reads.open()
         await domain.change_listener.start()

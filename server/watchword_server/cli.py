@@ -25,6 +25,7 @@ from watchword_server.domain.service_keys import KeyNameTaken, KeyNotFound, Scop
 from watchword_server.domain.types import CallContext, UserStatus
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.schema import SchemaState, schema_state, upgrade
+from watchword_server.supervisor import AddressInUse, supervise
 from watchword_server.wiring import Domain, build_domain
 
 __all__ = ["main"]
@@ -32,8 +33,8 @@ __all__ = ["main"]
 _log = logging.getLogger("watchword")
 
 
-async def _serve(settings: Settings) -> None:
-    server = WatchwordServer(settings)
+async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
+    server = WatchwordServer(settings, reuse_port=reuse_port)
     try:
         await server.start()
     except BaseException:
@@ -132,6 +133,13 @@ async def _users(settings: Settings, arguments: argparse.Namespace) -> None:
         print(user.id)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchword",
@@ -145,6 +153,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
     )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (PostgreSQL only; about one per core)",
+    )
+    # A worker of `--workers`: join the address the supervisor checked (SO_REUSEPORT).
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     commands.add_parser("migrate", help="bring the database schema up to date")
 
     keys = commands.add_parser("keys", help="manage the service keys of calling services")
@@ -191,8 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"watchword: invalid settings:\n{error}", file=sys.stderr)
         return 2
     try:
+        if arguments.command == "serve" and arguments.workers > 1:
+            if settings.is_embedded:
+                raise CommandError(
+                    "--workers needs PostgreSQL (set database_url): the embedded SQLite "
+                    "file is served by one process"
+                )
+            return supervise(settings.listen, arguments.workers, grace=settings.grace_period)
         if arguments.command == "serve":
-            asyncio.run(_serve(settings))
+            asyncio.run(_serve(settings, reuse_port=arguments.reuse_port))
         elif arguments.command == "migrate":
             asyncio.run(_migrate(settings))
             print("watchword: the database schema is up to date")
@@ -200,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_keys(settings, arguments))
         elif arguments.command == "users":
             asyncio.run(_users(settings, arguments))
-    except (StartupError, CommandError) as error:
+    except (StartupError, CommandError, AddressInUse) as error:
         print(f"watchword: {error}", file=sys.stderr)
         return 1
     except DomainError as error:
