@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -10,22 +11,28 @@ import grpc
 import pytest
 
 from tests.conftest import Running, StartServer
+from tests.support.recording import Recorder
 from watchword import (
     AlreadyExists,
     AsyncClient,
     Cancelled,
+    CheckResult,
     Client,
     DeadlineExceeded,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
+    MembershipCheck,
     NotFound,
+    PermissionCheck,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
     WatchwordError,
+    from_rpc_error,
+    from_status,
 )
-from watchword.auth.v1 import auth_service_pb2, resources_pb2
+from watchword.auth.v1 import access_service_pb2, admin_service_pb2, auth_service_pb2, resources_pb2
 
 PASSWORD = "correct horse battery"
 
@@ -153,6 +160,233 @@ async def test_access_checks_with_keys(
     with pytest.raises(Unauthenticated) as caught:
         await access.has_membership(group="editors", session_token="not-a-session")
     assert caught.value.reason == "SESSION_INVALID"
+
+
+async def test_batch_check_answers_each_check_in_its_place(
+    watchword: Running, client: AsyncClient, admin: AsyncClient, access: AsyncClient
+) -> None:
+    ada, token = await _user(client, "ada@example.com")
+    bob, _ = await _user(client, "bob@example.com")
+    await admin.create_group(name="editors")
+    await admin.add_membership(group="editors", user_id=ada)
+    await admin.add_permission(group="editors", name="write", table_name="Post")
+
+    results = await access.batch_check(
+        checks=[
+            MembershipCheck("editors", user_id=ada),
+            MembershipCheck("editors", session_token="not-a-session"),
+            PermissionCheck("write", "Post", "7", session_token=token),
+            MembershipCheck("", user_id=ada),  # refused: no group
+            MembershipCheck("editors", user_id=bob),
+            PermissionCheck("write", "Post", group="editors"),
+            PermissionCheck("write", "Post", user_id=str(uuid.uuid4())),
+        ]
+    )
+    assert all(isinstance(result, CheckResult) for result in results)
+    assert [result.allowed for result in results] == [True, False, True, False, False, True, False]
+    assert [type(result.error).__name__ for result in results] == [
+        "NoneType",
+        "Unauthenticated",
+        "NoneType",
+        "InvalidArgument",
+        "NoneType",
+        "NoneType",
+        "NotFound",
+    ]
+    invalid = results[1].error
+    assert isinstance(invalid, Unauthenticated)
+    assert (invalid.reason, invalid.domain) == ("SESSION_INVALID", "watchword.auth.v1")
+    assert invalid.message  # the configured text, as for a failed single call
+    refused = results[3].error
+    assert isinstance(refused, InvalidArgument)
+    assert refused.violation_fields == {"group"}
+    unknown = results[6].error
+    assert unknown is not None and unknown.reason == "USER_NOT_FOUND"
+    assert all(isinstance(result.revision, str) for result in results)
+
+    # A Check with neither kind (the typed API cannot make one) is an error of its own too,
+    # and from_status decodes the raw stub's results the same way.
+    reply = await watchword.access.BatchCheck(
+        access_service_pb2.BatchCheckRequest(
+            checks=[
+                access_service_pb2.Check(),
+                access_service_pb2.Check(
+                    membership=access_service_pb2.HasMembershipRequest(group="editors", user_id=ada)
+                ),
+            ]
+        )
+    )
+    empty = from_status(reply.results[0].error)
+    assert isinstance(empty, InvalidArgument)
+    assert empty.violation_fields == {"kind"}
+    assert reply.results[1].allowed and not reply.results[1].HasField("error")
+
+
+async def test_batch_check_takes_up_to_100_checks(watchword: Running, client: AsyncClient) -> None:
+    ada, _ = await _user(client, "ada@example.com")
+    recorder = Recorder()
+    channel = recorder.channel(watchword.address)
+    async with AsyncClient("ignored", channel=channel, service_key=watchword.access_key) as access:
+        checks = [PermissionCheck(f"p{n}", user_id=ada) for n in range(101)]
+        results = await access.batch_check(checks=checks[:100])
+        assert len(results) == 100
+        assert all(result.error is None and not result.allowed for result in results)
+        assert recorder.methods == ["AccessService/BatchCheck"]
+        with pytest.raises(ValueError, match="at most 100 checks, got 101"):
+            await access.batch_check(checks=checks)
+        assert await access.batch_check(checks=[]) == []
+        assert recorder.methods == ["AccessService/BatchCheck"]  # neither made a call
+    await channel.close()
+
+    # The server refuses more than 100 too, as the whole call's error.
+    request = access_service_pb2.BatchCheckRequest(
+        checks=[
+            access_service_pb2.Check(
+                permission=access_service_pb2.HasPermissionRequest(name="p", user_id=ada)
+            )
+        ]
+        * 101
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        await watchword.access.BatchCheck(request)
+    error = from_rpc_error(caught.value)
+    assert isinstance(error, InvalidArgument)
+    assert error.violation_fields == {"checks"}
+
+
+def _sent_revisions(recorder: Recorder) -> list[str]:
+    """The min_revision of every check recorded (each item of a batch in turn)."""
+    sent: list[str] = []
+    for call in recorder.calls:
+        if call.method in ("AccessService/HasMembership", "AccessService/HasPermission"):
+            sent.append(call.request.min_revision)
+        elif call.method == "AccessService/BatchCheck":
+            for check in call.request.checks:
+                sent.append(getattr(check, str(check.WhichOneof("kind"))).min_revision)
+    return sent
+
+
+async def test_checks_read_the_clients_own_writes(
+    watchword: Running, start_server: StartServer, client: AsyncClient
+) -> None:
+    ada, _ = await _user(client, "ada@example.com")
+    recorder = Recorder()
+    channel = recorder.channel(watchword.address)
+    admin = AsyncClient("ignored", channel=channel, service_key=watchword.admin_key)
+    assert admin.last_revision == ""
+    assert await admin.has_membership(group="editors", user_id=ada) is False
+    assert _sent_revisions(recorder) == [""]  # no write yet: any cached answer will do
+
+    await admin.create_group(name="editors")
+    await admin.add_membership(group="editors", user_id=ada)
+    added = admin.last_revision
+    assert added
+    recorder.calls.clear()
+    assert await admin.has_membership(group="editors", user_id=ada) is True
+    assert _sent_revisions(recorder) == [added]
+
+    await admin.block_user(user_id=ada)
+    blocked = admin.last_revision
+    assert blocked and blocked != added
+    recorder.calls.clear()
+    assert await admin.has_membership(group="editors", user_id=ada) is False
+    results = await admin.batch_check(
+        checks=[
+            MembershipCheck("editors", user_id=ada),
+            MembershipCheck("editors", user_id=ada, min_revision=""),
+            PermissionCheck("read", user_id=ada, min_revision=added),
+        ]
+    )
+    assert [(result.allowed, result.error) for result in results] == [(False, None)] * 3
+    assert not await admin.has_permission(name="read", user_id=ada, min_revision="")
+    # The latest write by default; an explicit argument ("" for none) wins.
+    assert _sent_revisions(recorder) == [blocked, blocked, "", added, ""]
+
+    # Another process of the deployment: its answers, cached before a write, give way to a
+    # min_revision passed along from the writing client.
+    other = await start_server()
+    async with AsyncClient(other.address, service_key=other.access_key) as elsewhere:
+        assert not await elsewhere.has_membership(group="editors", user_id=ada)  # now cached
+        await admin.allow_user(user_id=ada)
+        assert await elsewhere.has_membership(
+            group="editors", user_id=ada, min_revision=admin.last_revision
+        )
+        assert elsewhere.last_revision == ""  # checks are no writes
+
+    # A client may opt out; its writes still tell their revision.
+    recorder.calls.clear()
+    quiet = AsyncClient(
+        "ignored", channel=channel, service_key=watchword.admin_key, read_your_writes=False
+    )
+    await quiet.remove_membership(group="editors", user_id=ada)
+    assert quiet.last_revision and quiet.last_revision != admin.last_revision
+    assert not await quiet.has_membership(group="editors", user_id=ada)
+    assert not await quiet.has_permission(
+        name="x", group="editors", min_revision=quiet.last_revision
+    )
+    assert _sent_revisions(recorder) == ["", quiet.last_revision]
+    with pytest.raises(ValueError, match="read_your_writes"):
+        AsyncClient(watchword.address, read_your_writes=-1)
+    await channel.close()
+
+
+WRITES = {
+    method.name
+    for method in admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].methods
+    if "revision" in method.output_type.fields_by_name
+}
+
+
+async def test_every_admin_write_notes_its_revision(watchword: Running) -> None:
+    recorder = Recorder()
+    channel = recorder.channel(watchword.address)
+    admin = AsyncClient("ignored", channel=channel, service_key=watchword.admin_key)
+    seen: list[str] = []
+
+    def noted() -> None:
+        call = recorder.calls[-1]
+        assert call.response.revision, call.method
+        assert admin.last_revision == call.response.revision, call.method
+        seen.append(call.method.removeprefix("AdminService/"))
+
+    pending = resources_pb2.User(
+        email="ada@example.com", status=resources_pb2.USER_STATUS_PENDING_APPROVAL
+    )
+    ada = (await admin.create_user(user=pending, password=PASSWORD)).id
+    noted()
+    await admin.approve_user(user_id=ada)
+    noted()
+    await admin.update_user(
+        user=resources_pb2.User(id=ada, first_name="A"), update_mask=["first_name"]
+    )
+    noted()
+    for write in (admin.disable_user, admin.block_user, admin.allow_user, admin.revoke_sessions):
+        await write(user_id=ada)
+        noted()
+    await admin.create_group(name="editors")
+    noted()
+    await admin.add_membership(group="editors", user_id=ada)
+    noted()
+    await admin.remove_membership(group="editors", user_id=ada)
+    noted()
+    grant = await admin.add_permission(group="editors", name="write")
+    noted()
+    await admin.remove_permission(permission_id=grant.id)
+    noted()
+    await admin.delete_group(group="editors")
+    noted()
+    await admin.delete_user(user_id=ada)
+    noted()
+    assert set(seen) == WRITES
+    assert len(WRITES) == 14
+
+    # A failed write and a read leave it alone.
+    latest = admin.last_revision
+    with pytest.raises(NotFound):
+        await admin.delete_group(group="editors")
+    await admin.list_groups()
+    assert admin.last_revision == latest
+    await channel.close()
 
 
 async def test_keys_are_required_and_scoped(client: AsyncClient, access: AsyncClient) -> None:
@@ -512,8 +746,20 @@ def _blocking_flow(address: str, admin_key: str) -> None:
         assert client.introspect(session_token=login.session_token).user.id == ada.id
         client.create_group(name="editors")
         client.add_membership(group="editors", user_id=ada.id)
+        assert client.last_revision
         assert client.has_membership(group="editors", session_token=login.session_token)
-        assert not client.has_permission(name="write", user_id=ada.id)
+        assert not client.has_permission(name="write", user_id=ada.id, min_revision="")
+        member, forged = client.batch_check(
+            checks=[
+                MembershipCheck("editors", session_token=login.session_token),
+                PermissionCheck("write", session_token="forged"),
+            ]
+        )
+        assert (member.allowed, member.error) == (True, None)
+        assert isinstance(forged.error, Unauthenticated)
+        assert forged.error.reason == "SESSION_INVALID"
+        with pytest.raises(ValueError, match="at most 100"):
+            client.batch_check(checks=[MembershipCheck("editors", user_id=ada.id)] * 101)
         for n in range(4):
             client.create_user(user=resources_pb2.User(email=f"u{n}@example.com"))
         assert len(list(client.iter_users(page_size=2))) == 5

@@ -11,12 +11,17 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 import watchword
 from watchword import AsyncClient, Client
-from watchword.auth.v1 import access_service_pb2, admin_service_pb2, auth_service_pb2
+from watchword.auth.v1 import (
+    access_service_pb2,
+    admin_service_pb2,
+    auth_service_pb2,
+    error_reason_pb2,
+)
 from watchword.client import AsyncEventStream, EventStream
 
 CLIENT_PYPROJECT = Path(__file__).parents[2] / "clients" / "python" / "pyproject.toml"
@@ -28,6 +33,7 @@ def test_all_is_pinned() -> None:
         "AlreadyExists",
         "AsyncClient",
         "Cancelled",
+        "CheckResult",
         "Client",
         "Condition",
         "DataLoss",
@@ -38,8 +44,10 @@ def test_all_is_pinned() -> None:
         "Guard",
         "Internal",
         "InvalidArgument",
+        "MembershipCheck",
         "NotFound",
         "OutOfRange",
+        "PermissionCheck",
         "PermissionDenied",
         "RequireContext",
         "RequireInterceptor",
@@ -53,6 +61,7 @@ def test_all_is_pinned() -> None:
         "__version__",
         "current_context",
         "from_rpc_error",
+        "from_status",
         "has_membership",
         "has_permission",
         "is_logged",
@@ -65,7 +74,12 @@ def test_all_is_pinned() -> None:
 def test_version_matches_the_package_metadata() -> None:
     project = tomllib.loads(CLIENT_PYPROJECT.read_text())["project"]
     assert watchword.__version__ == project["version"]
-    assert sorted(project["dependencies"]) == ["grpcio>=1.85.1", "protobuf>=7.36.2"]
+    # googleapis-common-protos: the generated BatchCheck messages use its google.rpc.Status.
+    assert sorted(project["dependencies"]) == [
+        "googleapis-common-protos>=1.76",
+        "grpcio>=1.85.1",
+        "protobuf>=7.36.2",
+    ]
 
 
 def _snake(name: str) -> str:
@@ -83,7 +97,7 @@ ITERATORS = ["iter_users", "iter_groups", "iter_memberships", "iter_permissions"
 
 def test_the_three_services_are_covered() -> None:
     assert {service for service, _ in RPCS} == {"AuthService", "AccessService", "AdminService"}
-    assert len(RPCS) == 10 + 2 + 23
+    assert len(RPCS) == 10 + 3 + 23
 
 
 def _public_methods(cls: type) -> set[str]:
@@ -137,8 +151,10 @@ def test_constructors_match_the_contract() -> None:
         "timeout",
         "metadata",
         "options",
+        "read_your_writes",
     ]
     assert parameters["timeout"].default == 10.0
+    assert parameters["read_your_writes"].default is True
     assert list(inspect.signature(Client).parameters) == list(parameters)
     assert issubclass(AsyncEventStream, AsyncIterator)
     assert issubclass(EventStream, Iterator)
@@ -234,3 +250,63 @@ def test_private_messages_do_not_clash_with_google_rpc() -> None:
     # googleapis-common-protos is installed beside the server; both coexist.
     assert error_details_pb2.ErrorInfo.DESCRIPTOR.full_name == "google.rpc.ErrorInfo"
     assert _rpc_status._ErrorInfo.DESCRIPTOR.full_name == "watchword.client.internal.rpc.ErrorInfo"
+
+
+def test_overloaded_is_resource_exhausted_with_retry_after() -> None:
+    delay = duration_pb2.Duration(seconds=3, nanos=500_000_000)
+    error = watchword.from_rpc_error(
+        _rich_error(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            error_details_pb2.ErrorInfo(
+                reason="OVERLOADED", domain="watchword.auth.v1", metadata={"retry_after": "3"}
+            ),
+            error_details_pb2.RetryInfo(retry_delay=delay),
+            error_details_pb2.LocalizedMessage(locale="en-US", message="Busy, try again"),
+        )
+    )
+    assert type(error) is watchword.ResourceExhausted
+    assert (error.reason, error.metadata, error.message) == (
+        "OVERLOADED",
+        {"retry_after": "3"},
+        "Busy, try again",
+    )
+    assert error.retry_after == 3.5  # RetryInfo is the precise one
+    assert error_reason_pb2.ErrorReason.Name(error_reason_pb2.ERROR_REASON_OVERLOADED) == (
+        "ERROR_REASON_" + error.reason
+    )
+
+    # Without RetryInfo, the ErrorInfo metadata says it; without either, nothing does.
+    throttled = watchword.from_rpc_error(
+        _rich_error(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            error_details_pb2.ErrorInfo(reason="TOO_MANY_ATTEMPTS", metadata={"retry_after": "7"}),
+        )
+    )
+    assert throttled.retry_after == 7.0
+    plain = watchword.from_rpc_error(
+        _rich_error(grpc.StatusCode.NOT_FOUND, error_details_pb2.ErrorInfo(reason="X"))
+    )
+    assert plain.retry_after is None
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert copy.retry_after == 3.5
+
+
+def test_from_status_decodes_a_google_rpc_status() -> None:
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason="SESSION_INVALID", domain="watchword.auth.v1"))
+    status = status_pb2.Status(
+        code=code_pb2.UNAUTHENTICATED, message="The session is invalid", details=[info]
+    )
+    error = watchword.from_status(status)
+    assert type(error) is watchword.Unauthenticated
+    assert (error.reason, error.domain, error.message, error.details) == (
+        "SESSION_INVALID",
+        "watchword.auth.v1",
+        "The session is invalid",
+        "The session is invalid",
+    )
+    # Sent as an error, so never taken for success: OK and unknown numbers are Unknown.
+    for code in (code_pb2.OK, 99):
+        odd = watchword.from_status(status_pb2.Status(code=code, message="odd"))
+        assert type(odd) is watchword.Unknown
+        assert odd.code == grpc.StatusCode.UNKNOWN

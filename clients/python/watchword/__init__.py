@@ -17,7 +17,7 @@ whole service); see :mod:`watchword.requires`. The generated messages and stubs 
 
 from __future__ import annotations
 
-from watchword.client import AsyncClient, Client
+from watchword.client import AsyncClient, CheckResult, Client, MembershipCheck, PermissionCheck
 from watchword.errors import (
     Aborted,
     AlreadyExists,
@@ -38,6 +38,7 @@ from watchword.errors import (
     Unknown,
     WatchwordError,
     from_rpc_error,
+    from_status,
 )
 
 # `watchword.requires` is the decorator; configure the default guard with
@@ -63,6 +64,7 @@ __all__ = [
     "AlreadyExists",
     "AsyncClient",
     "Cancelled",
+    "CheckResult",
     "Client",
     "DataLoss",
     "DeadlineExceeded",
@@ -70,8 +72,10 @@ __all__ = [
     "FieldViolation",
     "Internal",
     "InvalidArgument",
+    "MembershipCheck",
     "NotFound",
     "OutOfRange",
+    "PermissionCheck",
     "PermissionDenied",
     "ResourceExhausted",
     "Unauthenticated",
@@ -81,6 +85,7 @@ __all__ = [
     "WatchwordError",
     "__version__",
     "from_rpc_error",
+    "from_status",
     "Condition",
     "Denial",
     "Guard",

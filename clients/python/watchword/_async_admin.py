@@ -16,7 +16,11 @@ _DEFAULT = USE_CLIENT_DEFAULT
 
 
 class AsyncAdminMethods(AsyncTransport):
-    """One coroutine per AdminService RPC, plus iterators that follow page tokens."""
+    """One coroutine per AdminService RPC, plus iterators that follow page tokens.
+
+    Every write (users, groups, memberships, permissions, sessions) notes the revision the
+    server returns: see ``last_revision`` and ``read_your_writes``.
+    """
 
     # Users.
 
@@ -30,7 +34,9 @@ class AsyncAdminMethods(AsyncTransport):
     ) -> resources_pb2.User:
         """Create a user (email, names, status, extra) with a password; returns it with its id."""
         request = admin.CreateUserRequest(user=user, password=password)
-        return (await self._unary(self._admin.CreateUser, request, timeout, metadata)).user
+        reply = await self._unary(self._admin.CreateUser, request, timeout, metadata)
+        self._note_revision(reply.revision)
+        return reply.user
 
     async def get_user(
         self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
@@ -73,49 +79,61 @@ class AsyncAdminMethods(AsyncTransport):
     ) -> resources_pb2.User:
         """Change the fields of ``user`` (which carries its ``id``) named in ``update_mask``."""
         request = admin.UpdateUserRequest(user=user, update_mask=mask_of(update_mask))
-        return (await self._unary(self._admin.UpdateUser, request, timeout, metadata)).user
+        reply = await self._unary(self._admin.UpdateUser, request, timeout, metadata)
+        self._note_revision(reply.revision)
+        return reply.user
 
     async def delete_user(
         self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
     ) -> None:
         """Delete a user and revoke its sessions."""
         request = admin.DeleteUserRequest(user_id=user_id)
-        await self._unary(self._admin.DeleteUser, request, timeout, metadata)
+        reply = await self._unary(self._admin.DeleteUser, request, timeout, metadata)
+        self._note_revision(reply.revision)
 
     async def disable_user(
         self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
     ) -> resources_pb2.User:
         """Set a user DISABLED and revoke its sessions."""
         request = admin.DisableUserRequest(user_id=user_id)
-        return (await self._unary(self._admin.DisableUser, request, timeout, metadata)).user
+        reply = await self._unary(self._admin.DisableUser, request, timeout, metadata)
+        self._note_revision(reply.revision)
+        return reply.user
 
     async def block_user(
         self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
     ) -> resources_pb2.User:
         """Set a user BLOCKED (no memberships, no permissions) and revoke its sessions."""
         request = admin.BlockUserRequest(user_id=user_id)
-        return (await self._unary(self._admin.BlockUser, request, timeout, metadata)).user
+        reply = await self._unary(self._admin.BlockUser, request, timeout, metadata)
+        self._note_revision(reply.revision)
+        return reply.user
 
     async def allow_user(
         self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
     ) -> resources_pb2.User:
         """Set a disabled or blocked user ACTIVE again."""
         request = admin.AllowUserRequest(user_id=user_id)
-        return (await self._unary(self._admin.AllowUser, request, timeout, metadata)).user
+        reply = await self._unary(self._admin.AllowUser, request, timeout, metadata)
+        self._note_revision(reply.revision)
+        return reply.user
 
     async def approve_user(
         self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
     ) -> resources_pb2.User:
         """Approve a user that is PENDING_APPROVAL."""
         request = admin.ApproveUserRequest(user_id=user_id)
-        return (await self._unary(self._admin.ApproveUser, request, timeout, metadata)).user
+        reply = await self._unary(self._admin.ApproveUser, request, timeout, metadata)
+        self._note_revision(reply.revision)
+        return reply.user
 
     async def revoke_sessions(
         self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
     ) -> None:
         """Revoke all of a user's sessions."""
         request = admin.RevokeSessionsRequest(user_id=user_id)
-        await self._unary(self._admin.RevokeSessions, request, timeout, metadata)
+        reply = await self._unary(self._admin.RevokeSessions, request, timeout, metadata)
+        self._note_revision(reply.revision)
 
     # Groups, memberships and permissions.
 
@@ -131,7 +149,9 @@ class AsyncAdminMethods(AsyncTransport):
         """Create a group."""
         group = resources_pb2.Group(name=name, description=description, extra=struct_of(extra))
         request = admin.CreateGroupRequest(group=group)
-        return (await self._unary(self._admin.CreateGroup, request, timeout, metadata)).group
+        reply = await self._unary(self._admin.CreateGroup, request, timeout, metadata)
+        self._note_revision(reply.revision)
+        return reply.group
 
     async def get_group(
         self, *, group: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
@@ -145,7 +165,8 @@ class AsyncAdminMethods(AsyncTransport):
     ) -> None:
         """Delete a group."""
         request = admin.DeleteGroupRequest(group=group)
-        await self._unary(self._admin.DeleteGroup, request, timeout, metadata)
+        reply = await self._unary(self._admin.DeleteGroup, request, timeout, metadata)
+        self._note_revision(reply.revision)
 
     async def list_groups(
         self,
@@ -171,6 +192,7 @@ class AsyncAdminMethods(AsyncTransport):
         """Add a user to a group."""
         request = admin.AddMembershipRequest(group=group, user_id=user_id, extra=struct_of(extra))
         reply = await self._unary(self._admin.AddMembership, request, timeout, metadata)
+        self._note_revision(reply.revision)
         return reply.membership
 
     async def remove_membership(
@@ -178,7 +200,8 @@ class AsyncAdminMethods(AsyncTransport):
     ) -> None:
         """Remove a user from a group."""
         request = admin.RemoveMembershipRequest(group=group, user_id=user_id)
-        await self._unary(self._admin.RemoveMembership, request, timeout, metadata)
+        reply = await self._unary(self._admin.RemoveMembership, request, timeout, metadata)
+        self._note_revision(reply.revision)
 
     async def list_memberships(
         self,
@@ -216,6 +239,7 @@ class AsyncAdminMethods(AsyncTransport):
             extra=struct_of(extra),
         )
         reply = await self._unary(self._admin.AddPermission, request, timeout, metadata)
+        self._note_revision(reply.revision)
         return reply.permission
 
     async def remove_permission(
@@ -223,7 +247,8 @@ class AsyncAdminMethods(AsyncTransport):
     ) -> None:
         """Remove a grant by id."""
         request = admin.RemovePermissionRequest(permission_id=permission_id)
-        await self._unary(self._admin.RemovePermission, request, timeout, metadata)
+        reply = await self._unary(self._admin.RemovePermission, request, timeout, metadata)
+        self._note_revision(reply.revision)
 
     async def list_permissions(
         self,

@@ -11,7 +11,7 @@ import grpc
 import grpc.aio
 from google.protobuf import message
 
-from watchword._base import CallMetadata, CallOptions, Timeout
+from watchword._base import CallMetadata, CallOptions, Revisions, Timeout
 from watchword.auth.v1 import (
     access_service_pb2_grpc,
     admin_service_pb2,
@@ -74,6 +74,7 @@ class AsyncTransport:
         timeout: float | None = 10.0,
         metadata: CallMetadata = (),
         options: Sequence[tuple[str, Any]] = (),
+        read_your_writes: bool | float = True,
     ) -> None:
         self._target = target
         self._credentials = credentials
@@ -86,11 +87,24 @@ class AsyncTransport:
         self._loop = loop if isinstance(loop, asyncio.AbstractEventLoop) else None
         self._closed = False
         self._options = CallOptions(service_key=service_key, timeout=timeout, metadata=metadata)
+        self._revisions = Revisions(read_your_writes)
 
     @property
     def channel(self) -> grpc.aio.Channel:
         """The underlying channel (for health checks or other services); opened if need be."""
         return self._open()[0]
+
+    @property
+    def last_revision(self) -> str:
+        """The revision returned by this client's latest AdminService write (``""`` before
+        the first): opaque, for ``min_revision`` (see ``read_your_writes``)."""
+        return self._revisions.last
+
+    def _note_revision(self, revision: str) -> None:
+        self._revisions.note(revision)
+
+    def _min_revision(self, explicit: str | None) -> str:
+        return self._revisions.min_revision(explicit)
 
     def _open(self) -> tuple[grpc.aio.Channel, _Stubs]:
         if self._closed:

@@ -6,18 +6,31 @@ A condition has three outcomes: yes, no, or undecided (it raises :class:`Undecid
 there is no valid session to ask about, or Watchword refused the question). ``~`` keeps
 an undecided part undecided, so that "not a member" never admits a caller who has no
 membership to look at; ``|`` and ``&`` settle without it when another part decides.
-A call whose condition stays undecided is refused."""
+A call whose condition stays undecided is refused.
+
+Checking a combination does not change what it means, only how its answers are fetched:
+the membership and permission questions it may ask are noted up front, and the first one
+that is needed asks Watchword all of them at once (one BatchCheck) instead of one call
+each. What each question came to is remembered for the rest of the call."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import grpc
 
-from watchword._guard import Guard, Undecidable
+from watchword._guard import (
+    CheckFailed,
+    Guard,
+    Outcome,
+    Question,
+    Undecidable,
+    membership_question,
+    permission_question,
+)
 from watchword.auth.v1 import resources_pb2
 
 __all__ = [
@@ -80,6 +93,10 @@ class RequireContext:
         self.session_invalid = self.token is None
         self.denial: Denial | None = None
         self._user: resources_pb2.User | None | Literal[False] = False  # False: not asked yet
+        # What each membership or permission question came to, in this call (for the
+        # session in self.token), and the questions the conditions checked so far may ask.
+        self._outcomes: dict[Question, Outcome] = {}
+        self._expected: dict[Question, None] = {}
 
     def _for_request(self, request: Any, method: str) -> RequireContext:
         """A context for a nested protected call on the same servicer context: its own
@@ -88,6 +105,7 @@ class RequireContext:
         if nested.token == self.token:
             nested._user = self._user
             nested.session_invalid = self.session_invalid
+            nested._outcomes = self._outcomes
         return nested
 
     async def user(self) -> resources_pb2.User | None:
@@ -109,7 +127,10 @@ class RequireContext:
             Undecidable: There is no valid session (no user to ask about).
         """
         token = self._valid_token()
-        return self._note(await self.guard.has_membership(token, group))
+        question = membership_question(group)
+        return self._note(
+            await self._ask(token, question, lambda: self.guard.has_membership(token, group))
+        )
 
     async def has_permission(self, name: str, table_name: str = "", record_id: str = "") -> bool:
         """True when the session's user holds the permission (see HasPermission).
@@ -119,7 +140,42 @@ class RequireContext:
                 (e.g. a record id it does not accept).
         """
         token = self._valid_token()
-        return self._note(await self.guard.has_permission(token, name, table_name, record_id))
+        question = permission_question(name, table_name, record_id)
+        return self._note(
+            await self._ask(
+                token,
+                question,
+                lambda: self.guard.has_permission(token, name, table_name, record_id),
+            )
+        )
+
+    def _expect(self, condition: Condition) -> None:
+        """Note the questions ``condition`` may ask, so they go to Watchword together."""
+        if self.token is not None and not self.session_invalid:
+            self._expected.update(dict.fromkeys(condition._questions(self)))
+
+    async def _ask(
+        self, token: str, question: Question, one: Callable[[], Awaitable[bool | None]]
+    ) -> bool | None:
+        """The answer to ``question``: known in this call already, fetched together with
+        the other expected questions not yet answered, or asked alone (``one``)."""
+        if question not in self._outcomes and question in self._expected:
+            others = (each for each in self._expected if each not in self._outcomes)
+            waiting = [question, *(each for each in others if each != question)]
+            if len(waiting) > 1:
+                self._outcomes.update(await self.guard._answers(token, waiting))
+        if question in self._outcomes:
+            outcome = self._outcomes[question]
+            if isinstance(outcome, Undecidable | CheckFailed):
+                raise outcome
+            return outcome
+        try:
+            answer = await one()
+        except Undecidable as refused:
+            self._outcomes[question] = refused
+            raise
+        self._outcomes[question] = answer
+        return answer
 
     def _valid_token(self) -> str:
         if self.token is None:
@@ -150,6 +206,11 @@ class Condition:
             Undecidable: The condition cannot be decided for this call.
         """
         raise NotImplementedError
+
+    def _questions(self, ctx: RequireContext) -> Iterator[Question]:
+        """The membership and permission questions checking this may ask (those known
+        without checking: a function's are not)."""
+        return iter(())
 
     def __bool__(self) -> bool:
         raise TypeError(
@@ -206,6 +267,7 @@ class _All(Condition):
 
     async def check(self, ctx: RequireContext) -> bool:
         # Three-valued: any "no" decides; else any undecided part leaves it undecided.
+        ctx._expect(self)
         undecided: Undecidable | None = None
         for part in self._parts:
             try:
@@ -217,6 +279,10 @@ class _All(Condition):
             raise undecided
         return True
 
+    def _questions(self, ctx: RequireContext) -> Iterator[Question]:
+        for part in self._parts:
+            yield from part._questions(ctx)
+
     def __repr__(self) -> str:
         return "(" + " & ".join(map(repr, self._parts)) + ")"
 
@@ -227,6 +293,7 @@ class _Any(Condition):
 
     async def check(self, ctx: RequireContext) -> bool:
         # Three-valued: any "yes" decides; else any undecided part leaves it undecided.
+        ctx._expect(self)
         undecided: Undecidable | None = None
         for part in self._parts:
             try:
@@ -237,6 +304,10 @@ class _Any(Condition):
         if undecided is not None:
             raise undecided
         return False
+
+    def _questions(self, ctx: RequireContext) -> Iterator[Question]:
+        for part in self._parts:
+            yield from part._questions(ctx)
 
     def __repr__(self) -> str:
         return "(" + " | ".join(map(repr, self._parts)) + ")"
@@ -249,6 +320,9 @@ class _Not(Condition):
     async def check(self, ctx: RequireContext) -> bool:
         # An Undecidable passes through: "cannot tell" negated is still "cannot tell".
         return not await self._part.check(ctx)
+
+    def _questions(self, ctx: RequireContext) -> Iterator[Question]:
+        return self._part._questions(ctx)
 
     def __repr__(self) -> str:
         return f"~{self._part!r}"
@@ -269,6 +343,9 @@ class _HasMembership(Condition):
     async def check(self, ctx: RequireContext) -> bool:
         return await ctx.has_membership(self._group)
 
+    def _questions(self, ctx: RequireContext) -> Iterator[Question]:
+        yield membership_question(self._group)
+
     def __repr__(self) -> str:
         return f"has_membership({self._group!r})"
 
@@ -279,10 +356,20 @@ class _HasPermission(Condition):
         self._table_name = table_name
         self._record = record
 
+    def _record_id(self, request: Any) -> str:
+        record = self._record(request) if callable(self._record) else self._record
+        return "" if record is None else str(record)
+
     async def check(self, ctx: RequireContext) -> bool:
-        record = self._record(ctx.request) if callable(self._record) else self._record
-        record_id = "" if record is None else str(record)
+        record_id = self._record_id(ctx.request)
         return await ctx.has_permission(self._name, self._table_name, record_id)
+
+    def _questions(self, ctx: RequireContext) -> Iterator[Question]:
+        try:
+            record_id = self._record_id(ctx.request)
+        except Exception:  # reported by check(), if this part is checked
+            return
+        yield permission_question(self._name, self._table_name, record_id)
 
     def __repr__(self) -> str:
         return f"has_permission({self._name!r}, {self._table_name!r}, {self._record!r})"
@@ -308,7 +395,8 @@ def has_permission(name: str, table_name: str = "", record: Record = None) -> Co
         table_name: The table it is checked on; ``""`` for none.
         record: The record it is checked on: an id, or a function of the request that
             gives it (``lambda request: request.post_id``); ``None`` for none. Integers
-            are sent as their decimal text.
+            are sent as their decimal text. A function may be called more than once per
+            call, so it should only read the request.
 
     Undecided without a valid session, or when Watchword refuses the question (e.g. a
     record id with a NUL from a hostile request), so ``~`` never admits those.

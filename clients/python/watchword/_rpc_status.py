@@ -1,11 +1,12 @@
-"""Decodes the rich error status (``grpc-status-details-bin``) without googleapis-common-protos.
+"""Decodes the rich error status (``grpc-status-details-bin``, or a BatchCheck item's error).
 
 The server sends a serialized ``google.rpc.Status`` whose ``details`` are ``Any`` messages
-holding ``google.rpc.ErrorInfo``, ``BadRequest`` and ``LocalizedMessage``. The client must
-install with only grpcio and protobuf, so this module declares wire-compatible copies of
-those messages (same field numbers and types) under a private proto package in a private
-descriptor pool: nothing clashes with ``google.rpc`` when googleapis-common-protos is
-installed too. ``Any`` details are matched by the suffix of their type URL.
+holding ``google.rpc.ErrorInfo``, ``BadRequest``, ``LocalizedMessage`` and (for throttled
+calls) ``RetryInfo``. This module declares wire-compatible copies of those messages (same
+field numbers and types) under a private proto package in a private descriptor pool, so
+decoding needs nothing of googleapis-common-protos (the generated BatchCheck messages do
+import its ``google.rpc.Status``) and never clashes with it. ``Any`` details are matched by
+the suffix of their type URL.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message, message_factory
+from google.protobuf import (
+    any_pb2,
+    descriptor_pb2,
+    descriptor_pool,
+    duration_pb2,
+    message,
+    message_factory,
+)
 
 __all__ = ["DETAILS_KEY", "RichStatus", "decode_details", "find_details"]
 
@@ -36,6 +44,7 @@ class RichStatus:
     metadata: tuple[tuple[str, str], ...] = ()
     violations: tuple[tuple[str, str], ...] = ()
     localized_message: str = ""
+    retry_delay: float | None = None
 
 
 def _add_field(
@@ -64,7 +73,7 @@ def _file_proto() -> descriptor_pb2.FileDescriptorProto:
         name=_FILE,
         package=_PACKAGE,
         syntax="proto3",
-        dependency=[any_pb2.DESCRIPTOR.name],
+        dependency=[any_pb2.DESCRIPTOR.name, duration_pb2.DESCRIPTOR.name],
     )
     status = file.message_type.add(name="Status")
     _add_field(status, "code", 1, _Field.TYPE_INT32)
@@ -113,16 +122,20 @@ def _file_proto() -> descriptor_pb2.FileDescriptorProto:
         type_name=f".{_PACKAGE}.BadRequest.FieldViolation",
         repeated=True,
     )
+
+    retry = file.message_type.add(name="RetryInfo")
+    _add_field(retry, "retry_delay", 1, _Field.TYPE_MESSAGE, type_name=".google.protobuf.Duration")
     return file
 
 
 def _message_classes() -> dict[str, type[message.Message]]:
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(any_pb2.DESCRIPTOR.serialized_pb)
+    pool.AddSerializedFile(duration_pb2.DESCRIPTOR.serialized_pb)
     pool.AddSerializedFile(_file_proto().SerializeToString())
     return {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-        for name in ("Status", "ErrorInfo", "BadRequest", "LocalizedMessage")
+        for name in ("Status", "ErrorInfo", "BadRequest", "LocalizedMessage", "RetryInfo")
     }
 
 
@@ -131,6 +144,7 @@ _Status = _CLASSES["Status"]
 _ErrorInfo = _CLASSES["ErrorInfo"]
 _BadRequest = _CLASSES["BadRequest"]
 _LocalizedMessage = _CLASSES["LocalizedMessage"]
+_RetryInfo = _CLASSES["RetryInfo"]
 
 
 def _get(msg: message.Message, name: str) -> Any:
@@ -152,6 +166,7 @@ def decode_details(data: bytes) -> RichStatus | None:
     reason = domain = localized = ""
     metadata: tuple[tuple[str, str], ...] = ()
     violations: list[tuple[str, str]] = []
+    retry_delay: float | None = None
     seen_info = False
     for detail in _get(status, "details"):
         name = _detail_name(detail)
@@ -170,6 +185,9 @@ def decode_details(data: bytes) -> RichStatus | None:
                 )
             elif name == "google.rpc.LocalizedMessage":
                 localized = str(_get(_LocalizedMessage.FromString(value), "message"))
+            elif name == "google.rpc.RetryInfo":
+                delay = _get(_RetryInfo.FromString(value), "retry_delay")
+                retry_delay = int(_get(delay, "seconds")) + int(_get(delay, "nanos")) / 1e9
         except message.DecodeError:
             continue  # one garbled detail does not hide the others
     return RichStatus(
@@ -180,6 +198,7 @@ def decode_details(data: bytes) -> RichStatus | None:
         metadata=metadata,
         violations=tuple(violations),
         localized_message=localized,
+        retry_delay=retry_delay,
     )
 
 

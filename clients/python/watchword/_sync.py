@@ -14,6 +14,7 @@ from watchword._base import (
     permission_request,
     struct_of,
 )
+from watchword._checks import AnyCheck, CheckResult, batch_request, results_of
 from watchword._sync_admin import AdminMethods
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
@@ -44,6 +45,15 @@ class Client(AdminMethods):
         timeout: The default deadline of each call, in seconds; ``None`` for none.
         metadata: Metadata sent with every call.
         options: gRPC channel options, e.g. ``[("grpc.enable_retries", 1)]``.
+        read_your_writes: Whether the checks made through this client see its own writes.
+            By default (``True``), ``has_membership``, ``has_permission`` and
+            ``batch_check`` send the revision of the client's latest AdminService write
+            (:attr:`last_revision`: of concurrent writes, the last to complete) as
+            ``min_revision`` for 60 seconds after it, so that no server of the deployment
+            answers them from a cached state older than the write; after that the
+            server's own bound on cached answers (``check_cache_max_staleness``) covers
+            it. A number sets that window in seconds (keep it above the server's bound);
+            ``False`` never sends it. A check's own ``min_revision`` argument always wins.
 
     Example::
 
@@ -183,16 +193,25 @@ class Client(AdminMethods):
         group: str,
         user_id: str | None = None,
         session_token: str | None = None,
+        min_revision: str | None = None,
         timeout: Timeout = _DEFAULT,
         metadata: CallMetadata = (),
     ) -> bool:
         """Whether a subject (exactly one of ``user_id``, ``session_token``) is in ``group``.
 
+        ``min_revision`` (a revision from a write) asks for an answer at least that new;
+        ``""`` takes any cached answer; by default the client's (see ``read_your_writes``).
+
         Raises:
             ValueError: Not exactly one subject was given.
             Unauthenticated: ``reason == "SESSION_INVALID"`` for a bad ``session_token``.
         """
-        request = membership_request(group=group, user_id=user_id, session_token=session_token)
+        request = membership_request(
+            group=group,
+            user_id=user_id,
+            session_token=session_token,
+            min_revision=self._min_revision(min_revision),
+        )
         return self._unary(self._access.HasMembership, request, timeout, metadata).member
 
     def has_permission(
@@ -204,10 +223,13 @@ class Client(AdminMethods):
         user_id: str | None = None,
         session_token: str | None = None,
         group: str | None = None,
+        min_revision: str | None = None,
         timeout: Timeout = _DEFAULT,
         metadata: CallMetadata = (),
     ) -> bool:
         """Whether a subject (exactly one of ``user_id``, ``session_token``, ``group``) may.
+
+        ``min_revision`` is as for :meth:`has_membership`.
 
         Raises:
             ValueError: Not exactly one subject was given.
@@ -220,5 +242,44 @@ class Client(AdminMethods):
             user_id=user_id,
             session_token=session_token,
             group=group,
+            min_revision=self._min_revision(min_revision),
         )
         return self._unary(self._access.HasPermission, request, timeout, metadata).allowed
+
+    def batch_check(
+        self,
+        *,
+        checks: Sequence[AnyCheck],
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> list[CheckResult]:
+        """Make up to 100 checks in one call: a result per check, in their order.
+
+        Each check is a :class:`watchword.MembershipCheck` or a
+        :class:`watchword.PermissionCheck` with its own subject. A check that cannot be
+        answered does not fail the call: its result's ``error`` is the exception the single
+        call would have raised (e.g. ``Unauthenticated`` ``SESSION_INVALID``) and its
+        ``allowed`` is False. No checks: no call, no results.
+
+        Example::
+
+            admin, may_edit = client.batch_check(
+                checks=[
+                    MembershipCheck("admins", session_token=token),
+                    PermissionCheck("edit", "Post", "7", session_token=token),
+                ]
+            )
+            if admin.error is not None:
+                raise admin.error
+
+        Raises:
+            ValueError: More than 100 checks (split them), or not exactly one subject.
+            TypeError: An item that is not a MembershipCheck or a PermissionCheck.
+            WatchwordError: The call itself failed (e.g. ``Unavailable``).
+        """
+        checks = list(checks)
+        request = batch_request(checks, self._min_revision)
+        if not checks:
+            return []
+        reply = self._unary(self._access.BatchCheck, request, timeout, metadata)
+        return results_of(reply, len(checks))

@@ -9,7 +9,7 @@ from typing import Any, Self, TypeVar
 import grpc
 from google.protobuf import message
 
-from watchword._base import CallMetadata, CallOptions, Timeout
+from watchword._base import CallMetadata, CallOptions, Revisions, Timeout
 from watchword.auth.v1 import (
     access_service_pb2_grpc,
     admin_service_pb2,
@@ -47,7 +47,9 @@ class Transport:
         timeout: float | None = 10.0,
         metadata: CallMetadata = (),
         options: Sequence[tuple[str, Any]] = (),
+        read_your_writes: bool | float = True,
     ) -> None:
+        self._revisions = Revisions(read_your_writes)  # first: it may refuse the value
         self._owns_channel = channel is None
         self._closed = False
         if channel is not None:
@@ -65,6 +67,18 @@ class Transport:
     def channel(self) -> grpc.Channel:
         """The underlying channel (for health checks or other services)."""
         return self._channel
+
+    @property
+    def last_revision(self) -> str:
+        """The revision returned by this client's latest AdminService write (``""`` before
+        the first): opaque, for ``min_revision`` (see ``read_your_writes``)."""
+        return self._revisions.last
+
+    def _note_revision(self, revision: str) -> None:
+        self._revisions.note(revision)
+
+    def _min_revision(self, explicit: str | None) -> str:
+        return self._revisions.min_revision(explicit)
 
     def close(self) -> None:
         """Close the channel, unless it was passed in (then its owner closes it). Later

@@ -9,6 +9,11 @@ from error``), so callers catch what they mean::
         print(error.reason, error.message)  # "INVALID_CREDENTIALS", the configured text
     except watchword.InvalidArgument as error:
         print(error.violation_fields)  # e.g. frozenset({"password"})
+    except watchword.ResourceExhausted as error:
+        print(error.reason, error.retry_after)  # "TOO_MANY_ATTEMPTS" or "OVERLOADED", seconds
+
+A check of a ``batch_check`` that could not be answered carries one of these too, decoded
+from its own ``google.rpc.Status`` (see :func:`from_status`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import message as _message
 
-from watchword._rpc_status import find_details
+from watchword._rpc_status import RichStatus, decode_details, find_details
 
 __all__ = [
     "Aborted",
@@ -41,6 +47,7 @@ __all__ = [
     "Unknown",
     "WatchwordError",
     "from_rpc_error",
+    "from_status",
 ]
 
 
@@ -69,6 +76,9 @@ class WatchwordError(Exception):
         message: The ``LocalizedMessage`` text (the configured, user-facing text) when the
             server sent one, else the status message.
         details: The status message exactly as sent (what ``grpc.RpcError.details()`` says).
+        retry_after: Seconds to wait before trying again, when the server says
+            (``RetryInfo``, else ``metadata["retry_after"]``): set with RESOURCE_EXHAUSTED
+            ``TOO_MANY_ATTEMPTS`` and ``OVERLOADED``; ``None`` otherwise.
     """
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
@@ -83,6 +93,7 @@ class WatchwordError(Exception):
         metadata: Mapping[str, str] | None = None,
         violations: Iterable[FieldViolation] = (),
         details: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         if code is not None:
@@ -93,6 +104,7 @@ class WatchwordError(Exception):
         self.metadata: dict[str, str] = dict(metadata or {})
         self.violations: tuple[FieldViolation, ...] = tuple(violations)
         self.details = message if details is None else details
+        self.retry_after = retry_after
 
     @property
     def violation_fields(self) -> frozenset[str]:
@@ -156,7 +168,9 @@ class PermissionDenied(WatchwordError):
 
 
 class ResourceExhausted(WatchwordError):
-    """RESOURCE_EXHAUSTED: e.g. too many attempts."""
+    """RESOURCE_EXHAUSTED: too many failed logins (``TOO_MANY_ATTEMPTS``) or too many
+    password checks waiting on the server (``OVERLOADED``); ``retry_after`` says when to
+    try again."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
@@ -232,10 +246,36 @@ _BY_CODE: dict[grpc.StatusCode, type[WatchwordError]] = {
 }
 
 
+_BY_NUMBER: dict[int, grpc.StatusCode] = {int(code.value[0]): code for code in grpc.StatusCode}
+
+
 def _call_part(error: grpc.RpcError, name: str) -> Any:
     # A bare grpc.RpcError is not a Call and has none of these methods; failed calls are.
     method = getattr(error, name, None)
     return method() if callable(method) else None
+
+
+def _retry_after(rich: RichStatus) -> float | None:
+    if rich.retry_delay is not None:
+        return rich.retry_delay
+    text = dict(rich.metadata).get("retry_after", "")
+    return float(text) if text.isdigit() else None
+
+
+def _from_rich(code: grpc.StatusCode, details: str, rich: RichStatus | None) -> WatchwordError:
+    cls = _BY_CODE.get(code, WatchwordError)
+    if rich is None:
+        return cls(details, code=code, details=details)
+    return cls(
+        rich.localized_message or rich.message or details,
+        code=code,
+        reason=rich.reason,
+        domain=rich.domain,
+        metadata=dict(rich.metadata),
+        violations=(FieldViolation(field, description) for field, description in rich.violations),
+        details=details or rich.message,
+        retry_after=_retry_after(rich),
+    )
 
 
 def from_rpc_error(error: grpc.RpcError) -> WatchwordError:
@@ -255,15 +295,24 @@ def from_rpc_error(error: grpc.RpcError) -> WatchwordError:
     # Sync calls give (key, value) namedtuples, asyncio calls a grpc.aio.Metadata.
     trailing = _call_part(error, "trailing_metadata") or ()
     rich = find_details((str(item[0]), item[1]) for item in trailing)
-    cls = _BY_CODE.get(code, WatchwordError)
-    if rich is None:
-        return cls(details, code=code, details=details)
-    return cls(
-        rich.localized_message or rich.message or details,
-        code=code,
-        reason=rich.reason,
-        domain=rich.domain,
-        metadata=dict(rich.metadata),
-        violations=(FieldViolation(field, description) for field, description in rich.violations),
-        details=details or rich.message,
-    )
+    return _from_rich(code, details, rich)
+
+
+def from_status(status: _message.Message) -> WatchwordError:
+    """The exception for a ``google.rpc.Status`` message, such as the ``error`` of a
+    ``CheckResult`` from the raw ``BatchCheck`` stub, with its rich details decoded.
+
+    Args:
+        status: A ``google.rpc.Status`` (any message with its layout).
+
+    Returns:
+        An instance of the subclass for the status's code. A status with code OK or a
+        number that is no gRPC code gives ``Unknown``: it was sent as an error.
+    """
+    rich = decode_details(status.SerializeToString())
+    if rich is None:  # not laid out as a google.rpc.Status after all
+        return Unknown("an undecodable error status")
+    code = _BY_NUMBER.get(rich.code, grpc.StatusCode.UNKNOWN)
+    if code == grpc.StatusCode.OK:
+        code = grpc.StatusCode.UNKNOWN
+    return _from_rich(code, rich.message, rich)

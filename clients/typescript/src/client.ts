@@ -1,7 +1,7 @@
 /**
  * createWatchwordClient: typed AuthService, AccessService and AdminService clients on one
- * gRPC (HTTP/2) connection, with the service key sent on every call and every failure
- * turned into a WatchwordError.
+ * gRPC (HTTP/2) connection, with the service key sent on every call, every failure turned
+ * into a WatchwordError, and the client's own writes seen by its checks.
  */
 
 import type { DescService } from "@bufbuild/protobuf";
@@ -17,6 +17,14 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { AccessService } from "./gen/watchword/auth/v1/access_service_pb.js";
 import { AdminService } from "./gen/watchword/auth/v1/admin_service_pb.js";
 import { AuthService } from "./gen/watchword/auth/v1/auth_service_pb.js";
+import {
+  batchCheck,
+  type CheckInit,
+  type CheckOutcome,
+  notingRevisions,
+  readingYourWrites,
+  Revisions,
+} from "./checks.js";
 import { toWatchwordError } from "./errors.js";
 
 /** Options of `createWatchwordClient`. */
@@ -39,6 +47,17 @@ export interface WatchwordClientOptions {
   timeoutMs?: number | undefined;
   /** More interceptors, run after the one that adds the service key. */
   interceptors?: Interceptor[] | undefined;
+  /**
+   * Whether the checks made through this client see its own writes. By default (true),
+   * `access.hasMembership`, `access.hasPermission`, `access.batchCheck` and `batchCheck`
+   * send the revision of the client's latest AdminService write (`lastRevision`) as
+   * `minRevision` for 60 seconds after it, so that no server of the deployment answers them
+   * from a cached state older than the write; after that the server's own bound on cached
+   * answers (`check_cache_max_staleness`) covers it. A number sets that window in
+   * milliseconds (keep it above the server's bound); false never sends it. A request's own
+   * `minRevision` always wins ("" for "any cached answer").
+   */
+  readYourWrites?: boolean | number | undefined;
 }
 
 /** The three service clients; their methods reject with WatchwordError. */
@@ -49,6 +68,18 @@ export interface WatchwordClient {
   readonly access: Client<typeof AccessService>;
   /** Management of users, groups, memberships, permissions and events. */
   readonly admin: Client<typeof AdminService>;
+  /**
+   * The revision returned by this client's latest AdminService write; "" before the first.
+   * Opaque: pass it as `minRevision` (e.g. to another client), never compare or parse it.
+   */
+  readonly lastRevision: string;
+  /**
+   * Makes up to 100 membership and permission checks in one BatchCheck call: an outcome per
+   * check, in order. A check that cannot be answered (an invalid session, bad input) gets
+   * its own `error`, a WatchwordError, and does not fail the others. More than 100 checks
+   * reject with a `Code.InvalidArgument` WatchwordError before any call; none resolve to [].
+   */
+  batchCheck(checks: readonly CheckInit[], options?: CallOptions): Promise<CheckOutcome[]>;
   /**
    * Closes the connection and any open streams (they end with a `Code.Canceled`
    * WatchwordError). Later calls reject with a WatchwordError of `Code.Canceled`, reason "",
@@ -67,11 +98,17 @@ export interface WatchwordClient {
  *     subject: { case: "sessionToken", value: sessionToken },
  *     name: "read",
  *   });
+ *   const bySession = { case: "sessionToken", value: sessionToken } as const;
+ *   const [editor, admin] = await client.batchCheck([
+ *     { kind: { case: "membership", value: { subject: bySession, group: "editors" } } },
+ *     { kind: { case: "membership", value: { subject: bySession, group: "admins" } } },
+ *   ]);
  *   client.close();
  */
 export function createWatchwordClient(options: WatchwordClientOptions): WatchwordClient {
-  const { serviceKey, timeoutMs, interceptors = [] } = options;
+  const { serviceKey, timeoutMs, interceptors = [], readYourWrites = true } = options;
   const baseUrl = normalizeBaseUrl(options.baseUrl);
+  const revisions = new Revisions(readYourWrites);
   const sessionManager = new Http2SessionManager(baseUrl);
   let closed = false;
   // First in the chain: after close(), no call reaches the session manager (which would
@@ -88,10 +125,21 @@ export function createWatchwordClient(options: WatchwordClientOptions): Watchwor
     interceptors: [refuseWhenClosed, ...(serviceKey ? [bearer(serviceKey)] : []), ...interceptors],
     ...(timeoutMs === undefined ? {} : { defaultTimeoutMs: timeoutMs }),
   });
+  const access = readingYourWrites(
+    throwingWatchwordErrors(AccessService, createClient(AccessService, transport)),
+    revisions,
+  );
   return {
     auth: throwingWatchwordErrors(AuthService, createClient(AuthService, transport)),
-    access: throwingWatchwordErrors(AccessService, createClient(AccessService, transport)),
-    admin: throwingWatchwordErrors(AdminService, createClient(AdminService, transport)),
+    access,
+    admin: notingRevisions(
+      throwingWatchwordErrors(AdminService, createClient(AdminService, transport)),
+      revisions,
+    ),
+    get lastRevision() {
+      return revisions.last;
+    },
+    batchCheck: (checks, callOptions) => batchCheck(access, checks, callOptions),
     close: () => {
       closed = true;
       sessionManager.abort();

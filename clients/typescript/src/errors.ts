@@ -2,22 +2,27 @@
  * WatchwordError: a failed call with the server's rich error details made readable.
  *
  * The server answers every error with a google.rpc.Status (in the `grpc-status-details-bin`
- * trailer) carrying one google.rpc.ErrorInfo, plus a google.rpc.BadRequest for input errors
- * and a google.rpc.LocalizedMessage with the configured text. Connect hands those details
- * over as raw `Any` values; the three message types are not part of @bufbuild/protobuf's
- * well-known types, and src/gen holds only code generated from this project's protos, so
- * their descriptors are declared here, by hand, with just the fields we read.
+ * trailer, or as a BatchCheck result's `error`) carrying one google.rpc.ErrorInfo, plus a
+ * google.rpc.BadRequest for input errors, a google.rpc.RetryInfo when a retry must wait, and
+ * a google.rpc.LocalizedMessage with the configured text. Connect hands those details over as
+ * raw `Any` values; these message types are not part of @bufbuild/protobuf's well-known
+ * types, and src/gen holds only code generated from this project's protos (and the
+ * google.rpc.Status they use), so their descriptors are declared here, by hand, with just
+ * the fields we read.
  */
 
 import { create, createFileRegistry, type Message } from "@bufbuild/protobuf";
 import { type GenMessage, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import {
+  type Duration,
   FieldDescriptorProto_Label as Label,
   FieldDescriptorProto_Type as Type,
   FileDescriptorProtoSchema,
+  file_google_protobuf_duration,
 } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { Status } from "./gen/google/rpc/status_pb.js";
 import type { ErrorReason } from "./gen/watchword/auth/v1/error_reason_pb.js";
 
 /** google.rpc.ErrorInfo: why a call failed, as a machine-readable reason. */
@@ -46,6 +51,11 @@ export type BadRequest = Message<"google.rpc.BadRequest"> & {
   fieldViolations: BadRequest_FieldViolation[];
 };
 
+/** google.rpc.RetryInfo: how long to wait before trying again. */
+export type RetryInfo = Message<"google.rpc.RetryInfo"> & {
+  retryDelay?: Duration | undefined;
+};
+
 // The subset of google/rpc/error_details.proto that Watchword sends. Field numbers and
 // names must match googleapis exactly: they are what the bytes on the wire mean.
 const string = (name: string, number: number) =>
@@ -56,6 +66,7 @@ const errorDetailsFile = createFileRegistry(
     name: "google/rpc/error_details.proto",
     package: "google.rpc",
     syntax: "proto3",
+    dependency: ["google/protobuf/duration.proto"],
     messageType: [
       {
         name: "ErrorInfo",
@@ -108,9 +119,21 @@ const errorDetailsFile = createFileRegistry(
         ],
       },
       { name: "LocalizedMessage", field: [string("locale", 1), string("message", 2)] },
+      {
+        name: "RetryInfo",
+        field: [
+          {
+            name: "retry_delay",
+            number: 1,
+            type: Type.MESSAGE,
+            label: Label.OPTIONAL,
+            typeName: ".google.protobuf.Duration",
+          },
+        ],
+      },
     ],
   }),
-  () => undefined,
+  (name) => (name === "google/protobuf/duration.proto" ? file_google_protobuf_duration : undefined),
 ).getFile("google/rpc/error_details.proto")!;
 
 /** Describes google.rpc.ErrorInfo (for `ConnectError.findDetails` and `toBinary`). */
@@ -122,6 +145,8 @@ export const LocalizedMessageSchema: GenMessage<LocalizedMessage> = messageDesc(
   errorDetailsFile,
   2,
 );
+/** Describes google.rpc.RetryInfo. */
+export const RetryInfoSchema: GenMessage<RetryInfo> = messageDesc(errorDetailsFile, 3);
 
 /**
  * The reasons the server sends (`ErrorReason` value names without their prefix, e.g.
@@ -161,6 +186,12 @@ export class WatchwordError extends Error {
   readonly violations: readonly FieldViolation[];
   /** LocalizedMessage.message: the configured text for end users; "" when absent. */
   readonly localizedMessage: string;
+  /**
+   * How long to wait before trying again, in milliseconds, when the server says (RetryInfo,
+   * else `metadata.retry_after` in seconds): with `Code.ResourceExhausted` and reason
+   * "TOO_MANY_ATTEMPTS" or "OVERLOADED". Undefined otherwise.
+   */
+  readonly retryAfterMs: number | undefined;
   /** The status message, without the code prefix that `message` has. */
   readonly rawMessage: string;
   /** The response headers and trailers that came with the error. */
@@ -186,6 +217,7 @@ export class WatchwordError extends Error {
         .map(({ field, description }) => Object.freeze({ field, description })),
     );
     this.localizedMessage = error.findDetails(LocalizedMessageSchema)[0]?.message ?? "";
+    this.retryAfterMs = retryAfterMs(error.findDetails(RetryInfoSchema)[0], this.metadata);
     this.rawMessage = error.rawMessage;
     this.headers = error.metadata;
   }
@@ -203,3 +235,31 @@ export function toWatchwordError(err: unknown): WatchwordError {
   return new WatchwordError(ConnectError.from(err, Code.Unknown));
 }
 
+
+function retryAfterMs(
+  retry: RetryInfo | undefined,
+  metadata: Readonly<Record<string, string>>,
+): number | undefined {
+  const delay = retry?.retryDelay;
+  if (delay !== undefined) {
+    return Number(delay.seconds) * 1000 + delay.nanos / 1e6;
+  }
+  const seconds = metadata["retry_after"];
+  return seconds !== undefined && /^[0-9]+$/.test(seconds) ? Number(seconds) * 1000 : undefined;
+}
+
+/**
+ * Converts a google.rpc.Status into a WatchwordError, with its details read as for a failed
+ * call: for the `error` of a result of the raw `access.batchCheck` (`client.batchCheck` does
+ * it already). A status with code 0 (OK) or an unknown number is `Code.Unknown`: it was sent
+ * as an error.
+ */
+export function fromStatus(status: Status): WatchwordError {
+  const code = status.code !== 0 && status.code in Code ? (status.code as Code) : Code.Unknown;
+  const error = new ConnectError(status.message, code);
+  error.details = status.details.map(({ typeUrl, value }) => ({
+    type: typeUrl.slice(typeUrl.lastIndexOf("/") + 1),
+    value,
+  }));
+  return new WatchwordError(error);
+}

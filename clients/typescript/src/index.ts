@@ -8,8 +8,11 @@
 
 export { createWatchwordClient } from "./client.js";
 export type { WatchwordClient, WatchwordClientOptions } from "./client.js";
-export { WatchwordError, toWatchwordError } from "./errors.js";
+export { MAX_BATCH_CHECKS, READ_YOUR_WRITES_WINDOW_MS } from "./checks.js";
+export type { CheckInit, CheckOutcome } from "./checks.js";
+export { WatchwordError, fromStatus, toWatchwordError } from "./errors.js";
 export type { FieldViolation, WatchwordReason } from "./errors.js";
+export type { Status } from "./gen/google/rpc/status_pb.js";
 export { Code } from "@connectrpc/connect";
 
 export * from "./gen/watchword/auth/v1/access_service_pb.js";

@@ -5,8 +5,20 @@ import { createServer } from "node:net";
 import { test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema, ErrorInfoSchema, LocalizedMessageSchema } from "../src/errors.js";
-import { Code, createWatchwordClient, toWatchwordError, WatchwordError } from "../src/index.js";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  LocalizedMessageSchema,
+  RetryInfoSchema,
+} from "../src/errors.js";
+import { StatusSchema } from "../src/gen/google/rpc/status_pb.js";
+import {
+  Code,
+  createWatchwordClient,
+  fromStatus,
+  toWatchwordError,
+  WatchwordError,
+} from "../src/index.js";
 import { failure } from "./support.js";
 
 /** A ConnectError as the gRPC transport reads it from the wire: details as raw Any values. */
@@ -88,5 +100,58 @@ test("a call that reaches no server rejects with a WatchwordError", async () => 
     assert.equal(err.reason, "");
   } finally {
     client.close();
+  }
+});
+
+test("fromStatus reads a google.rpc.Status; RetryInfo gives retryAfterMs", () => {
+  const info = create(ErrorInfoSchema, {
+    reason: "OVERLOADED",
+    domain: "watchword.auth.v1",
+    metadata: { retry_after: "3" },
+  });
+  const retry = create(RetryInfoSchema, { retryDelay: { seconds: 3n, nanos: 500_000_000 } });
+  const status = create(StatusSchema, {
+    code: Code.ResourceExhausted,
+    message: "The service is busy",
+    details: [
+      {
+        typeUrl: "type.googleapis.com/google.rpc.ErrorInfo",
+        value: toBinary(ErrorInfoSchema, info),
+      },
+      {
+        typeUrl: "type.googleapis.com/google.rpc.RetryInfo",
+        value: toBinary(RetryInfoSchema, retry),
+      },
+    ],
+  });
+  const err = fromStatus(status);
+  assert.ok(err instanceof WatchwordError);
+  assert.equal(err.code, Code.ResourceExhausted);
+  assert.equal(err.reason, "OVERLOADED");
+  assert.equal(err.rawMessage, "The service is busy");
+  assert.equal(err.retryAfterMs, 3500);
+
+  // Without RetryInfo, ErrorInfo's retry_after (seconds) says it; without either, nothing.
+  const throttled = toWatchwordError(
+    Object.assign(new ConnectError("slow down", Code.ResourceExhausted), {
+      details: [
+        {
+          type: "google.rpc.ErrorInfo",
+          value: toBinary(
+            ErrorInfoSchema,
+            create(ErrorInfoSchema, {
+              reason: "TOO_MANY_ATTEMPTS",
+              metadata: { retry_after: "7" },
+            }),
+          ),
+        },
+      ],
+    }),
+  );
+  assert.equal(throttled.retryAfterMs, 7000);
+  assert.equal(toWatchwordError(fromTheWire()).retryAfterMs, undefined);
+  // Sent as an error, so never success: OK and unknown numbers are Code.Unknown.
+  for (const code of [0, 99]) {
+    assert.equal(fromStatus(create(StatusSchema, { code, message: "odd" })).code, Code.Unknown);
   }
 });

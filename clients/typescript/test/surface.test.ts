@@ -13,7 +13,15 @@ test("index exports the client, the error type, Code and all the generated code"
   const modules = [access, admin, auth, reasons, resources];
   const generated = modules.flatMap((module) => Object.keys(module));
   const own = Object.keys(api).filter((name) => !generated.includes(name));
-  const expected = ["Code", "WatchwordError", "createWatchwordClient", "toWatchwordError"];
+  const expected = [
+    "Code",
+    "MAX_BATCH_CHECKS",
+    "READ_YOUR_WRITES_WINDOW_MS",
+    "WatchwordError",
+    "createWatchwordClient",
+    "fromStatus",
+    "toWatchwordError",
+  ];
   assert.deepEqual(own.sort(), expected);
   for (const name of generated) {
     assert.ok(name in api, `${name} is not re-exported`);
