@@ -12,10 +12,10 @@ NODE_INSTALLED := $(TS)/node_modules/.installed
 RUN_ENV ?= WATCHWORD_REGISTRATION_VERIFICATION=false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test pytest lint breaking generate check-generated lock clean
+.PHONY: help install h2load run migrate test pytest bench lint breaking generate check-generated lock clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(INSTALLED): pyproject.toml clients/python/pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,22 @@ $(NODE_INSTALLED): $(TS)/package.json $(TS)/package-lock.json
 	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(INSTALLED) $(NODE_INSTALLED) ## Create .venv and install the server, client and tools
+install: $(INSTALLED) $(NODE_INSTALLED) h2load ## Create .venv and install the server, client and tools
+
+# h2load (Debian's nghttp2-client) drives `make bench` and the benchmark's smoke test.
+H2LOAD_PACKAGE := nghttp2-client
+h2load: ## Make sure h2load is installed (apt-get as root on Debian; otherwise says how)
+	@command -v h2load >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing h2load ($(H2LOAD_PACKAGE))"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(H2LOAD_PACKAGE) \
+			|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(H2LOAD_PACKAGE); }; \
+		else \
+			echo "h2load is missing: install it, e.g. 'sudo apt-get install $(H2LOAD_PACKAGE)' on Debian/Ubuntu (nghttp2 elsewhere)" >&2; \
+			exit 1; \
+		fi; \
+	}
+	@command -v h2load >/dev/null 2>&1 || { echo "h2load is still missing after installing $(H2LOAD_PACKAGE)" >&2; exit 1; }
 
 run: $(INSTALLED) ## Install, migrate and serve on 127.0.0.1:50051 (embedded SQLite)
 	$(RUN_ENV) $(VENV)/bin/watchword migrate
@@ -38,8 +53,13 @@ migrate: $(INSTALLED) ## Bring the configured database's schema up to date
 
 test: install check-generated lint breaking pytest ## Install and run every check and test
 
-pytest: $(INSTALLED) ## Run the test suite only (PostgreSQL is found or started by the tests)
+pytest: $(INSTALLED) h2load ## Run the test suite only (PostgreSQL is found or started by the tests)
 	$(PY) -m pytest
+
+# Flags for the benchmark, e.g. BENCH_ARGS="--large" or "--only B1,B5 --rounds 5".
+BENCH_ARGS ?=
+bench: $(INSTALLED) h2load ## Benchmark a real server (BENCH_ARGS=--large adds B4; see python -m bench --help)
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: install ## ruff, mypy --strict and buf lint
 	$(VENV)/bin/ruff check .
