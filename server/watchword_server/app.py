@@ -195,6 +195,7 @@ class WatchwordServer:
             await self.domain.change_listener.stop()
             await self.domain.touches.stop()
             await self.domain.check_reads.close()
+            self.domain.hashing.close()
             self.domain = None
         await self.engine.dispose()
 

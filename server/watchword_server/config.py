@@ -188,6 +188,14 @@ class Settings(BaseSettings):
     # backends calling on users' behalf); from anyone else the peer's own address counts.
     trusted_proxies: Annotated[frozenset[str], NoDecode] = frozenset({"127.0.0.1", "::1"})
     database_pool_size: int = Field(default=10, ge=1)
+    # Password hashing (every login, registration and password change) runs on its own
+    # threads: this many (0 = one per core), at this many nice steps below the process so
+    # the event loop serving checks wins the CPU in a login storm, and with at most
+    # password_hash_max_waiting jobs waiting beyond the running ones; one more is refused
+    # at once with RESOURCE_EXHAUSTED (OVERLOADED) and a retry delay.
+    password_hash_threads: int = Field(default=0, ge=0)
+    password_hash_max_waiting: int = Field(default=32, ge=0)
+    password_hash_niceness: int = Field(default=10, ge=0, le=19)
     # Seconds a cached check answer, session or service key may be used even if no change
     # notice arrives (they are dropped at once when one does); 0 turns the cache off.
     check_cache_max_staleness: float = Field(default=30.0, ge=0)

@@ -26,6 +26,7 @@ from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.embedded import load_or_create_embedded_key
 from watchword_server.runtime.change_listener import ChangeListener
 from watchword_server.runtime.touch_writer import TouchWriter
+from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
 from watchword_server.security.tokens import derived_token
@@ -64,6 +65,7 @@ class Domain:
     check_cache: CheckCache
     change_listener: ChangeListener
     touches: TouchWriter
+    hashing: HashingPool
 
 
 def build_domain(
@@ -75,8 +77,13 @@ def build_domain(
 ) -> Domain:
     """Wire the domain services; nothing starts running until the caller starts it."""
     keyring = build_keyring(settings)
-    hasher = PasswordHasher(
-        settings.hmac_alg, Pepper(keyring.current_id, keyring.current), keyring.retired()
+    hasher = HashingPool(
+        PasswordHasher(
+            settings.hmac_alg, Pepper(keyring.current_id, keyring.current), keyring.retired()
+        ),
+        threads=settings.password_hash_threads,
+        max_waiting=settings.password_hash_max_waiting,
+        niceness=settings.password_hash_niceness,
     )
     events = EventLog(settings.messages, clock, enabled=settings.log_events)
     cache = CheckCache(
@@ -146,4 +153,5 @@ def build_domain(
         check_cache=cache,
         change_listener=ChangeListener(database, cache),
         touches=touches,
+        hashing=hasher,
     )

@@ -29,7 +29,12 @@ from watchword.auth.v1 import admin_service_pb2 as admin
 def one_connection_stubs(address: str, admin_key: str) -> Stubs:
     """Every service over one channel (one connection, so one worker); an admin key
     covers AccessService too."""
-    channel = grpc.aio.insecure_channel(address, interceptors=bearer_interceptors(admin_key))
+    channel = grpc.aio.insecure_channel(
+        address,
+        interceptors=bearer_interceptors(admin_key),
+        # A connection of its own: channels to one target share connections by default.
+        options=[("grpc.use_local_subchannel_pool", 1)],
+    )
     return Stubs(
         auth=auth_service_pb2_grpc.AuthServiceStub(channel),
         access=access_service_pb2_grpc.AccessServiceStub(channel),
@@ -64,7 +69,13 @@ async def test_two_workers_serve_share_changes_and_drain_on_sigterm(
 ) -> None:
     (admin_key,) = await create_keys(database_url, "admin-w")
     env = server_env(database_url, check_cache_max_staleness=30)
-    async with serve_process(env, tmp_path / "workers.log", workers=2) as server:
+    log = tmp_path / "workers.log"
+    async with serve_process(env, log, workers=2) as server:
+        # Health answered as soon as one worker served; wait for the other too.
+        deadline = time.monotonic() + 30
+        while log.read_text().count("watchword is serving on") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.05)
         by_worker = await pinned_stubs(server.address, admin_key, server.port)
         assert len(by_worker) == 2, "both workers should accept connections"
         assert server.process.pid not in by_worker  # the supervisor itself serves nothing

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,7 @@ from watchword_server.domain.errors import (
     EmailAlreadyExists,
     InvalidArgument,
     InvalidCredentials,
+    Overloaded,
     VerificationKeyInvalid,
 )
 from watchword_server.domain.events import EventLog
@@ -34,7 +35,7 @@ from watchword_server.domain.types import (
     UserStatus,
 )
 from watchword_server.domain.validation import Violations
-from watchword_server.security.passwords import PasswordHasher
+from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import users as user_rows
 
@@ -72,7 +73,7 @@ class Accounts:
         self,
         settings: Settings,
         database: Database,
-        hasher: PasswordHasher,
+        hasher: HashingPool,
         sessions: Sessions,
         events: EventLog,
         keys: MailedKeys,
@@ -142,7 +143,7 @@ class Accounts:
         async with self._database.connect() as conn:
             if await user_rows.email_exists(conn, email):
                 raise EmailAlreadyExists()
-        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        password_hash = await self._hasher.hash(password)
 
         status = self._initial_status()
         async with self._database.begin() as conn:
@@ -204,7 +205,9 @@ class Accounts:
         Unknown e-mail and wrong password raise the same InvalidCredentials after the same
         work (a hash verification and one event), so neither content nor timing tells them
         apart. The account's state is told only after a correct password. Past the
-        throttling limits, TooManyAttempts comes before any password is checked.
+        throttling limits, TooManyAttempts comes before any password is checked; when the
+        hashing pool's queue is full, Overloaded comes before anything is written, and the
+        attempt counts as none.
         """
         problems = Violations()
         problems.login_email("email", email)
@@ -212,14 +215,20 @@ class Accounts:
         if problems:
             raise InvalidArgument(problems.items)
 
+        # What decides before the password is checked, read in one statement: the failures
+        # that may throttle this attempt, and the account.
         async with self._database.connect() as conn:
-            await self._throttle.check(conn, email, call.client_ip)
-            stored = await user_rows.find_by_email(conn, email)
+            stored, recent = await user_rows.find_for_login(
+                conn, email, self._throttle.query(email, call.client_ip)
+            )
+        self._throttle.refuse_if_over(recent)
+        # From here on an unknown address costs what a known one does. A busy hashing pool
+        # refuses (Overloaded) before any write: a refusal counts as no attempt at all.
         if stored is None:
-            await asyncio.to_thread(self._hasher.verify_dummy, password)
+            await self._hasher.verify_dummy(password)
             await self._record_failure(call, email=email, user=None)
             raise InvalidCredentials()
-        if not await asyncio.to_thread(self._hasher.verify, password, stored.password_hash):
+        if not await self._hasher.verify(password, stored.password_hash):
             await self._record_failure(call, email=email, user=stored.record)
             raise InvalidCredentials()
 
@@ -230,12 +239,22 @@ class Accounts:
 
         new_hash = None
         if self._hasher.needs_rehash(stored.password_hash):
-            new_hash = await asyncio.to_thread(self._hasher.hash, password)
+            # The upgrade can wait for a later login; this one need not fail for it.
+            with contextlib.suppress(Overloaded):
+                new_hash = await self._hasher.hash(password)
         remember = remember and self._settings.remember_option
         async with self._database.begin() as conn:
-            # The checks above ran outside this transaction while bcrypt worked: a reset,
-            # a password change or a block may have landed since. Re-check under a lock.
-            current = await user_rows.lock_login_state(conn, user.id)
+            # The checks above ran outside this transaction while the hash was computed: a
+            # reset, a password change or a block may have landed since. Re-check under a
+            # lock. The commit need not wait for the WAL flush (durable=False), which costs
+            # about what a fast hash does (1.5-3.5 ms here). What this transaction writes is
+            # a login's bookkeeping (its session, its event, the address's failures
+            # forgotten, maybe a rehash), and a database crash can only lose it whole, never
+            # in part: a user then logs in again (the token stops working), the audit log
+            # lacks a login whose session is gone with it, forgotten failures count again,
+            # the rehash waits for the next login. Failed attempts (_record_failure) stay
+            # durable, as every other write does: losing those would give a guesser tries.
+            current = await user_rows.lock_login_state(conn, user.id, durable=False)
             if current is None or current[1] != stored.password_hash:
                 raise InvalidCredentials()
             state_error = _STATE_ERRORS.get(current[0])
@@ -248,7 +267,7 @@ class Accounts:
             session = await self._sessions.create(
                 conn, user, remember=remember, client_ip=call.client_ip
             )
-            await self._throttle.succeeded(conn, email)
+            await self._throttle.succeeded(conn, email, recent)
             await self._events.record(conn, EventKind.LOGIN, call, user=user)
         return Login(user=user, session=session)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from watchword_server.domain.lookups import existing_user
 from watchword_server.domain.paging import PageTokens, page_size, split_page
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
-from watchword_server.security.passwords import PasswordHasher
+from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import account_keys as key_rows
 from watchword_server.storage.repositories import sessions as session_rows
@@ -72,7 +71,7 @@ class UserAdmin:
         self,
         settings: Settings,
         database: Database,
-        hasher: PasswordHasher,
+        hasher: HashingPool,
         events: EventLog,
         pages: PageTokens,
         clock: Clock,
@@ -112,7 +111,7 @@ class UserAdmin:
             raise InvalidArgument(problems.items)
         password_hash = NO_PASSWORD
         if new.password:
-            password_hash = await asyncio.to_thread(self._hasher.hash, new.password)
+            password_hash = await self._hasher.hash(new.password)
         async with self._database.begin() as conn:
             try:
                 user = await user_rows.insert_user(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from watchword_server.config import Settings
@@ -20,7 +19,7 @@ from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
-from watchword_server.security.passwords import PasswordHasher
+from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
@@ -38,7 +37,7 @@ class PasswordFlows:
         self,
         settings: Settings,
         database: Database,
-        hasher: PasswordHasher,
+        hasher: HashingPool,
         sessions: Sessions,
         events: EventLog,
         keys: MailedKeys,
@@ -99,7 +98,7 @@ class PasswordFlows:
         async with self._database.connect() as conn:
             if not await self._keys.is_live(conn, reset_key, Purpose.RESET):
                 raise ResetKeyInvalid()
-        password_hash = await asyncio.to_thread(self._hasher.hash, new_password)
+        password_hash = await self._hasher.hash(new_password)
         async with self._database.begin() as conn:
             user_id = await self._keys.consume(conn, reset_key, Purpose.RESET)
             user = None if user_id is None else await user_rows.get(conn, user_id)
@@ -143,11 +142,11 @@ class PasswordFlows:
             stored_hash = await user_rows.password_hash_of(conn, session.user.id)
         if stored_hash is None:
             raise SessionInvalid()
-        if not await asyncio.to_thread(self._hasher.verify, old_password, stored_hash):
+        if not await self._hasher.verify(old_password, stored_hash):
             async with self._database.begin() as conn:
                 await self._throttle.failed(conn, email, call.client_ip)
             raise PasswordIncorrect()
-        new_hash = await asyncio.to_thread(self._hasher.hash, new_password)
+        new_hash = await self._hasher.hash(new_password)
         async with self._database.begin() as conn:
             changed = await user_rows.set_password_hash(
                 conn, session.user.id, new_hash, expected_old=stored_hash

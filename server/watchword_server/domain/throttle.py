@@ -39,15 +39,23 @@ class LoginThrottle:
     def _email_key(self, email: str) -> bytes:
         return hmac.new(self._key, email.lower().encode(), hashlib.sha256).digest()
 
-    async def check(self, conn: Connection, email: str, client_ip: str) -> None:
-        """Raise TooManyAttempts (with ``retry_after`` seconds) when a limit is reached."""
+    def query(self, email: str, client_ip: str) -> failure_rows.RecentQuery | None:
+        """What to count before checking a password for ``email`` from ``client_ip``; None
+        when throttling is off. Read it with ``failure_rows.recent`` (or with the user, as a
+        login does) and pass the result to ``refuse_if_over``."""
         if not self.enabled:
+            return None
+        return failure_rows.RecentQuery(
+            email_key=self._email_key(email) if self._per_email else None,
+            client_ip=client_ip if self._per_client else "",
+            since=self._clock.now() - self._window,
+        )
+
+    def refuse_if_over(self, recent: failure_rows.Recent | None) -> None:
+        """Raise TooManyAttempts (with ``retry_after`` seconds) when a limit is reached."""
+        if recent is None:
             return
         now = self._clock.now()
-        since = now - self._window
-        recent = await failure_rows.recent(
-            conn, email_key=self._email_key(email), client_ip=client_ip, since=since
-        )
         blocked_until: list[datetime] = []
         if self._per_email and recent.by_email >= self._per_email and recent.oldest_by_email:
             blocked_until.append(recent.oldest_by_email + self._window)
@@ -56,6 +64,12 @@ class LoginThrottle:
         if blocked_until:
             wait = max(1, math.ceil((max(blocked_until) - now).total_seconds()))
             raise TooManyAttempts(metadata={"retry_after": str(wait)})
+
+    async def check(self, conn: Connection, email: str, client_ip: str) -> None:
+        """Raise TooManyAttempts (with ``retry_after`` seconds) when a limit is reached."""
+        query = self.query(email, client_ip)
+        if query is not None:
+            self.refuse_if_over(await failure_rows.recent(conn, query))
 
     async def failed(self, conn: Connection, email: str, client_ip: str) -> None:
         """Count a failed password check."""
@@ -70,7 +84,17 @@ class LoginThrottle:
             since=now - self._window,
         )
 
-    async def succeeded(self, conn: Connection, email: str) -> None:
-        """Clear the address's failures after a correct password."""
-        if self._per_email:
-            await failure_rows.forget(conn, email_key=self._email_key(email))
+    async def succeeded(
+        self, conn: Connection, email: str, recent: failure_rows.Recent | None = None
+    ) -> None:
+        """Clear the address's failures after a correct password.
+
+        ``recent`` is what was read before the password check, if anything: when it counted
+        no failure of the address, the delete (a round trip) is skipped. A failure recorded
+        by a concurrent attempt since then is then left to count, which errs on the safe side.
+        """
+        if not self._per_email:
+            return
+        if recent is not None and recent.by_email == 0:
+            return
+        await failure_rows.forget(conn, email_key=self._email_key(email))

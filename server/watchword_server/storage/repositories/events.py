@@ -45,6 +45,16 @@ _COLUMNS = (
 )
 
 
+# Built once: a statement object caches its compiled form, so a login's event costs an
+# execution, not a construction and a compilation (~0.5 ms of CPU each on these machines).
+_INSERT = insert(Event)
+# Same as a separate `SELECT pg_notify(...)` in this transaction, one round trip less.
+_INSERT_AND_NOTIFY = _INSERT.returning(
+    Event.id, func.pg_notify(literal(NOTIFY_CHANNEL), cast(Event.id, Text))
+)
+_INSERT_RETURNING_ID = _INSERT.returning(Event.id)
+
+
 async def insert_event(
     conn: AsyncConnection,
     *,
@@ -61,20 +71,17 @@ async def insert_event(
     when the caller's transaction commits (and never if it rolls back), so a listener is
     never told about an event it cannot read yet.
     """
-    statement = insert(Event).values(
-        kind=kind.value,
-        user_id=user_id,
-        description=description,
-        client_ip=client_ip,
-        origin=origin,
-        create_time=now,
-    )
-    if conn.dialect.name == "postgresql":
-        # Same as a separate `SELECT pg_notify(...)` in this transaction, one round trip less.
-        notify = func.pg_notify(literal(NOTIFY_CHANNEL), cast(Event.id, Text))
-        result = await conn.execute(statement.returning(Event.id, notify))
-    else:
-        result = await conn.execute(statement.returning(Event.id))
+    values = {
+        "kind": kind.value,
+        "user_id": user_id,
+        "description": description,
+        "client_ip": client_ip,
+        "origin": origin,
+        "create_time": now,
+    }
+    postgresql = conn.dialect.name == "postgresql"
+    statement = _INSERT_AND_NOTIFY if postgresql else _INSERT_RETURNING_ID
+    result = await conn.execute(statement, values)
     return int(result.scalar_one())
 
 

@@ -14,6 +14,10 @@ from watchword_server.storage.models import Session
 __all__ = ["delete_by_digest", "delete_for_user", "insert_session", "touch_many"]
 
 
+# Built once, so a login pays for executing it, not for building and compiling it.
+_INSERT = insert(Session)
+
+
 async def insert_session(
     conn: AsyncConnection,
     *,
@@ -27,16 +31,17 @@ async def insert_session(
     """Store a new session and return its id."""
     session_id = uuid.uuid4()
     await conn.execute(
-        insert(Session).values(
-            id=session_id,
-            user_id=user_id,
-            token_digest=token_digest,
-            lifetime=lifetime,
-            remember=remember,
-            client_ip=client_ip,
-            create_time=now,
-            last_seen_time=now,
-        )
+        _INSERT,
+        {
+            "id": session_id,
+            "user_id": user_id,
+            "token_digest": token_digest,
+            "lifetime": lifetime,
+            "remember": remember,
+            "client_ip": client_ip,
+            "create_time": now,
+            "last_seen_time": now,
+        },
     )
     return session_id
 

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import FromClause
 
 from watchword_server.domain.types import UserRecord, UserStatus
 from watchword_server.storage.models import AccountKey, Membership, Session, User
+from watchword_server.storage.repositories import login_failures as failure_rows
 
 __all__ = [
     "EmailTaken",
     "StoredUser",
     "email_exists",
     "find_by_email",
+    "find_for_login",
     "delete_user",
     "get",
     "insert_user",
@@ -76,15 +92,50 @@ async def email_exists(conn: AsyncConnection, email: str) -> bool:
     return found is not None
 
 
+# The login's statements are built once with bound parameters: a statement object caches
+# its compiled form, so a login pays for executing them, not for building them (which
+# costs about as much again on these machines).
+_BY_EMAIL = func.lower(User.email) == bindparam("email")
+_FIND_BY_EMAIL = select(*_PUBLIC_COLUMNS, User.password_hash).where(_BY_EMAIL)
+
+
+@functools.cache
+def _find_for_login(source: FromClause, counts: tuple[ColumnElement[Any], ...]) -> Select[Any]:
+    # The counts are one row, so the left join yields exactly one, with or without a user.
+    found = source.outerjoin(User, _BY_EMAIL)
+    return select(*counts, *_PUBLIC_COLUMNS, User.password_hash).select_from(found)
+
+
 async def find_by_email(conn: AsyncConnection, email: str) -> StoredUser | None:
     """The user with ``email`` (case-insensitively) and its password hash, if any."""
-    result = await conn.execute(
-        select(*_PUBLIC_COLUMNS, User.password_hash).where(func.lower(User.email) == email.lower())
-    )
+    result = await conn.execute(_FIND_BY_EMAIL, {"email": email.lower()})
     row = result.one_or_none()
     if row is None:
         return None
     return StoredUser(record=to_record(row), password_hash=row.password_hash)
+
+
+async def find_for_login(
+    conn: AsyncConnection, email: str, failures: failure_rows.RecentQuery | None
+) -> tuple[StoredUser | None, failure_rows.Recent | None]:
+    """``find_by_email`` and, when ``failures`` is given, the recent failures it names: what
+    a login reads before checking the password, in one statement (one round trip).
+
+    On a PostgreSQL connection with no transaction yet, the statement runs in autocommit: a
+    single statement sees one snapshot either way, and this spares a BEGIN and a ROLLBACK
+    (two round trips). The pool resets the connection when it is returned.
+    """
+    if conn.dialect.name == "postgresql" and not conn.in_transaction():
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+    if failures is None:
+        return await find_by_email(conn, email), None
+    source, counts, parameters = failure_rows.recent_columns(failures)
+    statement = _find_for_login(source, counts)
+    row = (await conn.execute(statement, {**parameters, "email": email.lower()})).one()
+    recent = failure_rows.recent_of(tuple(row)[: len(counts)])
+    if row.id is None:
+        return None, recent
+    return StoredUser(record=to_record(row), password_hash=row.password_hash), recent
 
 
 async def insert_user(
@@ -224,13 +275,29 @@ async def delete_user(conn: AsyncConnection, user_id: uuid.UUID) -> bool:
     return result.rowcount == 1
 
 
+_LOCK_LOGIN_STATE = (
+    select(User.status, User.password_hash).where(User.id == bindparam("user_id")).with_for_update()
+)
+# set_config(..., is_local => true) is SET LOCAL as an expression, so it rides along in the
+# same round trip; the setting is read at COMMIT, so setting it before the writes is enough.
+_LOCK_LOGIN_STATE_NOT_DURABLE = _LOCK_LOGIN_STATE.add_columns(
+    func.set_config(literal("synchronous_commit"), literal("off"), true())
+)
+
+
 async def lock_login_state(
-    conn: AsyncConnection, user_id: uuid.UUID
+    conn: AsyncConnection, user_id: uuid.UUID, *, durable: bool = True
 ) -> tuple[UserStatus, str] | None:
-    """The user's status and password hash, locked until the transaction ends."""
-    row = (
-        await conn.execute(
-            select(User.status, User.password_hash).where(User.id == user_id).with_for_update()
-        )
-    ).one_or_none()
-    return None if row is None else (UserStatus(row.status), str(row.password_hash))
+    """The user's status and password hash, locked until the transaction ends.
+
+    With ``durable=False`` the transaction's commit, on PostgreSQL, returns before its WAL
+    is flushed to disk (``synchronous_commit = off`` for this transaction alone, set in this
+    same round trip). A crash of the database server may then lose the transaction, whole
+    and never in part; it cannot make the database inconsistent. Only for writes whose loss
+    the caller accepts.
+    """
+    statement = _LOCK_LOGIN_STATE
+    if not durable and conn.dialect.name == "postgresql":
+        statement = _LOCK_LOGIN_STATE_NOT_DURABLE
+    row = (await conn.execute(statement, {"user_id": user_id})).one_or_none()
+    return None if row is None else (UserStatus(row[0]), str(row[1]))

@@ -1,0 +1,212 @@
+"""The one bounded pool of threads that hashes and verifies passwords for every flow.
+
+Password hashing is CPU-bound by design, and bcrypt and ``hashlib.pbkdf2_hmac`` release the
+GIL, so threads use idle cores while the event loop keeps serving. Three rules keep a login
+storm from starving the access checks that share the process:
+
+* **As many threads as cores** (or the ``password_hash_threads`` setting): more would only
+  queue inside the kernel instead of here, where the queue can be bounded.
+* **Lower CPU priority**: each worker thread raises its own nice value (Linux schedules
+  threads individually), so when the cores are busy the event loop thread wins them and
+  hashing gets what is left.
+* **A bounded queue**: past ``max_waiting`` jobs waiting behind the running ones, a call is
+  refused at once with ``Overloaded`` (``RESOURCE_EXHAUSTED``) and a ``retry_after`` estimate,
+  instead of piling up work nobody will wait for. The refusal happens before the job runs,
+  so a flow that checks a password meets it before writing anything.
+
+Unknown accounts are verified against a dummy hash through the same pool (``verify_dummy``),
+so admission and queueing treat them exactly like known ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+# Domain errors are plain Python with no imports of ours (the model layer to be), so the
+# pool can refuse with the error every caller already maps to RESOURCE_EXHAUSTED.
+from watchword_server.domain.errors import Overloaded
+from watchword_server.security.passwords import PasswordHasher
+
+__all__ = ["HashingPool", "default_thread_count"]
+
+_log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# Weight of the newest job in the running mean of job durations (behind ``retry_after``).
+_DURATION_WEIGHT: Final = 0.2
+_MAX_NICE: Final = 19
+
+
+def default_thread_count() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _lower_own_priority(niceness: int) -> None:
+    """Thread initializer: make the calling thread ``niceness`` steps nicer (best effort).
+
+    Only on Linux, where ``PRIO_PROCESS`` with a thread id applies to that one thread (on
+    other systems the same call would target a process, or fail). Raising one's own nice
+    value needs no privilege; if it fails anyway, hashing simply runs at normal priority.
+    """
+    if niceness <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        thread_id = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread_id)
+        os.setpriority(os.PRIO_PROCESS, thread_id, min(_MAX_NICE, current + niceness))
+    except OSError as error:
+        _log.warning("cannot lower the priority of a password hashing thread: %s", error)
+
+
+class HashingPool:
+    """Runs a ``PasswordHasher`` on a bounded pool of low-priority threads.
+
+    Every method must be called from the event loop's thread; the jobs run on the pool's.
+
+    Args:
+        hasher: The hasher whose blocking methods the pool runs.
+        threads: Worker threads; 0 means one per core (``default_thread_count``).
+        max_waiting: Jobs that may wait for a thread beyond those running; one more is
+            refused with ``Overloaded``.
+        niceness: How many nice steps below the process the workers run (0 leaves them at
+            the process's priority).
+        timer: Seconds as a float, for timing jobs (a seam for tests).
+    """
+
+    def __init__(
+        self,
+        hasher: PasswordHasher,
+        *,
+        threads: int = 0,
+        max_waiting: int = 32,
+        niceness: int = 10,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if threads < 0 or max_waiting < 0 or niceness < 0:
+            raise ValueError("threads, max_waiting and niceness must not be negative")
+        self._hasher: Final = hasher
+        self._timer: Final = timer
+        self._threads: Final = threads or default_thread_count()
+        self._max_waiting: Final = max_waiting
+        self._executor: Final = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self._threads,
+            thread_name_prefix="watchword-hash",
+            initializer=_lower_own_priority,
+            initargs=(niceness,),
+        )
+        # Jobs are counted from admission until their thread is done with them (not until
+        # their caller stops waiting: a cancelled call may leave its job running).
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._mean_duration = 0.0
+
+    @property
+    def hasher(self) -> PasswordHasher:
+        """The hasher the pool runs."""
+        return self._hasher
+
+    @property
+    def threads(self) -> int:
+        """How many jobs run at once."""
+        return self._threads
+
+    @property
+    def max_waiting(self) -> int:
+        """How many jobs may wait beyond the running ones."""
+        return self._max_waiting
+
+    @property
+    def admitted(self) -> int:
+        """Jobs running or waiting now."""
+        return self._admitted
+
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether ``stored`` should be replaced after a successful login (cheap, no hash)."""
+        return self._hasher.needs_rehash(stored)
+
+    async def hash(self, password: str) -> str:
+        """Hash a new password.
+
+        Raises:
+            Overloaded: too many jobs are waiting already.
+        """
+        return await self.submit(self._hasher.hash, password)
+
+    async def verify(self, password: str, stored: str) -> bool:
+        """Check a password against its stored hash.
+
+        Raises:
+            Overloaded: too many jobs are waiting already.
+        """
+        return await self.submit(self._hasher.verify, password, stored)
+
+    async def verify_dummy(self, password: str) -> bool:
+        """Spend a verification's time for an unknown account; always False.
+
+        Raises:
+            Overloaded: too many jobs are waiting already (exactly as ``verify`` would).
+        """
+        return await self.submit(self._hasher.verify_dummy, password)
+
+    def submit(self, job: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
+        """Admit ``job(*args)`` to the pool now, or refuse it now.
+
+        Admission is decided before this returns, so a caller that gets a future holds its
+        place; awaiting the future gives the job's result.
+
+        Raises:
+            Overloaded: ``max_waiting`` jobs are waiting already; its metadata carries
+                ``retry_after``, whole seconds until a place is likely free.
+        """
+        with self._lock:
+            if self._admitted >= self._threads + self._max_waiting:
+                retry_after = self._retry_after()
+                raise Overloaded(metadata={"retry_after": str(retry_after)})
+            self._admitted += 1
+        try:
+            future = self._executor.submit(self._timed, job, *args)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(self._release)
+        return asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        """Stop the threads once their current jobs end; jobs still waiting are cancelled."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _timed(self, job: Callable[..., _T], *args: object) -> _T:
+        started = self._timer()
+        try:
+            return job(*args)
+        finally:
+            elapsed = self._timer() - started
+            with self._lock:
+                if self._mean_duration == 0.0:
+                    self._mean_duration = elapsed
+                else:
+                    self._mean_duration += _DURATION_WEIGHT * (elapsed - self._mean_duration)
+
+    def _release(self, _future: object = None) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def _retry_after(self) -> int:
+        # Called under the lock. The job refused now would start once every waiting job and
+        # itself have moved up a place: (waiting + 1) durations spread over the threads.
+        waiting = max(0, self._admitted - self._threads)
+        estimate = (waiting + 1) * self._mean_duration / self._threads
+        return max(1, math.ceil(estimate))
