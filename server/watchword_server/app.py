@@ -161,7 +161,8 @@ class WatchwordServer:
                 raise StartupError(str(error)) from None
             raise StartupError(f"cannot listen on {settings.listen}")
         self.domain = domain
-        await domain.check_reads.open()
+        if domain.prepared is not None:
+            await domain.prepared.warm()
         await domain.change_listener.start()
         await domain.touches.start()
         # Watchers must find the stream running from the first call on.
@@ -194,7 +195,8 @@ class WatchwordServer:
         if self.domain is not None:
             await self.domain.change_listener.stop()
             await self.domain.touches.stop()
-            await self.domain.check_reads.close()
+            if self.domain.prepared is not None:
+                await self.domain.prepared.close()
             self.domain.hashing.close()
             self.domain = None
         await self.engine.dispose()

@@ -30,8 +30,10 @@ from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
 from watchword_server.security.tokens import derived_token
+from watchword_server.storage import check_reads, logins
 from watchword_server.storage.check_reads import CheckReads
 from watchword_server.storage.db import Database
+from watchword_server.storage.pg_prepared import PreparedPool, conninfo_for
 
 __all__ = ["Domain", "build_domain", "build_keyring"]
 
@@ -62,6 +64,7 @@ class Domain:
     event_stream: EventStream
     service_keys: ServiceKeys
     check_reads: CheckReads
+    prepared: PreparedPool | None
     check_cache: CheckCache
     change_listener: ChangeListener
     touches: TouchWriter
@@ -90,7 +93,15 @@ def build_domain(
         max_staleness=settings.check_cache_max_staleness, max_entries=settings.check_cache_size
     )
     notices = ChangeNotices(database, cache.apply)
-    reads = CheckReads(database, pool_size=settings.database_pool_size)
+    prepared = None
+    if database.is_postgresql:
+        # The hot path's statements (checks, logins), prepared on connections of their own.
+        prepared = PreparedPool(
+            conninfo_for(database),
+            [*check_reads.PG_STATEMENTS.values(), *logins.PG_STATEMENTS],
+            size=settings.database_pool_size,
+        )
+    reads = CheckReads(database, prepared)
     touches = TouchWriter(database)
     sessions = Sessions(
         database,
@@ -118,6 +129,7 @@ def build_domain(
         throttle,
         clock,
         notices,
+        logins.Logins(database, prepared),
         mail_queued=sender.wake,
     )
     passwords = PasswordFlows(
@@ -150,6 +162,7 @@ def build_domain(
             database, clock, reads=reads, cache=cache, notices=notices, touches=touches
         ),
         check_reads=reads,
+        prepared=prepared,
         check_cache=cache,
         change_listener=ChangeListener(database, cache),
         touches=touches,

@@ -48,19 +48,34 @@ def refusal_of(error: grpc.aio.AioRpcError) -> Refusal:
     return Refusal(error.code(), reason, metadata, delay, status.message)
 
 
+@dataclass(frozen=True)
+class Gate:
+    """Every password check (real or dummy) waits in its thread until ``opened`` is set;
+    ``reached`` is set once a check waits there."""
+
+    opened: threading.Event
+    reached: threading.Event
+
+    def set(self) -> None:
+        self.opened.set()
+
+    async def wait_reached(self) -> None:
+        assert await asyncio.to_thread(self.reached.wait, 30), "no password check began"
+
+
 @pytest.fixture
-def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    """Every password check (real or dummy) waits in its thread until the gate opens."""
-    opened = threading.Event()
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    made = Gate(threading.Event(), threading.Event())
     original = PasswordHasher.verify
 
     def gated(self: PasswordHasher, password: str, stored: str) -> bool:
-        opened.wait()
+        made.reached.set()
+        made.opened.wait()
         return original(self, password, stored)
 
     monkeypatch.setattr(PasswordHasher, "verify", gated)
-    yield opened
-    opened.set()  # never leave a worker thread hanging
+    yield made
+    made.set()  # never leave a worker thread hanging
 
 
 def login(running: Running, email: str, password: str = PASSWORD) -> asyncio.Task[object]:
@@ -96,7 +111,7 @@ def table_counts(database_url: str) -> dict[str, int]:
 
 
 async def test_a_burst_beyond_the_queue_is_refused_with_a_retry_delay(
-    start_server: StartServer, database_url: str, gate: threading.Event
+    start_server: StartServer, database_url: str, gate: Gate
 ) -> None:
     running = await start_server(password_hash_threads=1, password_hash_max_waiting=1)
     users = [f"user{i}@example.com" for i in range(6)]
@@ -129,13 +144,14 @@ async def test_a_burst_beyond_the_queue_is_refused_with_a_retry_delay(
 
 
 async def test_unknown_addresses_are_refused_alike_and_no_refusal_counts_as_a_failure(
-    start_server: StartServer, database_url: str, gate: threading.Event
+    start_server: StartServer, database_url: str, gate: Gate
 ) -> None:
     running = await start_server(
         password_hash_threads=1, password_hash_max_waiting=0, login_max_failures=2
     )
     await register(running, "ada@example.com")
     pending = {login(running, "ada@example.com", "wrong guess")}  # holds the one thread
+    await gate.wait_reached()
 
     answers: dict[str, Refusal] = {}
     for _ in range(3):  # more refusals than the throttle allows failures

@@ -37,6 +37,7 @@ from watchword_server.domain.types import (
 from watchword_server.domain.validation import Violations
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
+from watchword_server.storage.logins import Logins, LoginWrite
 from watchword_server.storage.repositories import users as user_rows
 
 __all__ = ["Accounts", "Registration", "Login"]
@@ -80,10 +81,12 @@ class Accounts:
         throttle: LoginThrottle,
         clock: Clock,
         notices: ChangeNotices,
+        logins: Logins,
         *,
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._notices = notices
+        self._logins = logins
         self._throttle = throttle
         self._settings = settings
         self._database = database
@@ -217,10 +220,7 @@ class Accounts:
 
         # What decides before the password is checked, read in one statement: the failures
         # that may throttle this attempt, and the account.
-        async with self._database.connect() as conn:
-            stored, recent = await user_rows.find_for_login(
-                conn, email, self._throttle.query(email, call.client_ip)
-            )
+        stored, recent = await self._logins.read(email, self._throttle.query(email, call.client_ip))
         self._throttle.refuse_if_over(recent)
         # From here on an unknown address costs what a known one does. A busy hashing pool
         # refuses (Overloaded) before any write: a refusal counts as no attempt at all.
@@ -243,33 +243,33 @@ class Accounts:
             with contextlib.suppress(Overloaded):
                 new_hash = await self._hasher.hash(password)
         remember = remember and self._settings.remember_option
-        async with self._database.begin() as conn:
-            # The checks above ran outside this transaction while the hash was computed: a
-            # reset, a password change or a block may have landed since. Re-check under a
-            # lock. The commit need not wait for the WAL flush (durable=False), which costs
-            # about what a fast hash does (1.5-3.5 ms here). What this transaction writes is
-            # a login's bookkeeping (its session, its event, the address's failures
-            # forgotten, maybe a rehash), and a database crash can only lose it whole, never
-            # in part: a user then logs in again (the token stops working), the audit log
-            # lacks a login whose session is gone with it, forgotten failures count again,
-            # the rehash waits for the next login. Failed attempts (_record_failure) stay
-            # durable, as every other write does: losing those would give a guesser tries.
-            current = await user_rows.lock_login_state(conn, user.id, durable=False)
-            if current is None or current[1] != stored.password_hash:
-                raise InvalidCredentials()
-            state_error = _STATE_ERRORS.get(current[0])
-            if state_error is not None:
-                raise state_error()
-            if new_hash is not None:
-                await user_rows.set_password_hash(
-                    conn, user.id, new_hash, expected_old=stored.password_hash
-                )
-            session = await self._sessions.create(
-                conn, user, remember=remember, client_ip=call.client_ip
+        session = self._sessions.new(remember=remember)
+        # The checks above ran outside any transaction while the hash was computed: a
+        # reset, a password change or a block may have landed since. The write re-checks
+        # under a row lock and writes nothing unless the account still allows this login
+        # (see storage/logins.py, also for why its commit does not wait for the disk).
+        current = await self._logins.finish(
+            LoginWrite(
+                user_id=user.id,
+                expected_hash=stored.password_hash,
+                new_hash=new_hash,
+                session_id=session.id,
+                token_digest=session.token_digest,
+                lifetime=session.lifetime,
+                remember=session.remember,
+                client_ip=call.client_ip,
+                now=session.now,
+                forget_email_key=self._throttle.to_forget(email, recent),
+                event_description=self._events.description(EventKind.LOGIN, call, user=user),
+                origin=call.origin,
             )
-            await self._throttle.succeeded(conn, email, recent)
-            await self._events.record(conn, EventKind.LOGIN, call, user=user)
-        return Login(user=user, session=session)
+        )
+        if current is None or current[1] != stored.password_hash:
+            raise InvalidCredentials()
+        state_error = _STATE_ERRORS.get(current[0])
+        if state_error is not None:
+            raise state_error()
+        return Login(user=user, session=session.grant)
 
     async def logout(self, *, session_token: str, call: CallContext) -> None:
         """Revoke the session; raises SessionInvalid when it is unknown or already gone."""

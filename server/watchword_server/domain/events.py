@@ -62,6 +62,27 @@ class EventLog:
             _log.warning("event template %s is malformed; storing it unrendered", key)
             return str(template)
 
+    def description(
+        self,
+        kind: EventKind,
+        call: CallContext,
+        *,
+        user: UserRecord | None = None,
+        email: str = "",
+        values: Mapping[str, object] | None = None,
+    ) -> str | None:
+        """What an event of ``kind`` would say, or None when ``log_events`` is off (for
+        callers that write the event themselves)."""
+        if not self._enabled:
+            return None
+        rendered = {
+            "id": str(user.id) if user else "",
+            "email": user.email if user else email,
+            "origin": call.origin,
+            **(values or {}),
+        }
+        return self.describe(kind, rendered)
+
     async def record(
         self,
         conn: Connection,
@@ -73,19 +94,14 @@ class EventLog:
         values: Mapping[str, object] | None = None,
     ) -> None:
         """Append one event unless ``log_events`` is off."""
-        if not self._enabled:
+        description = self.description(kind, call, user=user, email=email, values=values)
+        if description is None:
             return
-        rendered = {
-            "id": str(user.id) if user else "",
-            "email": user.email if user else email,
-            "origin": call.origin,
-            **(values or {}),
-        }
         await event_rows.insert_event(
             conn,
             kind=kind,
             user_id=user.id if user else None,
-            description=self.describe(kind, rendered),
+            description=description,
             client_ip=call.client_ip,
             origin=call.origin,
             now=self._clock.now(),

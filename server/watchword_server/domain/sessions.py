@@ -25,7 +25,14 @@ from watchword_server.storage.check_reads import CheckReads, SessionRow
 from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import sessions as session_rows
 
-__all__ = ["IntrospectResult", "ValidSession", "Sessions", "digest_or_invalid", "session_key"]
+__all__ = [
+    "IntrospectResult",
+    "NewSession",
+    "Sessions",
+    "ValidSession",
+    "digest_or_invalid",
+    "session_key",
+]
 
 # The window slides (and is written) only once this share of it has passed, so a busy
 # session costs one write per tenth of its window instead of one per call.
@@ -37,6 +44,18 @@ _MAX_TOKEN_LENGTH = 256
 def session_key(digest: bytes) -> tuple[str, bytes]:
     """The cache key (and change tag) of the session with this token digest."""
     return ("session", digest)
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session to store: what its owner gets, and what the database keeps."""
+
+    grant: SessionGrant
+    id: uuid.UUID
+    token_digest: bytes
+    lifetime: int
+    remember: bool
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,20 @@ class Sessions:
     def lifetime(self, remember: bool) -> int:
         """The inactivity window in seconds for a session with or without "remember me"."""
         return self._long if remember else self._short
+
+    def new(self, *, remember: bool) -> NewSession:
+        """A session not stored yet: its token (for its owner only), digest, id and window."""
+        token = new_token()
+        now = self._clock.now()
+        lifetime = self.lifetime(remember)
+        return NewSession(
+            grant=SessionGrant(token=token, expire_time=now + timedelta(seconds=lifetime)),
+            id=uuid.uuid4(),
+            token_digest=token_digest(token),
+            lifetime=lifetime,
+            remember=remember,
+            now=now,
+        )
 
     async def create(
         self, conn: Connection, user: UserRecord, *, remember: bool, client_ip: str

@@ -84,6 +84,13 @@ class LoginThrottle:
             since=now - self._window,
         )
 
+    def to_forget(self, email: str, recent: failure_rows.Recent | None) -> bytes | None:
+        """The address key whose failures a correct password clears, or None when there is
+        nothing to clear (see ``succeeded``)."""
+        if not self._per_email or (recent is not None and recent.by_email == 0):
+            return None
+        return self._email_key(email)
+
     async def succeeded(
         self, conn: Connection, email: str, recent: failure_rows.Recent | None = None
     ) -> None:

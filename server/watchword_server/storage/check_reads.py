@@ -18,20 +18,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, or_, select
-from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword_server.domain.types import Grant, UserRecord, UserStatus
 from watchword_server.storage.db import Database
 from watchword_server.storage.models import Group, Membership, Permission, ServiceKey, Session, User
-from watchword_server.storage.pg_prepared import PreparedPool, StatementFailed
+from watchword_server.storage.pg_prepared import PgStatement, PreparedPool, compile_statement
 
-__all__ = ["APPLICATION_NAME", "CheckReads", "KeyRow", "SessionAnswer", "SessionRow", "UserAnswer"]
-
-APPLICATION_NAME = "watchword-checks"
-"""The ``application_name`` of the check pool's connections (see ``pg_stat_activity``)."""
+__all__ = [
+    "PG_STATEMENTS",
+    "CheckReads",
+    "KeyRow",
+    "SessionAnswer",
+    "SessionRow",
+    "UserAnswer",
+    "user_record",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,53 +177,29 @@ _GROUP_PERMISSION = _Lookup(
 # --- running them: PostgreSQL ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _PgStatement:
-    """A lookup compiled for PostgreSQL: its name, SQL, parameter order and constants."""
-
-    name: str
-    sql: str
-    order: tuple[str, ...]
-    defaults: Mapping[str, Any]
-
-
-def _pg_statement(lookup: _Lookup) -> _PgStatement:
-    statement = lookup.build({name: bindparam(name) for name in lookup.parameters})
-    # asyncpg's dialect only for its "$1" placeholders; nothing of asyncpg is loaded.
-    compiled = statement.compile(dialect=pg_asyncpg.dialect())  # type: ignore[no-untyped-call]
-    return _PgStatement(
-        name=f"watchword_{lookup.name}",
-        sql=compiled.string,
-        order=tuple(compiled.positiontup or ()),
-        defaults=dict(compiled.params),
-    )
-
-
 class _Prepared:
     """A lookup as a prepared statement on the ``PreparedPool``."""
 
-    def __init__(self, statement: _PgStatement, pool: PreparedPool) -> None:
+    def __init__(self, statement: PgStatement, pool: PreparedPool) -> None:
         self._statement = statement
         self._pool = pool
 
     async def one(self, values: Mapping[str, Any]) -> Sequence[Any] | None:
-        statement = self._statement
-        parameters = [values.get(name, statement.defaults.get(name)) for name in statement.order]
-        try:
-            rows = await self._pool.fetch(statement.name, parameters)
-        except StatementFailed as error:
-            raise RuntimeError(f"{statement.name} failed: {error}") from error
-        return rows[0] if rows else None
+        return await self._pool.fetch_one(self._statement, values)
 
 
 # --- running them: SQLite --------------------------------------------------------------
+
+
+def _bound(lookup: _Lookup) -> _Statement:
+    return lookup.build({name: bindparam(name) for name in lookup.parameters})
 
 
 class _OneByOne:
     """The lookup as a plain statement through SQLAlchemy, one call at a time."""
 
     def __init__(self, lookup: _Lookup, engine: AsyncEngine) -> None:
-        self._statement = lookup.build({name: bindparam(name) for name in lookup.parameters})
+        self._statement = _bound(lookup)
         self._engine = engine
 
     async def one(self, values: Mapping[str, Any]) -> Sequence[Any] | None:
@@ -232,7 +211,8 @@ class _OneByOne:
 # --- rows ------------------------------------------------------------------------------
 
 
-def _record(row: Sequence[Any], offset: int) -> UserRecord:
+def user_record(row: Sequence[Any], offset: int) -> UserRecord:
+    """The UserRecord in ``row`` from ``offset`` on, in the users' public column order."""
     (user_id, email, first_name, last_name, status, verified, created, updated, extra) = row[
         offset : offset + 9
     ]
@@ -254,7 +234,9 @@ def _utc(value: datetime) -> datetime:
 
 
 def _session(row: Sequence[Any]) -> SessionRow:
-    return SessionRow(id=row[0], lifetime=row[1], last_seen_time=_utc(row[2]), user=_record(row, 3))
+    return SessionRow(
+        id=row[0], lifetime=row[1], last_seen_time=_utc(row[2]), user=user_record(row, 3)
+    )
 
 
 def _grant(grant: Grant) -> dict[str, str]:
@@ -272,38 +254,26 @@ _LOOKUPS = (
 )
 
 
+# Each lookup as a prepared statement, for the PostgreSQL PreparedPool.
+PG_STATEMENTS = {
+    lookup.name: compile_statement(f"watchword_{lookup.name}", _bound(lookup))
+    for lookup in _LOOKUPS
+}
+
+
 class CheckReads:
-    """The hot-path reads: ``open`` before the first, ``close`` at the end.
+    """The hot-path reads: on PostgreSQL as prepared statements on ``pool`` (which must hold
+    ``PG_STATEMENTS``), on SQLite through the engine."""
 
-    On PostgreSQL they hold a psycopg pool of up to ``pool_size`` connections of their own;
-    on SQLite they use the engine.
-    """
-
-    def __init__(self, database: Database, *, pool_size: int) -> None:
-        self._pool: PreparedPool | None = None
+    def __init__(self, database: Database, pool: PreparedPool | None) -> None:
         self._runners: dict[str, _Prepared | _OneByOne]
-        if database.is_postgresql:
-            statements = [_pg_statement(lookup) for lookup in _LOOKUPS]
-            self._pool = PreparedPool(
-                _conninfo(database),
-                {statement.name: statement.sql for statement in statements},
-                size=pool_size,
-            )
+        if pool is not None:
             self._runners = {
-                lookup.name: _Prepared(statement, self._pool)
-                for lookup, statement in zip(_LOOKUPS, statements, strict=True)
+                name: _Prepared(statement, pool) for name, statement in PG_STATEMENTS.items()
             }
         else:
             engine = database.engine
             self._runners = {lookup.name: _OneByOne(lookup, engine) for lookup in _LOOKUPS}
-
-    async def open(self) -> None:
-        """Nothing to do: connections open on first use."""
-
-    async def close(self) -> None:
-        """Close the connections."""
-        if self._pool is not None:
-            await self._pool.close()
 
     async def service_key(self, digest: bytes) -> KeyRow | None:
         """The service key with this digest, if any."""
@@ -342,13 +312,3 @@ class CheckReads:
         """Whether ``group`` itself holds a matching grant."""
         row = await self._runners["group_permission"].one({"group": group, **_grant(grant)})
         return bool(row is not None and row[0])
-
-
-def _conninfo(database: Database) -> str:
-    url = database.engine.url.set(drivername="postgresql")
-    params: dict[str, Any] = {
-        "connect_timeout": "10",
-        **conninfo_to_dict(url.render_as_string(hide_password=False)),
-    }
-    params["application_name"] = APPLICATION_NAME
-    return make_conninfo("", **params)

@@ -20,15 +20,70 @@ import collections
 import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.adapt import Transformer
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
-from watchword_server.storage.db import DatabaseUnavailable
+from watchword_server.storage.db import Database, DatabaseUnavailable
 
-__all__ = ["PreparedPool", "StatementFailed"]
+__all__ = [
+    "APPLICATION_NAME",
+    "PgStatement",
+    "PreparedPool",
+    "StatementFailed",
+    "compile_statement",
+    "conninfo_for",
+]
+
+APPLICATION_NAME = "watchword-prepared"
+"""The ``application_name`` of the pool's connections (see ``pg_stat_activity``)."""
+
+
+@dataclass(frozen=True)
+class PgStatement:
+    """A statement compiled for PostgreSQL: its name, SQL with ``$1``… parameters, the
+    order its named parameters go in, and the values of its constants."""
+
+    name: str
+    sql: str
+    order: tuple[str, ...]
+    defaults: Mapping[str, Any]
+
+    def parameters(self, values: Mapping[str, Any]) -> list[Any]:
+        """``values`` (and the constants) in the order of the statement's parameters."""
+        return [values[name] if name in values else self.defaults[name] for name in self.order]
+
+
+def compile_statement(name: str, statement: ClauseElement) -> PgStatement:
+    """Compile a SQLAlchemy statement (with named bind parameters) for ``PreparedPool``."""
+    # asyncpg's dialect only for its "$1" placeholders; nothing of asyncpg is loaded.
+    compiled = statement.compile(dialect=pg_asyncpg.dialect())  # type: ignore[no-untyped-call]
+    assert isinstance(compiled, SQLCompiler)  # noqa: S101 - a statement compiles to one
+    return PgStatement(
+        name=name,
+        sql=compiled.string,
+        order=tuple(compiled.positiontup or ()),
+        defaults=dict(compiled.params),
+    )
+
+
+def conninfo_for(database: Database) -> str:
+    """A libpq connection string for ``database`` (password included)."""
+    url = database.engine.url.set(drivername="postgresql")
+    params: dict[str, Any] = {
+        "connect_timeout": "10",
+        **conninfo_to_dict(url.render_as_string(hide_password=False)),
+    }
+    params["application_name"] = APPLICATION_NAME
+    return make_conninfo("", **params)
 
 
 class StatementFailed(Exception):
@@ -41,6 +96,12 @@ def _encode(value: Any) -> tuple[bytes | None, int]:
         return None, 0
     if isinstance(value, bytes):
         return value, 1  # bytea, sent as is
+    if isinstance(value, bool):
+        return (b"t" if value else b"f"), 0
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: pass an aware datetime")
+        return value.isoformat().encode(), 0
     if isinstance(value, uuid.UUID | str | int):
         return str(value).encode(), 0
     raise TypeError(f"cannot send a {type(value).__name__} to a prepared statement")
@@ -146,18 +207,33 @@ class PreparedPool:
 
     Args:
         conninfo: libpq connection string.
-        statements: statement name (an SQL identifier) -> SQL with ``$1``… parameters.
+        statements: what to prepare on each connection (names are SQL identifiers).
         size: most connections open at once; calls beyond wait for a free one.
     """
 
-    def __init__(self, conninfo: str, statements: Mapping[str, str], *, size: int) -> None:
+    def __init__(self, conninfo: str, statements: Sequence[PgStatement], *, size: int) -> None:
         self._conninfo = conninfo
-        self._statements = dict(statements)
+        self._statements = {statement.name: statement.sql for statement in statements}
         self._size = size
         self._idle: collections.deque[_Connection] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
         self._opened = 0
         self._closed = False
+
+    async def fetch_one(
+        self, statement: PgStatement, values: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """The first row of ``statement`` run with ``values``, or None.
+
+        Raises:
+            DatabaseUnavailable: no connection could be had, or it broke meanwhile.
+            RuntimeError: PostgreSQL refused the statement (a bug of ours, not the caller's).
+        """
+        try:
+            rows = await self.fetch(statement.name, statement.parameters(values))
+        except StatementFailed as error:
+            raise RuntimeError(f"{statement.name} failed: {error}") from error
+        return rows[0] if rows else None
 
     async def fetch(self, name: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run prepared statement ``name`` with ``parameters``; returns its rows.
@@ -235,6 +311,12 @@ class PreparedPool:
             await connection.close()
             raise
         return connection
+
+    async def warm(self) -> None:
+        """Open one connection now, so the first calls do not wait for it (best effort:
+        a failure here is the first call's to report)."""
+        with contextlib.suppress(DatabaseUnavailable):
+            self._give_back(await self._take())
 
     async def close(self) -> None:
         """Close every connection; calls after this fail with DatabaseUnavailable."""

@@ -25,7 +25,17 @@ from sqlalchemy.sql.selectable import FromClause
 
 from watchword_server.storage.models import LoginFailure
 
-__all__ = ["Recent", "RecentQuery", "forget", "record", "recent", "recent_columns", "recent_of"]
+__all__ = [
+    "Recent",
+    "RecentQuery",
+    "counts_of",
+    "forget",
+    "record",
+    "recent",
+    "recent_columns",
+    "recent_of",
+    "recent_parameters",
+]
 
 
 class Recent:
@@ -103,6 +113,17 @@ def recent_columns(
     if query.client_ip:
         parameters["failures_client_ip"] = query.client_ip
     return source, columns, parameters
+
+
+def recent_parameters(query: RecentQuery) -> dict[str, Any]:
+    """The parameters of ``recent_columns``'s statement for ``query``."""
+    return recent_columns(query)[2]
+
+
+def counts_of(by_email: bool, by_client: bool) -> tuple[FromClause, tuple[ColumnElement[Any], ...]]:
+    """``recent_columns``'s FROM clause and columns for one query shape (counting failures
+    by address, by client address, both or neither)."""
+    return _counts(by_email, by_client)
 
 
 def recent_of(values: Any) -> Recent:

@@ -27,9 +27,10 @@ async def insert_session(
     remember: bool,
     client_ip: str,
     now: datetime,
+    session_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Store a new session and return its id."""
-    session_id = uuid.uuid4()
+    """Store a new session (with ``session_id``, or a new one) and return its id."""
+    session_id = session_id or uuid.uuid4()
     await conn.execute(
         _INSERT,
         {

@@ -40,6 +40,8 @@ __all__ = [
     "insert_user",
     "list_users",
     "lock_login_state",
+    "login_find_statement",
+    "login_read_statement",
     "password_hash_of",
     "set_password_hash",
     "to_record",
@@ -104,6 +106,18 @@ def _find_for_login(source: FromClause, counts: tuple[ColumnElement[Any], ...]) 
     # The counts are one row, so the left join yields exactly one, with or without a user.
     found = source.outerjoin(User, _BY_EMAIL)
     return select(*counts, *_PUBLIC_COLUMNS, User.password_hash).select_from(found)
+
+
+def login_find_statement() -> Select[Any]:
+    """``find_by_email``'s statement (parameter ``email``, lower-cased)."""
+    return _FIND_BY_EMAIL
+
+
+def login_read_statement(by_email: bool, by_client: bool) -> Select[Any]:
+    """``find_for_login``'s statement for one shape of failure counts (parameters ``email``,
+    lower-cased, and those of ``login_failures.recent_parameters``): the four counts, then
+    the public columns and the password hash (NULL without a user)."""
+    return _find_for_login(*failure_rows.counts_of(by_email, by_client))
 
 
 async def find_by_email(conn: AsyncConnection, email: str) -> StoredUser | None:
