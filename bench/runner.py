@@ -139,6 +139,8 @@ def _others(run: _Run, options: Options) -> None:
     roles = {}
     if "B1" in wanted or "B4" in wanted:
         roles["caches-off"] = Role(cold)
+    if "B1" in wanted:
+        roles["nothing-cached"] = Role(server_settings(options, caches=False, key_cache=False))
     large: Database | None = None
     if "B4" in wanted:
         try:
@@ -155,6 +157,12 @@ def _others(run: _Run, options: Options) -> None:
         with stage.servers(roles) as servers:
             if "B1" in wanted:
                 run.attempt("B1", lambda: throughput.b1(stage, servers["caches-off"], caches=False))
+                run.attempt(
+                    "B1",
+                    lambda: throughput.b1(
+                        stage, servers["nothing-cached"], caches=False, key_cache=False
+                    ),
+                )
             if large is not None:
                 large_db = large
                 run.attempt(

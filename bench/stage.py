@@ -81,11 +81,16 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def server_settings(options: Options, *, caches: bool = True) -> dict[str, str]:
-    """An everyday server's settings: the seeded users' hash; caches as shipped, or off."""
+def server_settings(
+    options: Options, *, caches: bool = True, key_cache: bool = True
+) -> dict[str, str]:
+    """An everyday server's settings: the seeded users' hash; the check cache as shipped
+    or off, and the service-key cache as shipped or off."""
     settings = {"hmac_alg": options.login_alg}
     if not caches:
         settings["check_cache_max_staleness"] = "0"
+    if not key_cache:
+        settings["service_key_cache_max_staleness"] = "0"
     return settings
 
 

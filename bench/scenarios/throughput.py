@@ -35,7 +35,9 @@ B1_METHOD = (
     "req/s of each check ÷ req/s of Health/Check on the same server, h2load at 16 in "
     "flight on one connection; each check run sits between two Health runs (their mean is "
     "its reference); median of the per-run ratios over the rounds. Warm: caches as shipped "
-    "(check_cache_max_staleness 30 s); off: check_cache_max_staleness 0."
+    "(check_cache_max_staleness 30 s); off: check_cache_max_staleness 0 (answers and "
+    "sessions uncached, service keys still cached: one query per check); nothing cached: "
+    "service_key_cache_max_staleness 0 as well (two queries per keyed check)."
 )
 WORKERS_METHOD = (
     "req/s of HasPermission (warm caches) on `serve --workers N` ÷ on a plain server (what "
@@ -53,8 +55,11 @@ def _rps_ratio(triple: Triple[Run, Run]) -> float:
     return triple.subject.rps / triple.reference(_rps)
 
 
-def b1(stage: Stage, server: ServerProcess, *, caches: bool) -> list[Figure]:
-    """B1 with caches as shipped (``caches``) or off, on ``server`` (configured so)."""
+def b1(
+    stage: Stage, server: ServerProcess, *, caches: bool, key_cache: bool = True
+) -> list[Figure]:
+    """B1 with caches as shipped (``caches``) or off, and the service-key cache on or off
+    (``key_cache``), on ``server`` (configured so)."""
     options = stage.options
     everyday = stage.everyday
     token = stage.session_token(server)
@@ -69,7 +74,7 @@ def b1(stage: Stage, server: ServerProcess, *, caches: bool) -> list[Figure]:
     }
     health = calls.health(server.target)
     driver = Driver(server, options)
-    label = "warm caches" if caches else "caches off"
+    label = "warm caches" if caches else "caches off" if key_cache else "nothing cached"
     progress(f"B1, {label}: {options.rounds} rounds of Health and 3 checks")
     triples = interleave(
         lambda: driver.run(health, B1_LOAD),

@@ -201,6 +201,9 @@ class Settings(BaseSettings):
     check_cache_max_staleness: float = Field(default=30.0, ge=0)
     # Entries in each process's check cache; the oldest go first beyond that.
     check_cache_size: int = Field(default=100_000, ge=1)
+    # The same bound for cached service keys (revoking one still reaches every process at
+    # once through the change notices); 0 checks each call's key in the database.
+    service_key_cache_max_staleness: float = Field(default=30.0, ge=0)
     auto_migrate: bool | None = None
     grace_period: float = Field(default=5.0, ge=0)
 

@@ -12,7 +12,7 @@ from watchword_server.domain.admin_events import EventReader
 from watchword_server.domain.admin_groups import GroupAdmin
 from watchword_server.domain.admin_users import UserAdmin
 from watchword_server.domain.changes import ChangeNotices
-from watchword_server.domain.check_cache import CheckCache
+from watchword_server.domain.check_cache import CacheGroup, CheckCache
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.event_stream import EventStream
 from watchword_server.domain.events import EventLog
@@ -92,7 +92,12 @@ def build_domain(
     cache = CheckCache(
         max_staleness=settings.check_cache_max_staleness, max_entries=settings.check_cache_size
     )
-    notices = ChangeNotices(database, cache.apply)
+    # Service keys are the callers' credentials, not answers: cached on their own terms.
+    key_cache = CheckCache(
+        max_staleness=settings.service_key_cache_max_staleness, max_entries=10_000
+    )
+    caches = CacheGroup(cache, key_cache)
+    notices = ChangeNotices(database, caches.apply)
     prepared = None
     if database.is_postgresql:
         # The hot path's statements (checks, logins), prepared on connections of their own.
@@ -159,12 +164,12 @@ def build_domain(
         event_reader=EventReader(database, stream, pages),
         event_stream=stream,
         service_keys=ServiceKeys(
-            database, clock, reads=reads, cache=cache, notices=notices, touches=touches
+            database, clock, reads=reads, cache=key_cache, notices=notices, touches=touches
         ),
         check_reads=reads,
         prepared=prepared,
         check_cache=cache,
-        change_listener=ChangeListener(database, cache),
+        change_listener=ChangeListener(database, caches),
         touches=touches,
         hashing=hasher,
     )

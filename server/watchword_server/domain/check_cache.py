@@ -27,7 +27,7 @@ from typing import Any
 
 from watchword_server.domain.changes import Change
 
-__all__ = ["CacheEntry", "CheckCache"]
+__all__ = ["CacheEntry", "CacheGroup", "CheckCache"]
 
 # Revisions remembered as applied (for min_revision), oldest forgotten first. A check that
 # names one forgotten since simply reads the database.
@@ -190,3 +190,26 @@ class CheckCache:
                 keys.discard(key)
                 if not keys:
                     del self._tags[tag]
+
+
+class CacheGroup:
+    """Several caches that hear the same changes and go on and off together (the check
+    answers' and the service keys', which have staleness bounds of their own)."""
+
+    def __init__(self, *caches: CheckCache) -> None:
+        self._caches = caches
+
+    def enable(self) -> None:
+        """Enable every cache (each from empty)."""
+        for cache in self._caches:
+            cache.enable()
+
+    def disable(self) -> None:
+        """Disable and empty every cache."""
+        for cache in self._caches:
+            cache.disable()
+
+    def apply(self, change: Change, revision: str) -> None:
+        """Apply ``change`` to every cache."""
+        for cache in self._caches:
+            cache.apply(change, revision)

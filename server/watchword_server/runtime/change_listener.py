@@ -13,7 +13,7 @@ import asyncio
 import logging
 
 from watchword_server.domain.changes import Change
-from watchword_server.domain.check_cache import CheckCache
+from watchword_server.domain.check_cache import CacheGroup
 from watchword_server.storage.db import Database
 from watchword_server.storage.listener import ListenerLost, NotificationListener
 from watchword_server.storage.notices import CHANGES_CHANNEL
@@ -34,7 +34,7 @@ _WAIT = 5.0
 class ChangeListener:
     """Keeps ``cache`` coherent with the changes every process commits."""
 
-    def __init__(self, database: Database, cache: CheckCache) -> None:
+    def __init__(self, database: Database, cache: CacheGroup) -> None:
         self._database = database
         self._cache = cache
         self._task: asyncio.Task[None] | None = None
