@@ -29,7 +29,7 @@ from watchword_server.transport.access_servicer import AccessServicer
 from watchword_server.transport.admin_servicer import AdminServicer
 from watchword_server.transport.auth_servicer import AuthServicer
 from watchword_server.transport.guard import build_servicer
-from watchword_server.transport.interceptors import ServiceKeyInterceptor
+from watchword_server.transport.service_key_check import ServiceKeyCheck
 from watchword_server.wiring import Domain, build_domain
 
 __all__ = ["SchemaNotReady", "StartupError", "WatchwordServer"]
@@ -100,11 +100,8 @@ class WatchwordServer:
             self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport
         )
         settings = self.settings
-        required = {_ACCESS.full_name: Scope.ACCESS, _ADMIN.full_name: Scope.ADMIN}
-        if settings.auth_requires_key:
-            required[_AUTH.full_name] = Scope.ACCESS
+        keys = domain.service_keys
         server = grpc.aio.server(
-            interceptors=[ServiceKeyInterceptor(domain.service_keys, required, settings.messages)],
             # Sharing a port is for the workers of one `serve --workers` only: a second,
             # unrelated server on a port in use must fail to bind, not split the traffic.
             options=[("grpc.so_reuseport", 1 if self._reuse_port else 0)],
@@ -121,10 +118,17 @@ class WatchwordServer:
             settings.trusted_proxies,
             disabled=disabled,
             messages=messages,
+            key_check=ServiceKeyCheck(keys, Scope.ACCESS) if settings.auth_requires_key else None,
         )
         auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
         access = build_servicer(
-            AccessServicer, _ACCESS, domain.checks, messages, disabled=disabled, messages=messages
+            AccessServicer,
+            _ACCESS,
+            domain.checks,
+            messages,
+            disabled=disabled,
+            messages=messages,
+            key_check=ServiceKeyCheck(keys, Scope.ACCESS),
         )
         access_service_pb2_grpc.add_AccessServiceServicer_to_server(access, server)
         admin = build_servicer(
@@ -136,6 +140,7 @@ class WatchwordServer:
             settings.trusted_proxies,
             disabled=disabled,
             messages=messages,
+            key_check=ServiceKeyCheck(keys, Scope.ADMIN),
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
 

@@ -226,6 +226,29 @@ async def test_auth_requires_key_when_configured(start_server: StartServer) -> N
     assert keyed.session_token
 
 
+async def test_the_key_is_checked_before_anything_else(start_server: StartServer) -> None:
+    # A switched-off RPC and a stream refuse a caller without a key as every RPC does:
+    # nothing about the deployment is told before the key is.
+    running = await start_server(disabled_rpcs=["HasPermission"])
+    plain_access = access_service_pb2_grpc.AccessServiceStub(running.channel)
+    check = access.HasPermissionRequest(group="g", name="n")
+    no_key = await failure(plain_access.HasPermission(check))
+    assert (no_key.code, no_key.reason) == (grpc.StatusCode.UNAUTHENTICATED, "SERVICE_KEY_MISSING")
+    access_key = (("authorization", f"Bearer {running.access_key}"),)
+    disabled = await failure(plain_access.HasPermission(check, metadata=access_key))
+    assert (disabled.code, disabled.reason) == (grpc.StatusCode.UNIMPLEMENTED, "RPC_DISABLED")
+
+    plain_admin = admin_service_pb2_grpc.AdminServiceStub(running.channel)
+
+    async def first_event(metadata: tuple[tuple[str, str], ...]) -> None:
+        async for _ in plain_admin.WatchEvents(admin.WatchEventsRequest(), metadata=metadata):
+            return
+
+    for metadata, reason in (((), "SERVICE_KEY_MISSING"), (access_key, "SCOPE_INSUFFICIENT")):
+        refused = await failure(first_event(metadata))
+        assert refused.reason == reason
+
+
 async def test_database_holds_no_service_key_in_clear(
     watchword: Running, database_url: str
 ) -> None:

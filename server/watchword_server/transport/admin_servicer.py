@@ -24,7 +24,7 @@ from watchword_server.transport.convert import (
     struct_to_dict,
     user_to_proto,
 )
-from watchword_server.transport.interceptors import current_caller
+from watchword_server.transport.service_key_check import current_caller
 
 __all__ = ["AdminServicer"]
 

@@ -1,5 +1,6 @@
-"""Wraps every RPC of a servicer: domain errors become rich statuses, switched-off RPCs
-answer UNIMPLEMENTED, and nothing unexpected leaks its text to the caller."""
+"""Wraps every RPC of a servicer: the service key is checked first where the service needs
+one, domain errors become rich statuses, switched-off RPCs answer UNIMPLEMENTED, and
+nothing unexpected leaks its text to the caller."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from watchword_server.domain.errors import (
     RpcUnimplemented,
 )
 from watchword_server.transport.errors import to_status
+from watchword_server.transport.service_key_check import ServiceKeyCheck, current_caller
 
 __all__ = ["build_servicer"]
 
@@ -35,12 +37,16 @@ def build_servicer(
     *args: Any,
     disabled: Collection[str],
     messages: Messages,
+    key_check: ServiceKeyCheck | None = None,
 ) -> S:
     """Instantiate ``servicer_class`` with every RPC of ``service`` guarded.
 
     RPCs the class does not implement (still abstract in the generated base) answer
     UNIMPLEMENTED ``RPC_UNIMPLEMENTED``; those named in ``disabled`` (the deployment's
-    ``disabled_rpcs``) answer UNIMPLEMENTED ``RPC_DISABLED``.
+    ``disabled_rpcs``) answer UNIMPLEMENTED ``RPC_DISABLED``. With ``key_check``, every
+    RPC first requires a service key (a switched-off one too, so that a caller without a
+    key learns nothing about the deployment); a unary RPC sees its caller in
+    ``current_caller``.
     """
     streaming = {method.name: method.server_streaming for method in service.methods}
     missing = [name for name in streaming if _only_generated(servicer_class, name)]
@@ -52,7 +58,11 @@ def build_servicer(
         inner: Any = (
             _refusing(RpcDisabled, is_stream) if name in disabled else getattr(servicer, name)
         )
-        guarded = _guard_stream(inner, messages) if is_stream else _guard_unary(inner, messages)
+        guarded = (
+            _guard_stream(inner, messages, key_check)
+            if is_stream
+            else _guard_unary(inner, messages, key_check)
+        )
         setattr(servicer, name, guarded)
     return servicer
 
@@ -80,11 +90,19 @@ def _refusing(error: type[DomainError], streaming: bool) -> Any:
     return refuse
 
 
-def _guard_unary(method: UnaryMethod, messages: Messages) -> UnaryMethod:
+def _guard_unary(
+    method: UnaryMethod, messages: Messages, key_check: ServiceKeyCheck | None
+) -> UnaryMethod:
     @functools.wraps(method)
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            return await method(request, context)
+            if key_check is None:
+                return await method(request, context)
+            token = current_caller.set(await key_check(context))
+            try:
+                return await method(request, context)
+            finally:
+                current_caller.reset(token)
         except grpc.aio.AbortError:
             raise
         except DomainError as error:
@@ -99,18 +117,27 @@ def _guard_unary(method: UnaryMethod, messages: Messages) -> UnaryMethod:
     return guarded
 
 
-def _guard_stream(method: StreamMethod, messages: Messages) -> StreamMethod:
+def _guard_stream(
+    method: StreamMethod, messages: Messages, key_check: ServiceKeyCheck | None
+) -> StreamMethod:
     @functools.wraps(method)
     async def guarded(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         try:
+            # Streams write nothing on the caller's behalf, so they need no current_caller
+            # (and a context variable cannot be reset safely across an async generator).
+            if key_check is not None:
+                await key_check(context)
             async for response in method(request, context):
                 yield response
         except grpc.aio.AbortError:
             raise
         except DomainError as error:
             await context.abort_with_status(to_status(error, messages))
+        except DependencyUnavailable as error:
+            _log.warning("%s: %s", getattr(method, "__name__", method), error)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database cannot be reached")
         except Exception:
             _log.exception("unexpected failure in %s", getattr(method, "__name__", method))
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")

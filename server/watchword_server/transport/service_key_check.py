@@ -1,0 +1,54 @@
+"""The service-key check that AccessService and AdminService (and AuthService when
+``auth_requires_key`` is set) run before each RPC.
+
+It runs inside the RPC's guarded handler (``transport/guard.py``), not in a server
+interceptor: a grpc.aio interceptor is one more coroutine on every call of every service,
+Health included, and this check is on the path of every access check. Running inside the
+handler also makes the caller it finds visible to the servicer through ``current_caller``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Any
+
+import grpc
+
+from watchword_server.domain.errors import DependencyUnavailable, DomainError
+from watchword_server.domain.service_keys import Caller, Scope, ServiceKeys
+
+__all__ = ["ServiceKeyCheck", "current_caller"]
+
+_log = logging.getLogger(__name__)
+
+current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+    "watchword_current_caller", default=None
+)
+
+
+class ServiceKeyCheck:
+    """Requires a bearer service key whose scope covers ``scope``.
+
+    Calling it with an RPC's context returns the caller, or raises the ``DomainError``
+    that says why not (the guard maps it to its status); a key store that cannot be read
+    raises ``DependencyUnavailable``.
+    """
+
+    def __init__(self, keys: ServiceKeys, scope: Scope) -> None:
+        self._keys = keys
+        self._scope = scope
+
+    async def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+        authorization = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str):
+                authorization = value
+        try:
+            return await self._keys.authenticate(authorization, self._scope)
+        except (DomainError, DependencyUnavailable):
+            raise
+        except Exception as error:
+            # Whatever else stops the check, the caller must hear UNAVAILABLE, not UNKNOWN.
+            _log.exception("the service key could not be checked")
+            raise DependencyUnavailable("the service key cannot be checked") from error
