@@ -6,7 +6,7 @@ import logging
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword.auth.v1 import (
@@ -29,6 +29,7 @@ from watchword_server.transport.access_servicer import AccessServicer
 from watchword_server.transport.admin_servicer import AdminServicer
 from watchword_server.transport.auth_servicer import AuthServicer
 from watchword_server.transport.guard import build_servicer
+from watchword_server.transport.registration import generic_only
 from watchword_server.transport.service_key_check import ServiceKeyCheck
 from watchword_server.wiring import Domain, build_domain
 
@@ -106,6 +107,8 @@ class WatchwordServer:
             # unrelated server on a port in use must fail to bind, not split the traffic.
             options=[("grpc.so_reuseport", 1 if self._reuse_port else 0)],
         )
+        # Every service goes in through generic handlers only: see transport/registration.py.
+        services = generic_only(server)
 
         disabled, messages = settings.disabled_rpcs, settings.messages
         auth = build_servicer(
@@ -120,7 +123,7 @@ class WatchwordServer:
             messages=messages,
             key_check=ServiceKeyCheck(keys, Scope.ACCESS) if settings.auth_requires_key else None,
         )
-        auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
+        auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, services)
         access = build_servicer(
             AccessServicer,
             _ACCESS,
@@ -130,7 +133,7 @@ class WatchwordServer:
             messages=messages,
             key_check=ServiceKeyCheck(keys, Scope.ACCESS),
         )
-        access_service_pb2_grpc.add_AccessServiceServicer_to_server(access, server)
+        access_service_pb2_grpc.add_AccessServiceServicer_to_server(access, services)
         admin = build_servicer(
             AdminServicer,
             _ADMIN,
@@ -142,18 +145,22 @@ class WatchwordServer:
             messages=messages,
             key_check=ServiceKeyCheck(keys, Scope.ADMIN),
         )
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, services)
 
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            [
-                _AUTH.full_name,
-                _ACCESS.full_name,
-                _ADMIN.full_name,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, services)
+        # What reflection.enable_server_reflection does for an aio server, through services
+        # (the generated reflection module has no type hints).
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
+            reflection.aio.ReflectionServicer(
+                [
+                    _AUTH.full_name,
+                    _ACCESS.full_name,
+                    _ADMIN.full_name,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ]
+            ),
+            services,
         )
         try:
             self.port = server.add_insecure_port(settings.listen)
