@@ -59,21 +59,19 @@ async def batch(running: Running, checks: list[access.Check]) -> list[access.Che
 
 async def answers_and_errors(running: Running) -> None:
     ada, bob, token = await setup(running)
-    results = await batch(
-        running,
-        [
-            membership("editors", user_id=ada),
-            membership("editors", user_id=bob),
-            permission("edit", "posts", "7", session_token=token),
-            permission("edit", "posts", "8", user_id=ada),
-            permission("edit", "posts", "7", group="editors"),
-            membership("editors", session_token="not-a-session"),
-            access.Check(),
-            permission("", user_id=ada),
-            membership("editors", user_id="not-an-id"),
-            membership("editors", session_token=token),
-        ],
-    )
+    checks = [
+        membership("editors", user_id=ada),
+        membership("editors", user_id=bob),
+        permission("edit", "posts", "7", session_token=token),
+        permission("edit", "posts", "8", user_id=ada),
+        permission("edit", "posts", "7", group="editors"),
+        membership("editors", session_token="not-a-session"),
+        access.Check(),
+        permission("", user_id=ada),
+        membership("editors", user_id="not-an-id"),
+        membership("editors", session_token=token),
+    ]
+    results = await batch(running, checks)
     assert [r.allowed for r in results] == [True, False, True, False, True] + [False] * 4 + [True]
     assert [r.HasField("error") for r in results] == [False] * 5 + [True] * 4 + [False]
     unauthenticated, invalid = grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT
@@ -98,6 +96,9 @@ async def answers_and_errors(running: Running) -> None:
         if detail.Is(localized.DESCRIPTOR)
     )
     assert localized.message == single.localized
+    # Asked again, the answers now come from the cache and the errors are found again:
+    # the same results in the same places.
+    assert await batch(running, checks) == results
 
 
 async def test_answers_in_order_with_errors_in_their_own_places(watchword: Running) -> None:

@@ -90,6 +90,52 @@ class AccessChecks:
         self._sessions = sessions
         self._cache = cache
 
+    # --- Answers from the cache, without a suspension (the hot path) --------------------
+    #
+    # None means only the full check can tell. Skipping its validation here is sound: an
+    # answer is cached only after its question passed validation, and the same question
+    # passes again (min_revision is checked by the cache itself).
+
+    def known_membership(
+        self, subject: Subject | None, group: str, min_revision: str = ""
+    ) -> Answer | None:
+        """``has_membership``'s answer if the cache holds it, else None."""
+        user = self._known_user(subject, min_revision)
+        if user is None:
+            return None
+        entry = self._cache.get(("m", user, group), min_revision)
+        return None if entry is None else Answer(entry.value, entry.revision)
+
+    def known_permission(
+        self, subject: Subject | None, grant: Grant, min_revision: str = ""
+    ) -> Answer | None:
+        """``has_permission``'s answer if the cache holds it, else None."""
+        if subject is not None and subject.kind is SubjectKind.GROUP:
+            owner, prefix = subject.value, "gp"
+        else:
+            user = self._known_user(subject, min_revision)
+            if user is None:
+                return None
+            owner, prefix = user, "p"
+        key = (prefix, owner, grant.name, grant.table_name, grant.record_id)
+        entry = self._cache.get(key, min_revision)
+        return None if entry is None else Answer(entry.value, entry.revision)
+
+    def _known_user(self, subject: Subject | None, min_revision: str) -> str | None:
+        # The user id under which the subject's answers are cached, if known without a read.
+        if subject is None:
+            return None
+        if subject.kind is SubjectKind.USER_ID:
+            return subject.value
+        if subject.kind is SubjectKind.SESSION_TOKEN:
+            try:
+                digest = digest_or_invalid(subject.value)
+            except SessionInvalid:
+                return None
+            valid = self._sessions.cached(digest, min_revision)
+            return None if valid is None else str(valid.row.user.id)
+        return None
+
     # --- HasMembership -------------------------------------------------------------------
 
     async def has_membership(
@@ -186,16 +232,24 @@ class AccessChecks:
             raise InvalidArgument(
                 [FieldViolation("checks", f"at most {MAX_BATCH} checks, got {len(items)}")]
             )
-        # Cached answers come back without a suspension; the misses read concurrently.
-        pending = [self._one(item) for item in items]
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        answers: list[Answer | DomainError] = []
-        for result in results:
-            if isinstance(result, Answer | DomainError):
-                answers.append(result)
-            else:
+        # Cached answers come straight from the cache; only the misses read (concurrently).
+        answers: list[Answer | DomainError | None] = [self._known(item) for item in items]
+        misses = [index for index, answer in enumerate(answers) if answer is None]
+        results = await asyncio.gather(
+            *(self._one(items[index]) for index in misses), return_exceptions=True
+        )
+        for index, result in zip(misses, results, strict=True):
+            if not isinstance(result, Answer | DomainError):
                 raise result
-        return answers
+            answers[index] = result
+        return [answer for answer in answers if answer is not None]
+
+    def _known(self, item: BatchItem) -> Answer | None:
+        if item.group is not None:
+            return self.known_membership(item.subject, item.group, item.min_revision)
+        if item.grant is not None:
+            return self.known_permission(item.subject, item.grant, item.min_revision)
+        return None
 
     def _one(self, item: BatchItem) -> Awaitable[Answer]:
         if item.group is not None:

@@ -75,8 +75,6 @@ class CheckCache:
         """Bumped by every applied change, enable and disable: see the module docstring."""
         self.revision = ""
         """The revision of the last change applied here ("" before the first)."""
-        self.hits = 0
-        self.misses = 0
 
     @property
     def enabled(self) -> bool:
@@ -114,14 +112,11 @@ class CheckCache:
         """The fresh entry under ``key``, or None (then read the database and ``put``)."""
         entry = self._entries.get(key)
         if entry is None:
-            self.misses += 1
             return None
         if (min_revision and min_revision not in self._seen) or (
             self._monotonic() - entry.stored > self._max_staleness
         ):
-            self.misses += 1
             return None
-        self.hits += 1
         return entry
 
     def put(

@@ -142,6 +142,21 @@ class ServiceKeys:
                 raise KeyNotFound(name)
             await self._notices.publish(conn, Change(keys=frozenset({key_id})))
 
+    def known(self, authorization: str | None, required: Scope) -> Caller | None:
+        """The caller if its key is in the cache, without a suspension (the hot path).
+
+        None means the cache cannot tell: ``authenticate`` decides, and says why a key is
+        refused. A cached key whose scope is too small raises ScopeInsufficient here.
+        """
+        try:
+            digest = _bearer_digest(authorization)
+        except (ServiceKeyMissing, ServiceKeyInvalid):
+            return None
+        entry = self._cache.get(("service_key", digest))
+        if entry is None:
+            return None
+        return self._admit(entry.value, required)
+
     async def authenticate(self, authorization: str | None, required: Scope) -> Caller:
         """Check ``authorization`` metadata (``Bearer <key>``) against ``required``.
 
@@ -150,26 +165,22 @@ class ServiceKeys:
             ServiceKeyInvalid: the key is unknown or revoked.
             ScopeInsufficient: the key's scope does not cover ``required``.
         """
-        scheme, _, secret = (authorization or "").strip().partition(" ")
-        secret = secret.strip()
-        if scheme.lower() != "bearer" or not secret:
-            raise ServiceKeyMissing()
-        if len(secret) > _MAX_KEY_LENGTH:
-            raise ServiceKeyInvalid()
-        digest = token_digest(secret)
+        digest = _bearer_digest(authorization)
         key = ("service_key", digest)
         entry = self._cache.get(key)
         if entry is not None:
-            caller: Caller = entry.value
-        else:
-            generation, revision = self._cache.generation, self._cache.revision
-            row = await self._reads.service_key(digest)
-            if row is None:
-                raise ServiceKeyInvalid()
-            caller = Caller(name=row.name, scope=Scope(row.scope), key_id=row.id)
-            self._cache.put(
-                key, caller, generation=generation, revision=revision, tags=[("key", row.id)]
-            )
+            return self._admit(entry.value, required)
+        generation, revision = self._cache.generation, self._cache.revision
+        row = await self._reads.service_key(digest)
+        if row is None:
+            raise ServiceKeyInvalid()
+        caller = Caller(name=row.name, scope=Scope(row.scope), key_id=row.id)
+        self._cache.put(
+            key, caller, generation=generation, revision=revision, tags=[("key", row.id)]
+        )
+        return self._admit(caller, required)
+
+    def _admit(self, caller: Caller, required: Scope) -> Caller:
         now = self._clock.now()
         last = self._touched.get(caller.key_id)
         if last is None or now - last >= _TOUCH_EVERY:
@@ -179,3 +190,19 @@ class ServiceKeys:
         if not caller.scope.includes(required):
             raise ScopeInsufficient()
         return caller
+
+
+def _bearer_digest(authorization: str | None) -> bytes:
+    """The digest of the key in ``Bearer <key>``.
+
+    Raises:
+        ServiceKeyMissing: no bearer key was given.
+        ServiceKeyInvalid: longer than any key this service issues.
+    """
+    scheme, _, secret = (authorization or "").strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise ServiceKeyMissing()
+    if len(secret) > _MAX_KEY_LENGTH:
+        raise ServiceKeyInvalid()
+    return token_digest(secret)

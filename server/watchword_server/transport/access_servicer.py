@@ -56,8 +56,10 @@ class AccessServicer(access_service_pb2_grpc.AccessServiceServicer):
     async def HasMembership(  # noqa: N802 - gRPC method names
         self, request: access_service_pb2.HasMembershipRequest, context: Context
     ) -> access_service_pb2.HasMembershipResponse:
-        answer = await self._checks.has_membership(
-            _subject(request), request.group, request.min_revision
+        subject, group, min_revision = _subject(request), request.group, request.min_revision
+        checks = self._checks
+        answer = checks.known_membership(subject, group, min_revision) or (
+            await checks.has_membership(subject, group, min_revision)
         )
         return access_service_pb2.HasMembershipResponse(
             member=answer.allowed, revision=answer.revision
@@ -66,8 +68,10 @@ class AccessServicer(access_service_pb2_grpc.AccessServiceServicer):
     async def HasPermission(  # noqa: N802
         self, request: access_service_pb2.HasPermissionRequest, context: Context
     ) -> access_service_pb2.HasPermissionResponse:
-        answer = await self._checks.has_permission(
-            _subject(request), _grant(request), request.min_revision
+        subject, grant, min_revision = _subject(request), _grant(request), request.min_revision
+        checks = self._checks
+        answer = checks.known_permission(subject, grant, min_revision) or (
+            await checks.has_permission(subject, grant, min_revision)
         )
         return access_service_pb2.HasPermissionResponse(
             allowed=answer.allowed, revision=answer.revision

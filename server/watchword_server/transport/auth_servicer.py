@@ -19,6 +19,7 @@ from watchword_server.transport.convert import (
     timestamp,
     user_to_proto,
 )
+from watchword_server.transport.user_views import UserViews
 
 __all__ = ["AuthServicer"]
 
@@ -41,6 +42,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self._sessions = sessions
         self._passwords = passwords
         self._profiles = profiles
+        self._user_views = UserViews()
 
     def _call(self, context: Context) -> CallContext:
         return call_context(context, origin="auth", trusted_proxies=self._trusted)
@@ -82,7 +84,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_service_pb2.IntrospectResponse:
         result = await self._sessions.introspect(request.session_token)
         return auth_service_pb2.IntrospectResponse(
-            user=user_to_proto(result.user), expire_time=timestamp(result.expire_time)
+            user=self._user_views.of(result.user), expire_time=timestamp(result.expire_time)
         )
 
     async def Logout(  # noqa: N802

@@ -98,7 +98,9 @@ def _guard_unary(
         try:
             if key_check is None:
                 return await method(request, context)
-            token = current_caller.set(await key_check(context))
+            # A cached key answers without a suspension; only a miss awaits the database.
+            caller = key_check.known(context) or await key_check(context)
+            token = current_caller.set(caller)
             try:
                 return await method(request, context)
             finally:
@@ -127,7 +129,7 @@ def _guard_stream(
         try:
             # Streams write nothing on the caller's behalf, so they need no current_caller
             # (and a context variable cannot be reset safely across an async generator).
-            if key_check is not None:
+            if key_check is not None and key_check.known(context) is None:
                 await key_check(context)
             async for response in method(request, context):
                 yield response

@@ -30,7 +30,8 @@ current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
 class ServiceKeyCheck:
     """Requires a bearer service key whose scope covers ``scope``.
 
-    Calling it with an RPC's context returns the caller, or raises the ``DomainError``
+    ``known`` answers from the cache; calling it with an RPC's context returns the caller
+    (reading the database if need be), or raises the ``DomainError``
     that says why not (the guard maps it to its status); a key store that cannot be read
     raises ``DependencyUnavailable``.
     """
@@ -39,16 +40,25 @@ class ServiceKeyCheck:
         self._keys = keys
         self._scope = scope
 
+    def known(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller | None:
+        """The caller when its key is cached, without a suspension; else None (then
+        await the check itself)."""
+        return self._keys.known(_authorization(context), self._scope)
+
     async def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
-        authorization = None
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and isinstance(value, str):
-                authorization = value
         try:
-            return await self._keys.authenticate(authorization, self._scope)
+            return await self._keys.authenticate(_authorization(context), self._scope)
         except (DomainError, DependencyUnavailable):
             raise
         except Exception as error:
             # Whatever else stops the check, the caller must hear UNAVAILABLE, not UNKNOWN.
             _log.exception("the service key could not be checked")
             raise DependencyUnavailable("the service key cannot be checked") from error
+
+
+def _authorization(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    authorization = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            authorization = value
+    return authorization
