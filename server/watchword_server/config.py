@@ -189,8 +189,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[frozenset[str], NoDecode] = frozenset({"127.0.0.1", "::1"})
     database_pool_size: int = Field(default=10, ge=1)
     # Password hashing (every login, registration and password change) runs on its own
-    # threads: this many (0 = one per core), at this many nice steps below the process so
-    # the event loop serving checks wins the CPU in a login storm, and with at most
+    # threads: this many (0 = one per core), those beyond cores - 1 at this many nice steps
+    # below the process so the event loop serving checks wins a core in a login storm (a
+    # lone login runs on a thread at full priority), and with at most
     # password_hash_max_waiting jobs waiting beyond the running ones; one more is refused
     # at once with RESOURCE_EXHAUSTED (OVERLOADED) and a retry delay.
     password_hash_threads: int = Field(default=0, ge=0)

@@ -6,9 +6,11 @@ storm from starving the access checks that share the process:
 
 * **As many threads as cores** (or the ``password_hash_threads`` setting): more would only
   queue inside the kernel instead of here, where the queue can be bounded.
-* **Lower CPU priority**: each worker thread raises its own nice value (Linux schedules
-  threads individually), so when the cores are busy the event loop thread wins them and
-  hashing gets what is left.
+* **Lower CPU priority where hashing would take the loop's core**: up to cores - 1 threads
+  run at the process's priority, and the rest raise their own nice value (Linux schedules
+  threads individually), so when every core is hashing the event loop thread still wins
+  one. A job goes to a prompt thread whenever one is free: a lone login is not slowed by
+  a niced thread, which the kernel lets any other runnable task delay.
 * **A bounded queue**: past ``max_waiting`` jobs waiting behind the running ones, a call is
   refused at once with ``Overloaded`` (``RESOURCE_EXHAUSTED``) and a ``retry_after`` estimate,
   instead of piling up work nobody will wait for. The refusal happens before the job runs,
@@ -21,6 +23,7 @@ so admission and queueing treat them exactly like known ones.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import math
@@ -29,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 # Domain errors are plain Python with no imports of ours (the model layer to be), so the
 # pool can refuse with the error every caller already maps to RESOURCE_EXHAUSTED.
@@ -71,8 +74,25 @@ def _lower_own_priority(niceness: int) -> None:
         _log.warning("cannot lower the priority of a password hashing thread: %s", error)
 
 
+class _Lane:
+    """Threads of one priority; each job is handed to a free one, never queued inside."""
+
+    def __init__(self, size: int, niceness: int, name: str) -> None:
+        self.size = size
+        self.busy = 0
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, size),
+            thread_name_prefix=name,
+            initializer=_lower_own_priority,
+            initargs=(niceness,),
+        )
+
+
+_Job = tuple["concurrent.futures.Future[Any]", Callable[..., Any], tuple[object, ...]]
+
+
 class HashingPool:
-    """Runs a ``PasswordHasher`` on a bounded pool of low-priority threads.
+    """Runs a ``PasswordHasher`` on a bounded pool of threads, the extra ones niced.
 
     Every method must be called from the event loop's thread; the jobs run on the pool's.
 
@@ -81,8 +101,9 @@ class HashingPool:
         threads: Worker threads; 0 means one per core (``default_thread_count``).
         max_waiting: Jobs that may wait for a thread beyond those running; one more is
             refused with ``Overloaded``.
-        niceness: How many nice steps below the process the workers run (0 leaves them at
-            the process's priority).
+        niceness: How many nice steps below the process the threads beyond cores - 1 run
+            (0 leaves them all at the process's priority).
+        cores: The cores the process may use (default: ``default_thread_count``).
         timer: Seconds as a float, for timing jobs (a seam for tests).
     """
 
@@ -93,24 +114,31 @@ class HashingPool:
         threads: int = 0,
         max_waiting: int = 32,
         niceness: int = 10,
+        cores: int = 0,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if threads < 0 or max_waiting < 0 or niceness < 0:
-            raise ValueError("threads, max_waiting and niceness must not be negative")
+        if threads < 0 or max_waiting < 0 or niceness < 0 or cores < 0:
+            raise ValueError("threads, max_waiting, niceness and cores must not be negative")
         self._hasher: Final = hasher
         self._timer: Final = timer
         self._threads: Final = threads or default_thread_count()
         self._max_waiting: Final = max_waiting
-        self._executor: Final = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self._threads,
-            thread_name_prefix="watchword-hash",
-            initializer=_lower_own_priority,
-            initargs=(niceness,),
-        )
+        cores = cores or default_thread_count()
+        prompt = self._threads if niceness == 0 else min(self._threads, cores - 1)
+        # Free prompt threads are preferred; the niced ones take what is left.
+        self._lanes: Final = [
+            lane
+            for lane in (
+                _Lane(prompt, 0, "watchword-hash"),
+                _Lane(self._threads - prompt, niceness, "watchword-hash-niced"),
+            )
+            if lane.size
+        ]
         # Jobs are counted from admission until their thread is done with them (not until
         # their caller stops waiting: a cancelled call may leave its job running).
         self._lock = threading.Lock()
         self._admitted = 0
+        self._waiting: collections.deque[_Job] = collections.deque()
         self._mean_duration = 0.0
 
     @property
@@ -171,27 +199,64 @@ class HashingPool:
             Overloaded: ``max_waiting`` jobs are waiting already; its metadata carries
                 ``retry_after``, whole seconds until a place is likely free.
         """
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
         with self._lock:
             if self._admitted >= self._threads + self._max_waiting:
                 retry_after = self._retry_after()
                 raise Overloaded(metadata={"retry_after": str(retry_after)})
             self._admitted += 1
-        try:
-            future = self._executor.submit(self._timed, job, *args)
-        except BaseException:
-            self._release()
-            raise
-        future.add_done_callback(self._release)
+            lane = next((lane for lane in self._lanes if lane.busy < lane.size), None)
+            if lane is None:
+                self._waiting.append((future, job, args))
+            else:
+                lane.busy += 1
+        if lane is not None:
+            try:
+                lane.executor.submit(self._work, lane, (future, job, args))
+            except BaseException:
+                with self._lock:
+                    lane.busy -= 1
+                    self._admitted -= 1
+                raise
         return asyncio.wrap_future(future)
 
     def close(self) -> None:
         """Stop the threads once their current jobs end; jobs still waiting are cancelled."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            self._admitted -= len(waiting)
+        for future, _job, _args in waiting:
+            future.cancel()
+        for lane in self._lanes:
+            lane.executor.shutdown(wait=False, cancel_futures=True)
 
-    def _timed(self, job: Callable[..., _T], *args: object) -> _T:
+    def _work(self, lane: _Lane, job: _Job) -> None:
+        # On a pool thread: run the job, then the jobs waiting, until none waits.
+        next_job: _Job | None = job
+        while next_job is not None:
+            future, function, args = next_job
+            if future.set_running_or_notify_cancel():
+                self._run(future, function, args)
+            with self._lock:
+                self._admitted -= 1
+                next_job = self._waiting.popleft() if self._waiting else None
+                if next_job is None:
+                    lane.busy -= 1
+
+    def _run(
+        self,
+        future: concurrent.futures.Future[Any],
+        function: Callable[..., Any],
+        args: tuple[object, ...],
+    ) -> None:
         started = self._timer()
         try:
-            return job(*args)
+            result = function(*args)
+        except BaseException as error:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
         finally:
             elapsed = self._timer() - started
             with self._lock:
@@ -199,10 +264,6 @@ class HashingPool:
                     self._mean_duration = elapsed
                 else:
                     self._mean_duration += _DURATION_WEIGHT * (elapsed - self._mean_duration)
-
-    def _release(self, _future: object = None) -> None:
-        with self._lock:
-            self._admitted -= 1
 
     def _retry_after(self) -> int:
         # Called under the lock. The job refused now would start once every waiting job and

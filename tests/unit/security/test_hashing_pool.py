@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import sys
@@ -35,12 +36,68 @@ def _own_priority() -> int:
 async def test_workers_run_that_much_nicer_than_the_thread_that_started_them(
     niceness: int,
 ) -> None:
-    pool = HashingPool(HASHER, threads=1, niceness=niceness)
+    # On one core every hashing thread would take the loop's: all of them are niced.
+    pool = HashingPool(HASHER, threads=1, niceness=niceness, cores=1)
     try:
         worker = await pool.submit(_own_priority)
     finally:
         pool.close()
     assert worker == min(19, _own_priority() + niceness)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+async def test_a_free_prompt_thread_is_preferred_and_the_last_core_s_thread_is_niced(
+    gate: threading.Event,
+) -> None:
+    # Two cores, two threads: one runs at the process's priority, the other (which would
+    # take the event loop's core) five steps nicer.
+    pool = HashingPool(HASHER, threads=2, niceness=5, cores=2, max_waiting=4)
+    own = _own_priority()
+
+    def held() -> int:
+        gate.wait()
+        return _own_priority()
+
+    try:
+        assert await pool.submit(_own_priority) == own  # an idle pool: the prompt thread
+        first = pool.submit(held)  # holds the prompt thread
+        second = pool.submit(held)  # the niced one
+        third = pool.submit(held)  # waits for whichever is free first
+        assert pool.admitted == 3
+        gate.set()
+        assert sorted([await first, await second]) == [own, min(19, own + 5)]
+        assert await third in (own, min(19, own + 5))
+        assert pool.admitted == 0
+        assert await pool.submit(_own_priority) == own  # prompt again once it is free
+    finally:
+        pool.close()
+
+
+async def test_closing_cancels_the_jobs_still_waiting(gate: threading.Event) -> None:
+    pool = HashingPool(HASHER, threads=1, max_waiting=2)
+    running = pool.submit(gate.wait)
+    waiting = pool.submit(gate.wait)
+    pool.close()
+    assert pool.admitted == 1  # the running job keeps its place until it ends
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    gate.set()
+    assert await running
+    assert pool.admitted == 0
+
+
+async def test_a_failing_job_gives_its_error_and_frees_its_place() -> None:
+    pool = HashingPool(HASHER, threads=1)
+
+    def broken() -> None:
+        raise ValueError("not a hash")
+
+    try:
+        with pytest.raises(ValueError, match="not a hash"):
+            await pool.submit(broken)
+        assert pool.admitted == 0
+    finally:
+        pool.close()
 
 
 async def test_hash_verify_and_dummy_run_on_the_pool() -> None:
