@@ -232,31 +232,33 @@ class HashingPool:
             lane.executor.shutdown(wait=False, cancel_futures=True)
 
     def _work(self, lane: _Lane, job: _Job) -> None:
-        # On a pool thread: run the job, then the jobs waiting, until none waits.
+        # On a pool thread: run the job, then the jobs waiting, until none waits. A job's
+        # place is given back before its caller hears the result, so a caller that got its
+        # answer never finds its own job still counted.
         next_job: _Job | None = job
         while next_job is not None:
             future, function, args = next_job
-            if future.set_running_or_notify_cancel():
-                self._run(future, function, args)
+            outcome = self._run(function, args) if future.set_running_or_notify_cancel() else None
             with self._lock:
                 self._admitted -= 1
                 next_job = self._waiting.popleft() if self._waiting else None
                 if next_job is None:
                     lane.busy -= 1
+            if outcome is not None:
+                result, error = outcome
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
 
     def _run(
-        self,
-        future: concurrent.futures.Future[Any],
-        function: Callable[..., Any],
-        args: tuple[object, ...],
-    ) -> None:
+        self, function: Callable[..., Any], args: tuple[object, ...]
+    ) -> tuple[Any, BaseException | None]:
         started = self._timer()
         try:
-            result = function(*args)
+            return function(*args), None
         except BaseException as error:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+            return None, error
         finally:
             elapsed = self._timer() - started
             with self._lock:
