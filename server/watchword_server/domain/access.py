@@ -133,7 +133,7 @@ class AccessChecks:
             except SessionInvalid:
                 return None
             valid = self._sessions.cached(digest, min_revision)
-            return None if valid is None else str(valid.row.user.id)
+            return None if valid is None else valid.user_key
         return None
 
     # --- HasMembership -------------------------------------------------------------------
@@ -156,7 +156,7 @@ class AccessChecks:
         valid = self._sessions.cached(digest, min_revision)
         if valid is not None:
             user = valid.row.user
-            key = ("m", str(user.id), group)
+            key = ("m", valid.user_key, group)
             entry = self._cache.get(key, min_revision)
             if entry is not None:
                 return Answer(entry.value, entry.revision)
@@ -207,7 +207,7 @@ class AccessChecks:
         valid = self._sessions.cached(digest, min_revision)
         if valid is not None:
             user = valid.row.user
-            key = ("p", str(user.id), name, table, record)
+            key = ("p", valid.user_key, name, table, record)
             entry = self._cache.get(key, min_revision)
             if entry is not None:
                 return Answer(entry.value, entry.revision)
@@ -297,7 +297,7 @@ class AccessChecks:
             raise SessionInvalid()
         valid = await self._sessions.accept(digest, through.session, generation, revision)
         user = valid.row.user
-        key = (question[0], str(user.id), *question[1:])
+        key = (question[0], valid.user_key, *question[1:])
         found = UserAnswer(user.status, through.answer)
         return self._store_user_answer(
             key, user.id, found, generation, revision, group=group, name=name

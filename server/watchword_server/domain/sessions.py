@@ -69,12 +69,27 @@ class IntrospectResult:
 
 @dataclass(frozen=True, slots=True)
 class ValidSession:
-    """A session found valid: its row, its expiry after this use, and the revision it
-    reflects."""
+    """A session found valid: its row, its expiry after this use, the revision it
+    reflects, and its user's id as the check cache keys it."""
 
     row: SessionRow
     expire_time: datetime
     revision: str
+    user_key: str
+
+
+class _CachedSession:
+    """A cached session with what every check through it compares, worked out once."""
+
+    __slots__ = ("expires", "row", "slides", "user_key")
+
+    def __init__(self, row: SessionRow) -> None:
+        window = timedelta(seconds=row.lifetime)
+        self.row = row
+        self.expires = row.last_seen_time + window
+        # Slide the window once a tenth of it has passed since it last slid.
+        self.slides = row.last_seen_time + window / _TOUCH_FRACTION
+        self.user_key = str(row.user.id)
 
 
 class Sessions:
@@ -157,11 +172,13 @@ class Sessions:
         entry = self._cache.get(session_key(digest), min_revision)
         if entry is None:
             return None
-        row: SessionRow = entry.value
+        held: _CachedSession = entry.value
         now = self._clock.now()
-        if now >= row.last_seen_time + timedelta(seconds=row.lifetime):
+        if now >= held.expires:
             return None  # the database decides: another process may have slid it
-        return self._valid(digest, row, now, entry.revision)
+        if now >= held.slides:
+            return self._valid(digest, held.row, now, entry.revision)
+        return ValidSession(held.row, held.expires, entry.revision, held.user_key)
 
     async def accept(
         self, digest: bytes, row: SessionRow | None, generation: int, revision: str
@@ -183,7 +200,7 @@ class Sessions:
             raise SessionInvalid()
         self._cache.put(
             session_key(digest),
-            row,
+            _CachedSession(row),
             generation=generation,
             revision=revision,
             tags=[("user", row.user.id)],
@@ -191,13 +208,12 @@ class Sessions:
         return self._valid(digest, row, now, revision)
 
     def _valid(self, digest: bytes, row: SessionRow, now: datetime, revision: str) -> ValidSession:
-        # Slide the window once a tenth of it has passed since it last slid.
-        window = timedelta(seconds=row.lifetime)
-        if now - row.last_seen_time >= window / _TOUCH_FRACTION:
+        held = _CachedSession(row)
+        if now >= held.slides:
             self._touches.session_used(row.id, now)
-            row = dataclasses.replace(row, last_seen_time=now)
-            self._cache.replace(session_key(digest), row)
-        return ValidSession(row, row.last_seen_time + window, revision)
+            held = _CachedSession(dataclasses.replace(row, last_seen_time=now))
+            self._cache.replace(session_key(digest), held)
+        return ValidSession(held.row, held.expires, revision, held.user_key)
 
     async def drop(self, digest: bytes) -> None:
         """Delete an expired session: no dead secret is kept around."""
