@@ -262,6 +262,31 @@ async def test_database_holds_no_service_key_in_clear(
         assert key not in dump and key.removeprefix("wwk_") not in dump
 
 
+async def test_a_key_s_last_use_is_written_once_a_minute_at_most(
+    watchword: Running, database_url: str
+) -> None:
+    def last_used() -> list[object]:
+        with connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT last_used_time FROM service_keys WHERE scope = 'access'"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    assert watchword.server.domain is not None
+    touches = watchword.server.domain.touches
+    await touches.flush()
+    assert last_used() == [None]  # made by the fixture, never used yet
+    check = access.HasPermissionRequest(group="g", name="n")
+    await watchword.access.HasPermission(check)
+    await touches.flush()
+    first = last_used()
+    assert first[0] is not None
+    watchword.clock.advance(3600)  # the stored time comes from the clock; the pace does not
+    await watchword.access.HasPermission(check)
+    await touches.flush()
+    assert last_used() == first
+
+
 async def test_admin_actions_write_events_with_the_key_as_origin(
     watchword: Running, database_url: str
 ) -> None:

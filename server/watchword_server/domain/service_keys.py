@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.check_cache import CheckCache
@@ -38,7 +38,7 @@ __all__ = [
 KEY_PREFIX = "wwk_"
 _MAX_KEY_LENGTH = 256
 # last_used_time is bookkeeping, not a security control: write it at most this often.
-_TOUCH_EVERY = timedelta(minutes=1)
+_TOUCH_EVERY_SECONDS = 60.0
 
 
 class Scope(enum.StrEnum):
@@ -109,7 +109,7 @@ class ServiceKeys:
         self._cache = cache
         self._notices = notices
         self._touches = touches
-        self._touched: dict[uuid.UUID, datetime] = {}
+        self._touch_due: dict[uuid.UUID, float] = {}
 
     async def create(self, name: str, scope: Scope) -> str:
         """Create a key and return its secret: the only time it is ever seen."""
@@ -181,12 +181,12 @@ class ServiceKeys:
         return self._admit(caller, required)
 
     def _admit(self, caller: Caller, required: Scope) -> Caller:
-        now = self._clock.now()
-        last = self._touched.get(caller.key_id)
-        if last is None or now - last >= _TOUCH_EVERY:
-            # Bookkeeping, not a security control: written in the background, batched.
-            self._touched[caller.key_id] = now
-            self._touches.key_used(caller.key_id, now)
+        # Bookkeeping, not a security control: at most once a minute per key (timed on the
+        # monotonic clock, cheap on every call), written in the background, batched.
+        tick = time.monotonic()
+        if tick >= self._touch_due.get(caller.key_id, 0.0):
+            self._touch_due[caller.key_id] = tick + _TOUCH_EVERY_SECONDS
+            self._touches.key_used(caller.key_id, self._clock.now())
         if not caller.scope.includes(required):
             raise ScopeInsufficient()
         return caller
