@@ -297,3 +297,20 @@ async def test_admin_actions_write_events_with_the_key_as_origin(
     assert [row[0] for row in rows] == ["user_created", "user_blocked"]
     assert all(row[1].startswith("admin:test-admin-") for row in rows)
     assert rows[1][2] == f"User {user.id} blocked by {rows[1][1]}"
+
+
+async def test_any_status_but_active_ends_the_sessions_for_good(watchword: Running) -> None:
+    # A session must not come back to life when an account returns to ACTIVE: whatever
+    # took it out of ACTIVE (here a move back to PENDING_APPROVAL) ended its sessions.
+    user_id, token = await register(watchword, "ada@example.com")
+    await watchword.admin.UpdateUser(
+        admin.UpdateUserRequest(
+            user=resources_pb2.User(id=user_id, status=resources_pb2.USER_STATUS_PENDING_APPROVAL),
+            update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+        )
+    )
+    await watchword.admin.ApproveUser(admin.ApproveUserRequest(user_id=user_id))
+    refused = await failure(watchword.auth.Introspect(auth.IntrospectRequest(session_token=token)))
+    assert (refused.code, refused.reason) == (grpc.StatusCode.UNAUTHENTICATED, "SESSION_INVALID")
+    # A fresh login works: the account itself is fine.
+    assert await login(watchword, "ada@example.com")

@@ -35,7 +35,6 @@ __all__ = ["NO_PASSWORD", "NewUser", "UserAdmin", "UserChanges"]
 # Stored for accounts created without a password: no password ever verifies against it,
 # so the user must set one through a password reset.
 NO_PASSWORD = "!no-password"  # noqa: S105 - a marker, not a secret
-_SESSIONLESS = frozenset({UserStatus.DISABLED, UserStatus.BLOCKED})
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,8 @@ class UserAdmin:
                 raise EmailAlreadyExists() from error
             if updated is None:
                 raise UserNotFound()
-            if updated.status in _SESSIONLESS:
+            if updated.status is not UserStatus.ACTIVE:
+                # Sessions end with ACTIVE, or a later return to it would revive them.
                 await session_rows.delete_for_user(conn, updated.id)
             await self._events.record(conn, EventKind.USER_UPDATED, call, user=updated)
             revision = await self._notices.publish(conn, Change.of_users(updated.id))
@@ -246,7 +246,7 @@ class UserAdmin:
             )
             if updated is None:
                 raise UserNotFound()
-            if status in _SESSIONLESS:
+            if status is not UserStatus.ACTIVE:
                 await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, kind, call, user=updated)
             revision = await self._notices.publish(conn, Change.of_users(updated.id))
