@@ -195,6 +195,31 @@ async def test_reset_keys_expire_and_are_superseded(
     assert expired.reason == "RESET_KEY_INVALID"
 
 
+async def test_a_password_change_voids_outstanding_reset_keys(
+    start_server: StartServer, smtp: SmtpServer
+) -> None:
+    # A reset key mailed before the change (perhaps to an attacker reading the mailbox)
+    # must not undo it.
+    running = await start_server(**smtp_settings(smtp))
+    token = (await register(running)).session_token
+    await running.auth.RequestPasswordReset(
+        auth.RequestPasswordResetRequest(email="ada@example.com")
+    )
+    [mail] = await smtp.wait_for(1)
+    await running.auth.ChangePassword(
+        auth.ChangePasswordRequest(
+            session_token=token, old_password=PASSWORD, new_password="changed on purpose"
+        )
+    )
+    stale = await failure(
+        running.auth.ResetPassword(
+            auth.ResetPasswordRequest(reset_key=key_of(mail), new_password="the attacker's")
+        )
+    )
+    assert stale.reason == "RESET_KEY_INVALID"
+    assert await login(running, password="changed on purpose")
+
+
 async def test_reset_reenables_disabled_but_not_blocked(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:

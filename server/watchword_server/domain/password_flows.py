@@ -21,6 +21,7 @@ from watchword_server.domain.types import CallContext, EventKind, UserRecord, Us
 from watchword_server.domain.validation import Violations
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
+from watchword_server.storage.repositories import account_keys as key_rows
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
 
@@ -154,5 +155,7 @@ class PasswordFlows:
             if not changed:  # changed concurrently: the old password we checked is stale
                 raise PasswordIncorrect()
             await session_rows.delete_for_user(conn, session.user.id, keep=session.session_id)
+            # A reset key mailed before the change must not undo it.
+            await key_rows.void_unused(conn, session.user.id, Purpose.RESET.value)
             await self._events.record(conn, EventKind.PASSWORD_CHANGE, call, user=session.user)
             await self._notices.publish(conn, Change.of_users(session.user.id))
