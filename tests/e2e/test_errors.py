@@ -51,3 +51,22 @@ async def test_an_unknown_disabled_rpc_stops_the_start(database_url: str) -> Non
     with pytest.raises(StartupError, match="PasswordRetrieval"):
         await server.start()
     await server.stop(0)
+
+
+async def test_the_localized_message_is_exactly_the_configured_text(
+    start_server: StartServer,
+) -> None:
+    # Developer detail (which field, why) belongs in Status.message and the field
+    # violations, never in the text an application shows its users.
+    configured = "Ce lien ne marche plus"
+    running = await start_server(messages={"reset_key_invalid": configured})
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await running.auth.ResetPassword(
+            auth.ResetPasswordRequest(reset_key="not-a-key", new_password="a new secret")
+        )
+    details = details_of(caught.value)
+    assert details.reason == "RESET_KEY_INVALID"
+    assert details.localized == configured
+    message = caught.value.details() or ""
+    assert message.startswith(configured) and "reset_key" in message
+    assert set(details.violations) == {"reset_key"}

@@ -86,9 +86,12 @@ def to_status(error: DomainError, messages: Messages) -> grpc.Status:
 def to_status_proto(error: DomainError, messages: Messages) -> status_pb2.Status:
     """Build the full ``google.rpc.Status`` for ``error``."""
     code = STATUS_CODES[error.reason]
-    text = message_text(error, messages)
+    # The configured text alone is for end users (LocalizedMessage); the developer detail
+    # goes only into Status.message.
+    localized = message_text(error, messages)
+    text = localized
     if isinstance(error, InvalidArgument) and error.detail:
-        text = _short(f"{text}: {error.detail}", _MAX_MESSAGE)
+        text = _short(f"{localized}: {error.detail}", _MAX_MESSAGE)
     details = [
         _pack(
             error_details_pb2.ErrorInfo(
@@ -115,7 +118,9 @@ def to_status_proto(error: DomainError, messages: Messages) -> status_pb2.Status
     if retry_after.isdigit():
         delay = duration_pb2.Duration(seconds=int(retry_after))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    details.append(_pack(error_details_pb2.LocalizedMessage(locale=_LOCALE, message=text)))
+    details.append(
+        _pack(error_details_pb2.LocalizedMessage(locale=_LOCALE, message=localized))
+    )
     return status_pb2.Status(code=_rpc_code(code), message=text, details=details)
 
 
