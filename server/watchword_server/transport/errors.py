@@ -118,9 +118,7 @@ def to_status_proto(error: DomainError, messages: Messages) -> status_pb2.Status
     if retry_after.isdigit():
         delay = duration_pb2.Duration(seconds=int(retry_after))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    details.append(
-        _pack(error_details_pb2.LocalizedMessage(locale=_LOCALE, message=localized))
-    )
+    details.append(_pack(error_details_pb2.LocalizedMessage(locale=_LOCALE, message=localized)))
     return status_pb2.Status(code=_rpc_code(code), message=text, details=details)
 
 
