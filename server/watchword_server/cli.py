@@ -16,10 +16,10 @@ from pydantic import ValidationError
 
 from watchword_server import __version__
 from watchword_server.app import SchemaNotReady, StartupError, WatchwordServer
-from watchword_server.config import Settings, load_settings
+from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.admin_users import NewUser
 from watchword_server.domain.clock import SystemClock
-from watchword_server.domain.errors import DomainError, GroupAlreadyExists
+from watchword_server.domain.errors import DependencyUnavailable, DomainError, GroupAlreadyExists
 from watchword_server.domain.mail import LogTransport
 from watchword_server.domain.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.types import CallContext, UserStatus
@@ -205,7 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(**overrides)
     except ValidationError as error:
-        print(f"watchword: invalid settings:\n{error}", file=sys.stderr)
+        # One line per problem, without the input (pydantic's would echo secrets).
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            print(f"watchword: invalid setting {where}: {problem['msg']}", file=sys.stderr)
+        return 2
+    except SettingsError as error:
+        print(f"watchword: {error}", file=sys.stderr)
         return 2
     try:
         if arguments.command == "serve" and arguments.workers > 1:
@@ -229,5 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except DomainError as error:
         print(f"watchword: {error.reason.value}: {error.detail or error}", file=sys.stderr)
+        return 1
+    except DependencyUnavailable as error:
+        print(f"watchword: {error}", file=sys.stderr)
         return 1
     return 0

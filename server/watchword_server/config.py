@@ -8,8 +8,11 @@ carries over. Nested tables use ``__`` in variable names, e.g.
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +28,30 @@ from pydantic_settings import (
 from watchword_server.security.passwords import parse_algorithm
 from watchword_server.templates import TemplateError, render
 
-__all__ = ["EMBEDDED_DATABASE_URL", "CustomField", "Messages", "Settings", "load_settings"]
+__all__ = [
+    "EMBEDDED_DATABASE_URL",
+    "CustomField",
+    "Messages",
+    "Settings",
+    "SettingsError",
+    "check_environment",
+    "load_settings",
+]
+
+_log = logging.getLogger(__name__)
+
+_PREFIX = "WATCHWORD_"
+# Read by the server but not settings themselves; WATCHWORD_TEST_* belong to our tests
+# and benchmarks.
+_NOT_SETTINGS = frozenset({"WATCHWORD_CONFIG"})
+_TEST_PREFIX = "WATCHWORD_TEST_"
+# How alike a variable must be to a setting's name to be taken for its misspelling.
+_TYPO_CUTOFF = 0.8
+
+
+class SettingsError(Exception):
+    """Settings that cannot be read as given: a missing file, a misspelt variable."""
+
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./watchword.db"
 
@@ -221,6 +247,10 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("WATCHWORD_CONFIG")
         if config_file:
+            if not Path(config_file).is_file():
+                # Silently running on defaults instead of the named file is worse than not
+                # starting.
+                raise SettingsError(f"WATCHWORD_CONFIG={config_file}: no such file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
@@ -279,6 +309,41 @@ class Settings(BaseSettings):
         return self.is_embedded if self.auto_migrate is None else self.auto_migrate
 
 
+def check_environment(environ: Mapping[str, str]) -> list[str]:
+    """Warnings for ``WATCHWORD_*`` variables that name no setting (a client's, say).
+
+    Raises:
+        SettingsError: a variable is so like a setting's name that it must be a misspelling
+            of it (``WATCHWORD_SESSION_EXPIRATON``): ignoring it would run with a default
+            its author meant to change.
+    """
+    fields = list(Settings.model_fields)
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(_PREFIX) or upper in _NOT_SETTINGS:
+            continue
+        if upper.startswith(_TEST_PREFIX):
+            continue
+        field = name[len(_PREFIX) :].lower().split("__", 1)[0]
+        if field in Settings.model_fields:
+            continue
+        nearest = difflib.get_close_matches(field, fields, n=1, cutoff=_TYPO_CUTOFF)
+        if nearest:
+            raise SettingsError(
+                f"{name} names no setting: did you mean {_PREFIX}{nearest[0].upper()}?"
+            )
+        warnings.append(f"{name} names no setting of the server; it is ignored")
+    return warnings
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment and ``WATCHWORD_CONFIG``; keyword overrides win."""
+    """Read settings from the environment and ``WATCHWORD_CONFIG``; keyword overrides win.
+
+    Raises:
+        SettingsError: see ``check_environment``; or ``WATCHWORD_CONFIG`` names no file.
+        pydantic.ValidationError: a setting's value is invalid.
+    """
+    for warning in check_environment(os.environ):
+        _log.warning("%s", warning)
     return Settings(**overrides)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +13,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from watchword_server.storage.db import DatabaseUnavailable
 
 __all__ = ["SchemaState", "alembic_config", "head_revision", "schema_state", "upgrade"]
 
@@ -49,8 +54,9 @@ async def schema_state(engine: AsyncEngine) -> SchemaState:
     def current(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
-    async with engine.connect() as connection:
-        revision = await connection.run_sync(current)
+    with _reaching(engine):
+        async with engine.connect() as connection:
+            revision = await connection.run_sync(current)
     if revision == head_revision():
         return SchemaState.CURRENT
     if revision is None:
@@ -69,5 +75,22 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     def run(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    with _reaching(engine):
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
+
+
+@contextlib.contextmanager
+def _reaching(engine: AsyncEngine) -> Iterator[None]:
+    # At start the operator needs one line that says which database and why, not a
+    # driver's traceback.
+    try:
+        yield
+    except (DBAPIError, OSError) as error:
+        original = getattr(error, "orig", None) or error
+        reason = (str(original).strip().splitlines() or ["no reason given"])[0]
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseUnavailable(
+            f"cannot use the database {where}: {reason} (is PostgreSQL running there, and does "
+            "the database exist?)"
+        ) from error
