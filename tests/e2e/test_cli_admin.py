@@ -12,7 +12,8 @@ from tests.conftest import TEST_PEPPER, Running
 from tests.support.flows import login
 from tests.support.postgres import connect
 from watchword.auth.v1 import access_service_pb2 as access
-from watchword.auth.v1 import access_service_pb2_grpc
+from watchword.auth.v1 import access_service_pb2_grpc, admin_service_pb2_grpc, resources_pb2
+from watchword.auth.v1 import admin_service_pb2 as admin
 
 
 def watchword_cli(
@@ -82,3 +83,24 @@ async def test_first_admin_and_a_key_from_the_command_line(
     with connect(database_url) as conn:
         left = conn.execute("SELECT count(*) FROM service_keys WHERE name = 'billing'")
         assert left.fetchone() == (0,)
+
+
+async def test_key_names_have_one_limit_and_the_longest_works(
+    watchword: Running, database_url: str
+) -> None:
+    too_long = watchword_cli(database_url, "keys", "create", "k" * 129, "--scope", "admin")
+    assert too_long.returncode == 1
+    assert "at most 128 characters" in too_long.stderr
+    longest = "k" * 128
+    created = watchword_cli(database_url, "keys", "create", longest, "--scope", "admin")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    metadata = (("authorization", f"Bearer {secret}"),)
+    # A write with that key records the key as the event's origin (it must fit).
+    stub = admin_service_pb2_grpc.AdminServiceStub(watchword.channel)
+    await stub.CreateGroup(
+        admin.CreateGroupRequest(group=resources_pb2.Group(name="ops")), metadata=metadata
+    )
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT origin FROM events WHERE kind = 'group_created'").fetchall()
+    assert rows == [(f"admin:{longest}",)]

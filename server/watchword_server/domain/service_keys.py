@@ -27,6 +27,7 @@ __all__ = [
     "Caller",
     "KeyNameTaken",
     "KeyNotFound",
+    "MAX_KEY_NAME_LENGTH",
     "Scope",
     "ScopeInsufficient",
     "ServiceKeyInvalid",
@@ -39,6 +40,9 @@ KEY_PREFIX = "wwk_"
 _MAX_KEY_LENGTH = 256
 # last_used_time is bookkeeping, not a security control: write it at most this often.
 _TOUCH_EVERY_SECONDS = 60.0
+
+MAX_KEY_NAME_LENGTH = 128
+"""The longest key name: it goes into every event its caller causes ("admin:<name>")."""
 
 
 class Scope(enum.StrEnum):
@@ -113,8 +117,14 @@ class ServiceKeys:
 
     async def create(self, name: str, scope: Scope) -> str:
         """Create a key and return its secret: the only time it is ever seen."""
-        if not name or len(name) > 255 or not name.isprintable():
-            raise InvalidArgument([FieldViolation("name", "a printable name is required")])
+        if not name or len(name) > MAX_KEY_NAME_LENGTH or not name.isprintable():
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "name", f"a printable name of at most {MAX_KEY_NAME_LENGTH} characters"
+                    )
+                ]
+            )
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         async with self._database.begin() as conn:
             try:
