@@ -107,8 +107,9 @@ class WatchwordServer:
             # unrelated server on a port in use must fail to bind, not split the traffic.
             options=[("grpc.so_reuseport", 1 if self._reuse_port else 0)],
         )
-        # Every service goes in through generic handlers only: see transport/registration.py.
-        services = generic_only(server)
+        # Every service goes in through generic handlers only, ours with bodies that cannot
+        # be decoded left to the guard: see transport/registration.py.
+        services = generic_only(server, lenient=True)
 
         disabled, messages = settings.disabled_rpcs, settings.messages
         auth = build_servicer(
@@ -147,8 +148,9 @@ class WatchwordServer:
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, services)
 
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, services)
-        # What reflection.enable_server_reflection does for an aio server, through services
+        standard = generic_only(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, standard)
+        # What reflection.enable_server_reflection does for an aio server, through standard
         # (the generated reflection module has no type hints).
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
             reflection.aio.ReflectionServicer(
@@ -160,7 +162,7 @@ class WatchwordServer:
                     reflection.SERVICE_NAME,
                 ]
             ),
-            services,
+            standard,
         )
         try:
             self.port = server.add_insecure_port(settings.listen)

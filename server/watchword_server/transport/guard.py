@@ -16,10 +16,13 @@ from watchword_server.config import Messages
 from watchword_server.domain.errors import (
     DependencyUnavailable,
     DomainError,
+    FieldViolation,
+    InvalidArgument,
     RpcDisabled,
     RpcUnimplemented,
 )
 from watchword_server.transport.errors import to_status
+from watchword_server.transport.registration import Undecodable
 from watchword_server.transport.service_key_check import ServiceKeyCheck, current_caller
 
 __all__ = ["build_servicer"]
@@ -90,6 +93,15 @@ def _refusing(error: type[DomainError], streaming: bool) -> Any:
     return refuse
 
 
+def _refuse_undecodable(request: Any) -> None:
+    # After the key check: a caller without a key learns nothing, not even that its
+    # body was wrong.
+    if type(request) is Undecodable:
+        raise InvalidArgument(
+            [FieldViolation("request", f"not a valid request message: {request.error}")]
+        )
+
+
 def _guard_unary(
     method: UnaryMethod, messages: Messages, key_check: ServiceKeyCheck | None
 ) -> UnaryMethod:
@@ -97,9 +109,11 @@ def _guard_unary(
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             if key_check is None:
+                _refuse_undecodable(request)
                 return await method(request, context)
             # A cached key answers without a suspension; only a miss awaits the database.
             caller = key_check.known(context) or await key_check(context)
+            _refuse_undecodable(request)
             token = current_caller.set(caller)
             try:
                 return await method(request, context)
@@ -131,6 +145,7 @@ def _guard_stream(
             # (and a context variable cannot be reset safely across an async generator).
             if key_check is not None and key_check.known(context) is None:
                 await key_check(context)
+            _refuse_undecodable(request)
             async for response in method(request, context):
                 yield response
         except grpc.aio.AbortError:

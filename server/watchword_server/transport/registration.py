@@ -1,4 +1,5 @@
-"""Adds services to a grpc.aio server through its generic handlers only.
+"""Adds services to a grpc.aio server through its generic handlers only, optionally with
+request bodies that cannot be decoded handed on instead of failing in gRPC.
 
 The generated ``add_*_to_server`` functions also register each method with gRPC Core
 ("registered methods"). grpc.aio's serving loop then keeps one pending request per
@@ -6,35 +7,85 @@ registered method and ``asyncio.wait``s on all of them for every call it accepts
 this contract's ~35 methods that wait costs more per call than an access check's own
 work, for every RPC, Health included. Through the generic handlers alone, the loop waits
 on one request, and a method is found with one dictionary lookup per service.
+
+gRPC decodes a request before any handler of ours runs, and a body it cannot decode ends
+the call with UNKNOWN, before the service key is checked. With ``lenient`` decoding such
+a body arrives as an ``Undecodable``: the guard checks the key first, then answers
+INVALID_ARGUMENT (see ``transport/guard.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
+from google.protobuf.message import DecodeError
 
-__all__ = ["generic_only"]
+__all__ = ["Undecodable", "generic_only"]
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A request body that is not a valid message of its RPC's request type."""
+
+    error: str
 
 
 class _GenericOnly:
     """Stands in for the server in a generated ``add_*_to_server`` call."""
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(self, server: grpc.aio.Server, *, lenient: bool) -> None:
         self._server = server
+        self._lenient = lenient
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(handlers)
+        """Ignored: the same handlers arrive, readable, in ``add_registered_method_handlers``."""
 
     def add_registered_method_handlers(
-        self, service_name: str, method_handlers: dict[str, Any]
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
-        """Ignored: the same handlers arrive through ``add_generic_rpc_handlers``."""
+        handlers = method_handlers
+        if self._lenient:
+            handlers = {name: _lenient(handler) for name, handler in method_handlers.items()}
+        generic = grpc.method_handlers_generic_handler(service_name, handlers)
+        self._server.add_generic_rpc_handlers((generic,))
 
 
-def generic_only(server: grpc.aio.Server) -> grpc.aio.Server:
+def generic_only(server: grpc.aio.Server, *, lenient: bool = False) -> grpc.aio.Server:
     """``server`` as seen by a generated ``add_*_to_server`` function, registering its
-    services through generic handlers only (see the module docstring)."""
+    services through generic handlers only, and with ``lenient`` request decoding (see
+    the module docstring)."""
     # The generated functions only call these two methods; the cast lets them type-check.
-    return cast(grpc.aio.Server, _GenericOnly(server))
+    return cast(grpc.aio.Server, _GenericOnly(server, lenient=lenient))
+
+
+def _lenient(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    strict = handler.request_deserializer
+    if strict is None:
+        return handler
+    decode = _decoder(strict)
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            handler.unary_unary,
+            request_deserializer=decode,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            handler.unary_stream,
+            request_deserializer=decode,
+            response_serializer=handler.response_serializer,
+        )
+    return handler  # no client-streaming RPCs in the contract
+
+
+def _decoder(strict: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def decode(body: bytes) -> Any:
+        try:
+            return strict(body)
+        except DecodeError as error:  # corrupt wire format, invalid UTF-8 in a string
+            return Undecodable(str(error) or "cannot be decoded")
+
+    return decode
