@@ -15,9 +15,11 @@ import pytest
 from tests.conftest import TEST_PEPPER, Running
 from tests.support.flows import PASSWORD, login, register
 from tests.support.net import free_port
+from tests.support.rpc_errors import details_of
 from watchword.auth.v1 import admin_service_pb2 as admin
+from watchword.auth.v1 import admin_service_pb2_grpc, auth_service_pb2_grpc, resources_pb2
 from watchword.auth.v1 import auth_service_pb2 as auth
-from watchword.auth.v1 import auth_service_pb2_grpc, resources_pb2
+from watchword_server.domain.service_keys import Scope
 
 
 async def test_list_events_filters_and_pages(watchword: Running) -> None:
@@ -115,3 +117,33 @@ async def test_watch_sees_a_login_made_through_another_process(
     assert event.event.kind == resources_pb2.EVENT_KIND_LOGIN
     assert seen_after < 1.0
     stream.cancel()
+
+
+async def test_a_watch_ends_within_a_second_of_its_key_s_revocation(watchword: Running) -> None:
+    keys = watchword.server.service_keys
+    assert keys is not None
+    secret = await keys.create("watcher", Scope.ADMIN)
+    stub = admin_service_pb2_grpc.AdminServiceStub(watchword.channel)
+    stream = stub.WatchEvents(
+        admin.WatchEventsRequest(), metadata=(("authorization", f"Bearer {secret}"),)
+    )
+    await stream.initial_metadata()  # subscribed
+    await register(watchword, "ada@example.com")
+    async with asyncio.timeout(5):
+        first = await stream.read()
+    assert isinstance(first, admin.WatchEventsResponse)
+    await keys.revoke("watcher")
+    revoked = time.monotonic()
+    await asyncio.sleep(0.3)  # the revocation's notice reaches this process
+    await login(watchword, "ada@example.com")  # an event the stream must not deliver
+    async with asyncio.timeout(5):
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            while (reply := await stream.read()) is not grpc.aio.EOF:
+                assert isinstance(reply, admin.WatchEventsResponse)
+                assert reply.event.kind != resources_pb2.EVENT_KIND_LOGIN, "after the revocation"
+    assert time.monotonic() - revoked < 1.5
+    details = details_of(ended.value)
+    assert (details.code, details.reason) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "SERVICE_KEY_INVALID",
+    )

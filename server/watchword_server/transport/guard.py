@@ -4,6 +4,8 @@ nothing unexpected leaks its text to the caller."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -28,6 +30,9 @@ from watchword_server.transport.service_key_check import ServiceKeyCheck, curren
 __all__ = ["build_servicer"]
 
 _log = logging.getLogger(__name__)
+
+# How often a quiet stream re-checks its caller's key (a revoked key ends it this soon).
+_STREAM_KEY_RECHECK = 0.5
 
 S = TypeVar("S")
 UnaryMethod = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
@@ -93,6 +98,41 @@ def _refusing(error: type[DomainError], streaming: bool) -> Any:
     return refuse
 
 
+async def _while_key_holds(
+    responses: AsyncIterator[Any],
+    key_check: ServiceKeyCheck,
+    context: grpc.aio.ServicerContext[Any, Any],
+) -> AsyncIterator[Any]:
+    """``responses`` for as long as the caller's key is good: checked before each one and
+    at least every ``_STREAM_KEY_RECHECK`` seconds while none comes, so a revoked key ends
+    a quiet stream too (with the key's error)."""
+    iterator = aiter(responses)
+    upcoming: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            if upcoming is None:
+                upcoming = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({upcoming}, timeout=_STREAM_KEY_RECHECK)
+            if key_check.known(context) is None:
+                await key_check(context)  # raises when the key is gone
+            if not done:
+                continue
+            finished, upcoming = upcoming, None
+            try:
+                response = finished.result()
+            except StopAsyncIteration:
+                return
+            yield response
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+            with contextlib.suppress(BaseException):
+                await upcoming
+        closer = getattr(iterator, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
 def _refuse_undecodable(request: Any) -> None:
     # After the key check: a caller without a key learns nothing, not even that its
     # body was wrong.
@@ -146,7 +186,10 @@ def _guard_stream(
             if key_check is not None and key_check.known(context) is None:
                 await key_check(context)
             _refuse_undecodable(request)
-            async for response in method(request, context):
+            responses = method(request, context)
+            if key_check is not None:
+                responses = _while_key_holds(responses, key_check, context)
+            async for response in responses:
                 yield response
         except grpc.aio.AbortError:
             raise
