@@ -120,6 +120,7 @@ class WatchwordServer:
             domain.passwords,
             domain.profiles,
             settings.trusted_proxies,
+            [field.name for field in settings.custom_fields if not field.readable],
             disabled=disabled,
             messages=messages,
             key_check=ServiceKeyCheck(keys, Scope.ACCESS) if settings.auth_requires_key else None,

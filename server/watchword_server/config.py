@@ -148,7 +148,9 @@ class CustomField(BaseModel):
 
     ``registration`` and ``profile`` say whether end users may write it when registering
     and when updating their profile (the auth module's ``form_registration_rw`` and
-    ``form_profile_rw``); administrators may always write it.
+    ``form_profile_rw``); as there, a field is not theirs to write unless declared so.
+    ``readable`` says whether users see it in their own account (Register, Authenticate,
+    Introspect, GetProfile…). Administrators always read and write every field.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -156,8 +158,9 @@ class CustomField(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     type: Literal["string", "integer", "number", "boolean"] = "string"
     required: bool = False
-    registration: bool = True
-    profile: bool = True
+    registration: bool = False
+    profile: bool = False
+    readable: bool = True
     max_length: int = Field(default=1024, ge=1)
 
 

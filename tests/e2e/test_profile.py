@@ -11,16 +11,17 @@ from google.protobuf import field_mask_pb2, struct_pb2
 from tests.conftest import Running, StartServer
 from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of, failure
+from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
 
 PASSWORD = "correct horse battery"
 FIELDS = [
-    {"name": "nickname"},
-    {"name": "age", "type": "integer"},
-    {"name": "newsletter", "type": "boolean", "registration": False},
-    {"name": "tier", "type": "string", "registration": False, "profile": False},
-    {"name": "country", "type": "string", "required": True, "profile": False},
+    {"name": "nickname", "registration": True, "profile": True},
+    {"name": "age", "type": "integer", "registration": True, "profile": True},
+    {"name": "newsletter", "type": "boolean", "profile": True},
+    {"name": "tier", "type": "string"},  # administrators' only, as undeclared writability
+    {"name": "country", "type": "string", "required": True, "registration": True},
 ]
 
 
@@ -206,3 +207,58 @@ async def test_profile_updates_profile_writable_fields_only(start_server: StartS
         )
     )
     assert dict(replaced.user.extra) == {"age": 37, "country": "UK"}
+
+
+async def test_a_field_is_users_to_write_only_when_declared_so(start_server: StartServer) -> None:
+    # {"name": "role"} says nothing about who writes it: only administrators may.
+    running = await start_server(custom_fields=[{"name": "role"}])
+    refused = await failure(register(running, role="admin"))
+    assert set(refused.violations) == {"extra.role"}
+    reply = await register(running)
+    profile_write = await failure(
+        running.auth.UpdateProfile(
+            auth.UpdateProfileRequest(
+                session_token=reply.session_token,
+                user=resources_pb2.User(extra=struct({"role": "admin"})),
+                update_mask=field_mask_pb2.FieldMask(paths=["extra.role"]),
+            )
+        )
+    )
+    assert set(profile_write.violations) == {"extra.role"}
+    updated = await running.admin.UpdateUser(
+        admin.UpdateUserRequest(
+            user=resources_pb2.User(id=reply.user.id, extra=struct({"role": "editor"})),
+            update_mask=field_mask_pb2.FieldMask(paths=["extra"]),
+        )
+    )
+    assert dict(updated.user.extra) == {"role": "editor"}
+
+
+async def test_an_unreadable_field_is_hidden_from_the_user_not_the_admin(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(
+        custom_fields=[
+            {"name": "nickname", "registration": True},
+            {"name": "risk", "readable": False},
+        ]
+    )
+    reply = await register(running, nickname="ada")
+    await running.admin.UpdateUser(
+        admin.UpdateUserRequest(
+            user=resources_pb2.User(
+                id=reply.user.id, extra=struct({"nickname": "ada", "risk": "high"})
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["extra"]),
+        )
+    )
+    token = reply.session_token
+    profile = await running.auth.GetProfile(auth.GetProfileRequest(session_token=token))
+    introspected = await running.auth.Introspect(auth.IntrospectRequest(session_token=token))
+    login = await running.auth.Authenticate(
+        auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
+    )
+    for seen in (profile.user, introspected.user, login.user):
+        assert dict(seen.extra) == {"nickname": "ada"}
+    full = await running.admin.GetUser(admin.GetUserRequest(user_id=reply.user.id))
+    assert dict(full.user.extra) == {"nickname": "ada", "risk": "high"}

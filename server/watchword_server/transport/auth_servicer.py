@@ -17,7 +17,6 @@ from watchword_server.transport.convert import (
     call_context,
     struct_to_dict,
     timestamp,
-    user_to_proto,
 )
 from watchword_server.transport.user_views import UserViews
 
@@ -36,13 +35,15 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         passwords: PasswordFlows,
         profiles: Profiles,
         trusted_proxies: Collection[str] = (),
+        hidden_fields: Collection[str] = (),
     ) -> None:
         self._trusted = frozenset(trusted_proxies)
         self._accounts = accounts
         self._sessions = sessions
         self._passwords = passwords
         self._profiles = profiles
-        self._user_views = UserViews()
+        # Custom fields declared unreadable stay out of everything users see of themselves.
+        self._user_views = UserViews(hidden_fields)
 
     def _call(self, context: Context) -> CallContext:
         return call_context(context, origin="auth", trusted_proxies=self._trusted)
@@ -58,7 +59,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             extra=struct_to_dict(request.extra),
             call=self._call(context),
         )
-        response = auth_service_pb2.RegisterResponse(user=user_to_proto(registration.user))
+        response = auth_service_pb2.RegisterResponse(user=self._user_views.of(registration.user))
         if registration.session is not None:
             response.session_token = registration.session.token
             response.expire_time.CopyFrom(timestamp(registration.session.expire_time))
@@ -76,7 +77,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         return auth_service_pb2.AuthenticateResponse(
             session_token=login.session.token,
             expire_time=timestamp(login.session.expire_time),
-            user=user_to_proto(login.user),
+            user=self._user_views.of(login.user),
         )
 
     async def Introspect(  # noqa: N802
@@ -99,7 +100,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         user = await self._accounts.verify(
             verification_key=request.verification_key, call=self._call(context)
         )
-        return auth_service_pb2.VerifyResponse(user=user_to_proto(user))
+        return auth_service_pb2.VerifyResponse(user=self._user_views.of(user))
 
     async def RequestPasswordReset(  # noqa: N802
         self, request: auth_service_pb2.RequestPasswordResetRequest, context: Context
@@ -115,7 +116,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             new_password=request.new_password,
             call=self._call(context),
         )
-        return auth_service_pb2.ResetPasswordResponse(user=user_to_proto(user))
+        return auth_service_pb2.ResetPasswordResponse(user=self._user_views.of(user))
 
     async def ChangePassword(  # noqa: N802
         self, request: auth_service_pb2.ChangePasswordRequest, context: Context
@@ -132,7 +133,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self, request: auth_service_pb2.GetProfileRequest, context: Context
     ) -> auth_service_pb2.GetProfileResponse:
         user = await self._profiles.get(session_token=request.session_token)
-        return auth_service_pb2.GetProfileResponse(user=user_to_proto(user))
+        return auth_service_pb2.GetProfileResponse(user=self._user_views.of(user))
 
     async def UpdateProfile(  # noqa: N802
         self, request: auth_service_pb2.UpdateProfileRequest, context: Context
@@ -145,4 +146,4 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             extra=struct_to_dict(request.user.extra, "user.extra"),
             call=self._call(context),
         )
-        return auth_service_pb2.UpdateProfileResponse(user=user_to_proto(user))
+        return auth_service_pb2.UpdateProfileResponse(user=self._user_views.of(user))

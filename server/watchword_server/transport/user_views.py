@@ -1,11 +1,15 @@
-"""The public view of the accounts Introspect answers about, built once per record.
+"""What end users see of their own account, built once per record.
 
-A cached session holds the same ``UserRecord`` object until a change replaces it, and
-building the message is most of an Introspect's own work: copying a built one into the
-response costs a third of building it again.
+Custom fields the deployment declares unreadable are left out. A cached session holds the
+same ``UserRecord`` object until a change replaces it, and building the message is most of
+an Introspect's own work: copying a built one into the response costs a third of building
+it again.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection
 
 from watchword.auth.v1 import resources_pb2
 from watchword_server.domain.types import UserRecord
@@ -15,9 +19,11 @@ __all__ = ["UserViews"]
 
 
 class UserViews:
-    """``user_to_proto`` remembered by record identity, for at most ``size`` records."""
+    """``user_to_proto`` without the ``hidden`` custom fields, remembered by record
+    identity for at most ``size`` records."""
 
-    def __init__(self, size: int = 10_000) -> None:
+    def __init__(self, hidden: Collection[str] = (), size: int = 10_000) -> None:
+        self._hidden = frozenset(hidden)
         self._size = size
         # Keyed by id(); the record is kept alive beside its view, so the id cannot be
         # reused by another object while the entry exists.
@@ -29,7 +35,11 @@ class UserViews:
         known = self._views.get(id(user))
         if known is not None and known[0] is user:
             return known[1]
-        view = user_to_proto(user)
+        shown = user
+        if self._hidden and not self._hidden.isdisjoint(user.extra):
+            extra = {key: value for key, value in user.extra.items() if key not in self._hidden}
+            shown = dataclasses.replace(user, extra=extra)
+        view = user_to_proto(shown)
         if len(self._views) >= self._size:
             self._views.clear()  # records of sessions long gone; the live ones come back
         self._views[id(user)] = (user, view)
