@@ -19,7 +19,7 @@ from watchword_server.app import SchemaNotReady, StartupError, WatchwordServer
 from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.admin_users import NewUser
 from watchword_server.domain.clock import SystemClock
-from watchword_server.domain.errors import DependencyUnavailable, DomainError, GroupAlreadyExists
+from watchword_server.domain.errors import DependencyUnavailable, DomainError
 from watchword_server.domain.mail import LogTransport
 from watchword_server.domain.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.types import CallContext, UserStatus
@@ -121,13 +121,8 @@ async def _users(settings: Settings, arguments: argparse.Namespace) -> None:
         )
         if not new.password:
             raise CommandError("a password is required on standard input")
-        user, _ = await domain.user_admin.create(new, call)
-        for group in arguments.group:
-            try:
-                await domain.group_admin.create_group(group, "", {}, call)
-            except GroupAlreadyExists:
-                pass
-            await domain.group_admin.add_membership(group, str(user.id), {}, call)
+        # The user and its memberships are one transaction: nothing half-made on failure.
+        user, _ = await domain.user_admin.create(new, call, groups=arguments.group)
         groups = f" in {', '.join(arguments.group)}" if arguments.group else ""
         print(f"created user {user.email}{groups}; its id:")
         print(user.id)

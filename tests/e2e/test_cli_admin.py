@@ -104,3 +104,40 @@ async def test_key_names_have_one_limit_and_the_longest_works(
     with connect(database_url) as conn:
         rows = conn.execute("SELECT origin FROM events WHERE kind = 'group_created'").fetchall()
     assert rows == [(f"admin:{longest}",)]
+
+
+async def test_users_create_with_groups_is_all_or_nothing(
+    watchword: Running, database_url: str
+) -> None:
+    failed = watchword_cli(
+        database_url,
+        "users",
+        "create",
+        "half@example.com",
+        "--group",
+        "ops",
+        "--group",
+        "g" * 256,  # no group may be called that
+        stdin="a strong password\n",
+    )
+    assert failed.returncode == 1
+    assert "groups" in failed.stderr
+    with connect(database_url) as conn:
+        users = conn.execute("SELECT count(*) FROM users").fetchone()
+        groups = conn.execute("SELECT count(*) FROM groups").fetchone()
+    assert users == (0,) and groups == (0,)  # neither the user nor the first group
+    made = watchword_cli(
+        database_url,
+        "users",
+        "create",
+        "whole@example.com",
+        "--group",
+        "ops",
+        "--group",
+        "ops",
+        stdin="a strong password\n",
+    )
+    assert made.returncode == 0, made.stderr
+    with connect(database_url) as conn:
+        memberships = conn.execute("SELECT count(*) FROM memberships").fetchone()
+    assert memberships == (1,)

@@ -16,6 +16,7 @@ from watchword_server.domain.errors import (
     AccountDisabled,
     AccountPendingVerification,
     EmailAlreadyExists,
+    GroupAlreadyExists,
     InvalidArgument,
     UserNotFound,
 )
@@ -25,8 +26,9 @@ from watchword_server.domain.paging import PageTokens, page_size, split_page
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
 from watchword_server.security.hashing_pool import HashingPool
-from watchword_server.storage.db import Database
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import account_keys as key_rows
+from watchword_server.storage.repositories import groups as group_rows
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
 
@@ -35,6 +37,9 @@ __all__ = ["NO_PASSWORD", "NewUser", "UserAdmin", "UserChanges"]
 # Stored for accounts created without a password: no password ever verifies against it,
 # so the user must set one through a password reset.
 NO_PASSWORD = "!no-password"  # noqa: S105 - a marker, not a secret
+
+
+_MAX_GROUP_NAME = 255
 
 
 @dataclass(frozen=True)
@@ -84,10 +89,16 @@ class UserAdmin:
         self._clock = clock
         self._notices = notices
 
-    async def create(self, new: NewUser, call: CallContext) -> tuple[UserRecord, str]:
+    async def create(
+        self, new: NewUser, call: CallContext, *, groups: Sequence[str] = ()
+    ) -> tuple[UserRecord, str]:
         """Create an account in any status (ACTIVE when unset), sending no mail; returns it
-        and the revision it was committed at."""
+        and the revision it was committed at. With ``groups`` the account is made a member
+        of each (created if missing) in the same transaction: all of it or none."""
         problems = Violations()
+        for name in groups:
+            if not name or len(name) > _MAX_GROUP_NAME or not name.isprintable():
+                problems.add("groups", f"{name!r} is not a group name")
         problems.email("user.email", new.email)
         if new.password:
             problems.password(
@@ -127,8 +138,26 @@ class UserAdmin:
             except user_rows.EmailTaken as error:
                 raise EmailAlreadyExists() from error
             await self._events.record(conn, EventKind.USER_CREATED, call, user=user)
+            for name in dict.fromkeys(groups):
+                await self._join(conn, user, name, call)
             revision = await self._notices.publish(conn, Change.of_users(user.id))
         return user, revision
+
+    async def _join(self, conn: Connection, user: UserRecord, name: str, call: CallContext) -> None:
+        now = self._clock.now()
+        group = await group_rows.find_group(conn, name)
+        if group is None:
+            try:
+                group = await group_rows.insert_group(
+                    conn, name=name, description="", extra={}, now=now
+                )
+            except group_rows.GroupTaken as error:  # made meanwhile: try again
+                raise GroupAlreadyExists() from error
+            await self._events.record(conn, EventKind.GROUP_CREATED, call, values={"group": name})
+        await group_rows.insert_membership(conn, group=group, user_id=user.id, extra={}, now=now)
+        await self._events.record(
+            conn, EventKind.MEMBERSHIP_ADDED, call, user=user, values={"group": name}
+        )
 
     async def get(self, user_id: str) -> UserRecord:
         """The user with this id."""
