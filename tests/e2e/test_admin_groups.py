@@ -139,3 +139,27 @@ async def test_delete_group_removes_its_memberships_and_permissions(watchword: R
     await make_group(watchword, "editors")
     check = access.HasMembershipRequest(user_id=ada, group="editors")
     assert not (await watchword.access.HasMembership(check)).member
+
+
+async def test_a_grant_too_big_for_its_index_is_invalid_argument(watchword: Running) -> None:
+    # 255 four-byte characters in each of the three fields: within the character limits,
+    # but the grant's unique index entry would not fit in PostgreSQL's.
+    await watchword.admin.CreateGroup(
+        admin.CreateGroupRequest(group=resources_pb2.Group(name="wide"))
+    )
+    wide = "😀" * 255
+    refused = await failure(
+        watchword.admin.AddPermission(
+            admin.AddPermissionRequest(group="wide", name=wide, table_name=wide, record_id=wide)
+        )
+    )
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(refused.violations) == {"name", "table_name", "record_id"}
+    widest = "😀" * 200  # 800 bytes each: fits
+    await watchword.admin.AddPermission(
+        admin.AddPermissionRequest(group="wide", name=widest, table_name=widest, record_id=widest)
+    )
+    check = access.HasPermissionRequest(
+        group="wide", name=widest, table_name=widest, record_id=widest
+    )
+    assert (await watchword.access.HasPermission(check)).allowed

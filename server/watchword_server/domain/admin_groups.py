@@ -26,6 +26,9 @@ from watchword_server.storage.repositories.groups import GroupRow, MembershipRow
 __all__ = ["GroupAdmin", "NewPermission"]
 
 _MAX_NAME = 255
+# The three fields of a grant share one unique index entry, which PostgreSQL caps near
+# 2,700 bytes: 255 four-byte characters in each would not fit.
+_MAX_GRANT_FIELD_BYTES = 800
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,13 @@ class GroupAdmin:
         _check_text(problems, "name", new.name, required=True)
         _check_text(problems, "table_name", new.table_name, required=False)
         _check_text(problems, "record_id", new.record_id, required=False)
+        for field, value in (
+            ("name", new.name),
+            ("table_name", new.table_name),
+            ("record_id", new.record_id),
+        ):
+            if len(value.encode("utf-8", "surrogatepass")) > _MAX_GRANT_FIELD_BYTES:
+                problems.add(field, f"{field} must be at most {_MAX_GRANT_FIELD_BYTES} bytes")
         if problems:
             raise InvalidArgument(problems.items)
         async with self._database.begin() as conn:
