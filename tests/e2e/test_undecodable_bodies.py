@@ -79,3 +79,38 @@ async def test_an_undecodable_body_is_invalid_argument_after_the_key(
             "INVALID_ARGUMENT",
         ), (method.name, body)
         assert set(invalid.violations) == {"request"}
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    size, length = len(payload), b""
+    while True:
+        low, size = size & 0x7F, size >> 7
+        length += bytes([low | (0x80 if size else 0)])
+        if not size:
+            return bytes([number << 3 | 2]) + length + payload
+
+
+def _nested_struct(depth: int) -> bytes:
+    # Struct{"a": Value{struct_value: ...}} down to a string value.
+    inner = _length_delimited(3, b"x")
+    for _ in range(depth):
+        entry = _length_delimited(1, b"a") + _length_delimited(2, inner)
+        inner = _length_delimited(5, _length_delimited(1, entry))
+    return _length_delimited(1, _length_delimited(1, b"a") + _length_delimited(2, inner))
+
+
+@pytest.mark.parametrize("depth", [30, 40, 200])
+async def test_an_extra_nested_past_any_limit_is_invalid_argument(
+    watchword: Running, depth: int
+) -> None:
+    # Too deep for our limit (30), or for the protobuf decoder's own (40, 200).
+    register = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"].methods_by_name[
+        "Register"
+    ]
+    request = auth_service_pb2.RegisterRequest(
+        email="deep@example.com", password="correct horse battery", first_name="A", last_name="B"
+    )
+    extra = auth_service_pb2.RegisterRequest.DESCRIPTOR.fields_by_name["extra"].number
+    body = request.SerializeToString() + _length_delimited(extra, _nested_struct(depth))
+    invalid = await _call(watchword.channel, register, body, None)
+    assert invalid.code == grpc.StatusCode.INVALID_ARGUMENT
