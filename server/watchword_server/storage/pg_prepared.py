@@ -9,8 +9,12 @@ through psycopg's own binding (``psycopg.pq``): ~50-65 us per round trip. Connec
 still opened by psycopg, and values are still converted by psycopg's loaders
 (``psycopg.adapt.Transformer``); only the wait is ours.
 
-Each connection runs one statement at a time, in autocommit. A connection that breaks is
-dropped and the call fails with DatabaseUnavailable; the next call opens a new one.
+Each connection runs one request at a time, in libpq's pipeline mode: a request is one or
+more statements sent together and ended by one Sync, so they cost one round trip and run in
+one implicit transaction (committed at the Sync, rolled back whole if one fails; that is
+how a login takes its throttling lock and its place in one visit). A request of one
+statement is what autocommit would run. A connection that breaks is dropped and the call
+fails with DatabaseUnavailable; the next call opens a new one.
 """
 
 from __future__ import annotations
@@ -90,6 +94,11 @@ class StatementFailed(Exception):
     """PostgreSQL refused a statement (not a connection problem)."""
 
 
+# Results of a statement that ran (PIPELINE_ABORTED: skipped after an earlier one failed,
+# whose own error is the one reported).
+_DONE = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.PIPELINE_ABORTED)
+
+
 def _encode(value: Any) -> tuple[bytes | None, int]:
     """A parameter in libpq's terms: its bytes and format (0 text, 1 binary)."""
     if value is None:
@@ -108,15 +117,16 @@ def _encode(value: Any) -> tuple[bytes | None, int]:
 
 
 class _Connection:
-    """One libpq connection with a reader registered for its whole life."""
+    """One libpq connection in pipeline mode with a reader registered for its whole life."""
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self._connection = connection
         self._pg = connection.pgconn
         self._transformer = Transformer(connection)
         self._loop = asyncio.get_running_loop()
-        self._waiting: asyncio.Future[list[pq.abc.PGresult]] | None = None
-        self._results: list[pq.abc.PGresult] = []
+        self._waiting: asyncio.Future[list[list[pq.abc.PGresult]]] | None = None
+        self._answers: list[list[pq.abc.PGresult]] = []  # one list per statement
+        self._answer: list[pq.abc.PGresult] = []
         self.broken = False
         self._socket = self._pg.socket
 
@@ -125,24 +135,29 @@ class _Connection:
             self._pg.consume_input()
             while not self._pg.is_busy():
                 result = self._pg.get_result()
-                if result is None:  # the statement's results are complete
-                    results, self._results = self._results, []
-                    self._settle(results, None)
-                    return
-                self._results.append(result)
+                if result is None:  # a statement's results are complete, or none are due
+                    if not self._answer:
+                        break
+                    self._answers.append(self._answer)
+                    self._answer = []
+                elif result.status == pq.ExecStatus.PIPELINE_SYNC:  # the request is done
+                    answers, self._answers = self._answers, []
+                    self._settle(answers, None)
+                else:
+                    self._answer.append(result)
         except psycopg.Error as error:
             self._break(error)
         if self._pg.status != pq.ConnStatus.OK:
             self._break(None)
 
-    def _settle(self, results: list[pq.abc.PGresult], error: BaseException | None) -> None:
+    def _settle(self, answers: list[list[pq.abc.PGresult]], error: BaseException | None) -> None:
         waiting, self._waiting = self._waiting, None
         if waiting is None or waiting.done():
             return
         if error is not None:
             waiting.set_exception(error)
         else:
-            waiting.set_result(results)
+            waiting.set_result(answers)
 
     def _break(self, error: BaseException | None) -> None:
         if not self.broken:
@@ -151,15 +166,25 @@ class _Connection:
                 self._loop.remove_reader(self._socket)
         self._settle([], DatabaseUnavailable(f"the database connection broke: {error or ''}"))
 
-    async def run(self, name: bytes, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
-        values, formats = [], []
-        for parameter in parameters:
-            value, binary = _encode(parameter)
-            values.append(value)
-            formats.append(binary)
+    async def run(
+        self, statements: Sequence[tuple[bytes, Sequence[Any]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` (names and parameters) as one request; the rows of each.
+
+        Raises:
+            StatementFailed: PostgreSQL refused one of them (none of them took effect).
+            DatabaseUnavailable: the connection broke.
+        """
         waiting = self._waiting = self._loop.create_future()
         try:
-            self._pg.send_query_prepared(name, values, formats)
+            for name, parameters in statements:
+                values, formats = [], []
+                for parameter in parameters:
+                    value, binary = _encode(parameter)
+                    values.append(value)
+                    formats.append(binary)
+                self._pg.send_query_prepared(name, values, formats)
+            self._pg.pipeline_sync()
             while self._pg.flush() == 1:  # the kernel's buffer is full: wait until writable
                 writable = self._loop.create_future()
                 self._loop.add_writer(self._socket, writable.set_result, None)
@@ -170,19 +195,27 @@ class _Connection:
         except psycopg.Error as error:
             self._break(error)
         try:
-            results = await waiting
+            answers = await waiting
         except asyncio.CancelledError:
-            # Its answer is still on the way and would be taken for the next statement's.
+            # Its answer is still on the way and would be taken for the next request's.
             self._break(None)
             raise
-        rows: list[tuple[Any, ...]] = []
-        for result in results:
-            if result.status == pq.ExecStatus.TUPLES_OK:
-                self._transformer.set_pgresult(result)
-                rows = self._transformer.load_rows(0, result.ntuples, tuple)
-            elif result.status != pq.ExecStatus.COMMAND_OK:
-                message = (result.error_message or b"").decode(errors="replace").strip()
-                raise StatementFailed(message)
+        rows: list[list[tuple[Any, ...]]] = []
+        failure: str | None = None
+        for answer in answers:
+            loaded: list[tuple[Any, ...]] = []
+            for result in answer:
+                if result.status == pq.ExecStatus.TUPLES_OK:
+                    self._transformer.set_pgresult(result)
+                    loaded = self._transformer.load_rows(0, result.ntuples, tuple)
+                elif result.status not in _DONE and failure is None:
+                    failure = (result.error_message or b"").decode(errors="replace").strip()
+            rows.append(loaded)
+        if failure is not None:
+            raise StatementFailed(failure)
+        if len(rows) != len(statements):
+            self._break(None)  # out of step with the server: never trust it again
+            raise DatabaseUnavailable("the database connection lost track of its answers")
         return rows
 
     async def start(self, statements: Mapping[str, str]) -> None:
@@ -192,6 +225,7 @@ class _Connection:
         # From here on only this reader waits on the socket (psycopg's waits would replace
         # it and then remove it).
         self._pg.nonblocking = 1
+        self._pg.enter_pipeline_mode()
         self._loop.add_reader(self._socket, self._readable)
 
     async def close(self) -> None:
@@ -242,9 +276,32 @@ class PreparedPool:
             DatabaseUnavailable: no connection could be had, or it broke meanwhile.
             StatementFailed: PostgreSQL refused the statement.
         """
+        return (await self._request([(name.encode(), parameters)]))[0]
+
+    async def transaction(
+        self, steps: Sequence[tuple[PgStatement, Mapping[str, Any]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run ``steps`` (statements with their values) in order in one transaction and one
+        round trip; the rows of each. Each statement sees what the ones before it did, and
+        what other transactions committed before it started (READ COMMITTED).
+
+        Raises:
+            DatabaseUnavailable: no connection could be had, or it broke meanwhile.
+            RuntimeError: PostgreSQL refused a statement (a bug of ours); nothing was done.
+        """
+        request = [(step.name.encode(), step.parameters(values)) for step, values in steps]
+        try:
+            return await self._request(request)
+        except StatementFailed as error:
+            names = ", ".join(step.name for step, _ in steps)
+            raise RuntimeError(f"{names} failed: {error}") from error
+
+    async def _request(
+        self, statements: Sequence[tuple[bytes, Sequence[Any]]]
+    ) -> list[list[tuple[Any, ...]]]:
         connection = await self._take()
         try:
-            return await connection.run(name.encode(), parameters)
+            return await connection.run(statements)
         finally:
             self._give_back(connection)
 

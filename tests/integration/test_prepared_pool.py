@@ -1,0 +1,72 @@
+"""The PreparedPool's requests on a real PostgreSQL database: several statements sent as
+one run in one transaction, all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from watchword_server.storage.db import Database, create_engine
+from watchword_server.storage.models import LoginFailure
+from watchword_server.storage.pg_prepared import PgStatement, PreparedPool, conninfo_for
+
+_INSERT = PgStatement(
+    "watchword_test_insert",
+    "INSERT INTO login_failures (email_key, client_ip, create_time) "
+    "VALUES ($1::bytea, $2::text, now()) RETURNING id",
+    ("key", "client"),
+    {},
+)
+_COUNT = PgStatement(
+    "watchword_test_count",
+    "SELECT count(*) FROM login_failures WHERE client_ip = $1::text",
+    ("client",),
+    {},
+)
+_DIVIDE = PgStatement("watchword_test_divide", "SELECT 1 / $1::int", ("by",), {})
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    engine = create_engine(database_url, pool_size=1)
+    yield Database(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def pool(database: Database) -> AsyncIterator[PreparedPool]:
+    prepared = PreparedPool(conninfo_for(database), (_INSERT, _COUNT, _DIVIDE), size=1)
+    yield prepared
+    await prepared.close()
+
+
+async def _stored(database: Database, client: str) -> int:
+    async with database.connect() as conn:
+        counted = await conn.scalar(
+            select(func.count()).select_from(LoginFailure).where(LoginFailure.client_ip == client)
+        )
+    return int(counted or 0)
+
+
+async def test_statements_of_one_request_see_each_other_and_commit_together(
+    pool: PreparedPool, database: Database
+) -> None:
+    values = {"key": b"k" * 32, "client": "192.0.2.1"}
+    inserted, counted = await pool.transaction([(_INSERT, values), (_COUNT, values)])
+    assert len(inserted) == 1 and counted == [(1,)]
+    assert await _stored(database, "192.0.2.1") == 1
+
+
+async def test_a_failing_statement_undoes_the_whole_request_and_the_pool_goes_on(
+    pool: PreparedPool, database: Database
+) -> None:
+    values = {"key": b"k" * 32, "client": "192.0.2.2"}
+    with pytest.raises(RuntimeError, match="division by zero"):
+        await pool.transaction([(_INSERT, values), (_DIVIDE, {"by": 0}), (_COUNT, values)])
+    assert await _stored(database, "192.0.2.2") == 0
+    # The same connection serves the next request, in step with its answers.
+    assert await pool.fetch_one(_DIVIDE, {"by": 1}) == (1,)
+    (_, counted) = await pool.transaction([(_INSERT, values), (_COUNT, values)])
+    assert counted == [(1,)]
