@@ -124,6 +124,8 @@ def build_domain(
     throttle = LoginThrottle(
         settings, derived_token(keyring.current, "login-throttle", b"").encode(), clock
     )
+    # One for both: on SQLite it is also where reservations of the throttle queue.
+    login_rows = logins.Logins(database, prepared)
     accounts = Accounts(
         settings,
         database,
@@ -134,7 +136,7 @@ def build_domain(
         throttle,
         clock,
         notices,
-        logins.Logins(database, prepared),
+        login_rows,
         mail_queued=sender.wake,
     )
     passwords = PasswordFlows(
@@ -147,6 +149,7 @@ def build_domain(
         throttle,
         clock,
         notices,
+        login_rows,
         mail_queued=sender.wake,
     )
     profiles = Profiles(settings, database, sessions, events, clock, notices)

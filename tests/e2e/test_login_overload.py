@@ -133,8 +133,9 @@ async def test_a_burst_beyond_the_queue_is_refused_with_a_retry_delay(
     # Meanwhile the event loop serves everything that needs no hash.
     seen = await running.auth.Introspect(auth.IntrospectRequest(session_token=tokens[0]))
     assert seen.user.email == users[0]
-    # Refused attempts left nothing: no session, no event, no failure counted.
-    assert table_counts(database_url) == before
+    # Refused attempts left nothing: no session, no event, no failure counted. The two
+    # checks under way hold their places among the failures until they are decided.
+    assert table_counts(database_url) == {**before, "login_failures": 2}
 
     gate.set()
     admitted = await first_finished(burst, 2)
@@ -164,7 +165,7 @@ async def test_unknown_addresses_are_refused_alike_and_no_refusal_counts_as_a_fa
     known, unknown = answers["ada@example.com"], answers["nobody@example.com"]
     assert known == unknown
     assert (known.code, known.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "OVERLOADED")
-    assert table_counts(database_url)["login_failures"] == 0
+    assert table_counts(database_url)["login_failures"] == 1  # the check under way's place
 
     gate.set()
     (held,) = await first_finished(pending, 1)

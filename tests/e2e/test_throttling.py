@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import grpc
 import pytest
 
@@ -91,3 +94,53 @@ async def test_change_password_guesses_count_too(start_server: StartServer) -> N
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await running.auth.ChangePassword(request)
     assert details_of(caught.value).reason == "TOO_MANY_ATTEMPTS"
+
+
+async def _burst(running: Running, emails: list[str], client: str) -> list[str]:
+    answers = await asyncio.gather(
+        *(attempt(running, email, "wrong guess", client=client) for email in emails)
+    )
+    assert all(answer is not None for answer in answers)
+    return sorted(answer.reason for answer in answers if answer is not None)
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["postgresql", "sqlite"])
+async def test_parallel_guesses_are_evaluated_at_most_up_to_the_limit(
+    start_server: StartServer, tmp_path: Path, embedded: bool
+) -> None:
+    # The limit is taken before a password is checked, one attempt at a time: a burst of
+    # 50 sees exactly 5 evaluated, for a known address as for an unknown one.
+    overrides = {"database_url": f"sqlite+aiosqlite:///{tmp_path}/w.db"} if embedded else {}
+    running = await start_server(login_max_failures=5, **overrides)
+    await register(running, "ada@example.com")
+    for email, client in (
+        ("ada@example.com", "198.51.100.1"),
+        ("nobody@example.com", "198.51.100.2"),
+    ):
+        reasons = await _burst(running, [email] * 50, client)
+        assert reasons == ["INVALID_CREDENTIALS"] * 5 + ["TOO_MANY_ATTEMPTS"] * 45, email
+    # The owner, who knows the password, is locked out for the window like everyone else.
+    locked = await attempt(running, "ada@example.com", PASSWORD)
+    assert locked is not None and locked.reason == "TOO_MANY_ATTEMPTS"
+
+
+async def test_parallel_guesses_from_one_client_are_evaluated_at_most_up_to_its_limit(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(login_max_failures=100, login_max_failures_per_client=5)
+    emails = [f"user{i}@example.com" for i in range(50)]
+    reasons = await _burst(running, emails, "203.0.113.9")
+    assert reasons == ["INVALID_CREDENTIALS"] * 5 + ["TOO_MANY_ATTEMPTS"] * 45
+
+
+async def test_a_correct_password_frees_its_place_for_the_client(start_server: StartServer) -> None:
+    # A login that succeeds is no failure: it leaves the client's count as it was.
+    running = await start_server(login_max_failures=100, login_max_failures_per_client=3)
+    await register(running, "ada@example.com")
+    for _ in range(5):
+        assert await attempt(running, "ada@example.com", PASSWORD, client="203.0.113.9") is None
+    for i in range(3):
+        refused = await attempt(running, f"user{i}@example.com", "guess", client="203.0.113.9")
+        assert refused is not None and refused.reason == "INVALID_CREDENTIALS"
+    refused = await attempt(running, "user9@example.com", "guess", client="203.0.113.9")
+    assert refused is not None and refused.reason == "TOO_MANY_ATTEMPTS"

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from watchword_server.domain.types import UserRecord, UserStatus
 from watchword_server.storage.db import Database, create_engine
+from watchword_server.storage.models import LoginFailure
 from watchword_server.storage.repositories import login_failures as failure_rows
 from watchword_server.storage.repositories import users as user_rows
 
@@ -50,8 +51,9 @@ async def test_one_statement_reads_the_account_and_its_failures(database: Databa
     async with database.begin() as conn:
         for client, age in (("198.51.100.1", 10), ("198.51.100.1", 20), ("203.0.113.5", 30)):
             now = NOW - timedelta(seconds=age)
-            old = NOW - timedelta(hours=1)
-            await failure_rows.record(conn, email_key=KEY, client_ip=client, now=now, since=old)
+            await conn.execute(
+                insert(LoginFailure).values(email_key=KEY, client_ip=client, create_time=now)
+            )
     query = failure_rows.RecentQuery(
         email_key=KEY, client_ip="198.51.100.1", since=NOW - timedelta(seconds=25)
     )

@@ -37,7 +37,7 @@ from watchword_server.domain.types import (
 from watchword_server.domain.validation import Violations
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
-from watchword_server.storage.logins import Logins, LoginWrite
+from watchword_server.storage.logins import Attempt, Logins, LoginWrite
 from watchword_server.storage.repositories import users as user_rows
 
 __all__ = ["Accounts", "Registration", "Login"]
@@ -218,23 +218,36 @@ class Accounts:
         if problems:
             raise InvalidArgument(problems.items)
 
-        # What decides before the password is checked, read in one statement: the failures
-        # that may throttle this attempt, and the account.
-        stored, recent = await self._logins.read(email, self._throttle.query(email, call.client_ip))
-        self._throttle.refuse_if_over(recent)
+        # A full hashing pool refuses before anything is read or written.
+        self._hasher.refuse_if_full()
+        # What decides before the password is checked, read in one visit: the account and
+        # the failures that may throttle this attempt, which takes its place among them
+        # (under a lock, so parallel guesses cannot all get through; see domain/throttle.py).
+        stored, attempt = await self._logins.read(
+            email, self._throttle.query(email, call.client_ip)
+        )
+        self._throttle.refuse_unless_reserved(attempt)
         # From here on an unknown address costs what a known one does. A busy hashing pool
         # refuses (Overloaded) before any write: a refusal counts as no attempt at all.
-        if stored is None:
-            await self._hasher.verify_dummy(password)
-            await self._record_failure(call, email=email, user=None)
-            raise InvalidCredentials()
-        if not await self._hasher.verify(password, stored.password_hash):
-            await self._record_failure(call, email=email, user=stored.record)
+        try:
+            if stored is None:
+                await self._hasher.verify_dummy(password)
+                correct = False
+            else:
+                correct = await self._hasher.verify(password, stored.password_hash)
+        except Overloaded:
+            await self._logins.release(attempt)
+            raise
+        if stored is None or not correct:
+            await self._record_failure(
+                call, email=email, user=None if stored is None else stored.record, attempt=attempt
+            )
             raise InvalidCredentials()
 
         user = stored.record
         state_error = _STATE_ERRORS.get(user.status)
         if state_error is not None:
+            await self._logins.release(attempt)  # the right password is no guess
             raise state_error()
 
         new_hash = None
@@ -259,7 +272,8 @@ class Accounts:
                 remember=session.remember,
                 client_ip=call.client_ip,
                 now=session.now,
-                forget_email_key=self._throttle.to_forget(email, recent),
+                forget_email_key=self._throttle.to_forget(email, attempt),
+                release=None if attempt is None else attempt.reserved,
                 event_description=self._events.description(EventKind.LOGIN, call, user=user),
                 origin=call.origin,
             )
@@ -268,6 +282,7 @@ class Accounts:
             raise InvalidCredentials()
         state_error = _STATE_ERRORS.get(current[0])
         if state_error is not None:
+            await self._logins.release(attempt)
             raise state_error()
         return Login(user=user, session=session.grant)
 
@@ -279,8 +294,8 @@ class Accounts:
             await self._events.record(conn, EventKind.LOGOUT, call, user=user)
 
     async def _record_failure(
-        self, call: CallContext, *, email: str, user: UserRecord | None
+        self, call: CallContext, *, email: str, user: UserRecord | None, attempt: Attempt | None
     ) -> None:
         async with self._database.begin() as conn:
-            await self._throttle.failed(conn, email, call.client_ip)
+            await self._throttle.failed(conn, email, call.client_ip, attempt)
             await self._events.record(conn, EventKind.LOGIN_FAILED, call, user=user, email=email)

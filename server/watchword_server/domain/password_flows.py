@@ -10,6 +10,7 @@ from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import (
     InvalidArgument,
+    Overloaded,
     PasswordIncorrect,
     ResetKeyInvalid,
     SessionInvalid,
@@ -21,6 +22,7 @@ from watchword_server.domain.types import CallContext, EventKind, UserRecord, Us
 from watchword_server.domain.validation import Violations
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
+from watchword_server.storage.logins import Logins
 from watchword_server.storage.repositories import account_keys as key_rows
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
@@ -45,9 +47,11 @@ class PasswordFlows:
         throttle: LoginThrottle,
         clock: Clock,
         notices: ChangeNotices,
+        logins: Logins,
         *,
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._logins = logins
         self._notices = notices
         self._throttle = throttle
         self._settings = settings
@@ -137,16 +141,26 @@ class PasswordFlows:
             raise InvalidArgument(problems.items)
         session = await self._sessions.introspect(session_token, cached=False)
         email = session.user.email
+        # A stolen session must not become a way to guess the password: the check takes
+        # its place among the address's failures first, as a login's does.
+        failures = self._throttle.query(email, call.client_ip)
+        attempt = None if failures is None else await self._logins.reserve(failures)
+        self._throttle.refuse_unless_reserved(attempt)
         async with self._database.connect() as conn:
-            # A stolen session must not become a way to guess the password.
-            await self._throttle.check(conn, email, call.client_ip)
             stored_hash = await user_rows.password_hash_of(conn, session.user.id)
         if stored_hash is None:
+            await self._logins.release(attempt)
             raise SessionInvalid()
-        if not await self._hasher.verify(old_password, stored_hash):
+        try:
+            correct = await self._hasher.verify(old_password, stored_hash)
+        except Overloaded:
+            await self._logins.release(attempt)
+            raise
+        if not correct:
             async with self._database.begin() as conn:
-                await self._throttle.failed(conn, email, call.client_ip)
+                await self._throttle.failed(conn, email, call.client_ip, attempt)
             raise PasswordIncorrect()
+        await self._logins.release(attempt)
         new_hash = await self._hasher.hash(new_password)
         async with self._database.begin() as conn:
             changed = await user_rows.set_password_hash(

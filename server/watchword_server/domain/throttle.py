@@ -3,6 +3,10 @@
 Failures are counted by a keyed digest of the lower-cased address, for unknown addresses
 exactly as for known ones, so a refusal never tells whether an account exists. A correct
 password clears its address's count; a client's count only ages out.
+
+A check takes its place among the failures before it is made (``query`` names it; the
+storage reserves it atomically), so a burst of parallel guesses gets exactly as many
+checks as the limit allows. A check that succeeds gives its place back.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from watchword_server.config import Settings
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.errors import TooManyAttempts
 from watchword_server.storage.db import Connection
+from watchword_server.storage.logins import Attempt
 from watchword_server.storage.repositories import login_failures as failure_rows
 
 __all__ = ["LoginThrottle"]
@@ -40,68 +45,61 @@ class LoginThrottle:
         return hmac.new(self._key, email.lower().encode(), hashlib.sha256).digest()
 
     def query(self, email: str, client_ip: str) -> failure_rows.RecentQuery | None:
-        """What to count before checking a password for ``email`` from ``client_ip``; None
-        when throttling is off. Read it with ``failure_rows.recent`` (or with the user, as a
-        login does) and pass the result to ``refuse_if_over``."""
+        """The failures that may throttle a password check for ``email`` from
+        ``client_ip``, and the check's place to reserve among them; None when throttling is
+        off. Pass the reservation (``Logins.read`` or ``Logins.reserve``) to
+        ``refuse_unless_reserved``."""
         if not self.enabled:
             return None
+        now = self._clock.now()
+        email_key = self._email_key(email)
         return failure_rows.RecentQuery(
-            email_key=self._email_key(email) if self._per_email else None,
+            email_key=email_key if self._per_email else None,
             client_ip=client_ip if self._per_client else "",
-            since=self._clock.now() - self._window,
+            since=now - self._window,
+            attempt=failure_rows.NewAttempt(
+                email_key=email_key,
+                client_ip=client_ip,
+                now=now,
+                email_limit=self._per_email,
+                client_limit=self._per_client,
+            ),
         )
 
-    def refuse_if_over(self, recent: failure_rows.Recent | None) -> None:
-        """Raise TooManyAttempts (with ``retry_after`` seconds) when a limit is reached."""
-        if recent is None:
+    def refuse_unless_reserved(self, attempt: Attempt | None) -> None:
+        """Raise TooManyAttempts (with ``retry_after`` seconds) when the attempt got no
+        place: a limit was reached."""
+        if attempt is None or attempt.reserved is not None:
             return
         now = self._clock.now()
+        recent = attempt.recent
         blocked_until: list[datetime] = []
         if self._per_email and recent.by_email >= self._per_email and recent.oldest_by_email:
             blocked_until.append(recent.oldest_by_email + self._window)
         if self._per_client and recent.by_client >= self._per_client and recent.oldest_by_client:
             blocked_until.append(recent.oldest_by_client + self._window)
-        if blocked_until:
-            wait = max(1, math.ceil((max(blocked_until) - now).total_seconds()))
-            raise TooManyAttempts(metadata={"retry_after": str(wait)})
+        until = max(blocked_until, default=now)
+        wait = max(1, math.ceil((until - now).total_seconds()))
+        raise TooManyAttempts(metadata={"retry_after": str(wait)})
 
-    async def check(self, conn: Connection, email: str, client_ip: str) -> None:
-        """Raise TooManyAttempts (with ``retry_after`` seconds) when a limit is reached."""
-        query = self.query(email, client_ip)
-        if query is not None:
-            self.refuse_if_over(await failure_rows.recent(conn, query))
-
-    async def failed(self, conn: Connection, email: str, client_ip: str) -> None:
-        """Count a failed password check."""
+    async def failed(
+        self, conn: Connection, email: str, client_ip: str, attempt: Attempt | None
+    ) -> None:
+        """A check failed: its reserved place becomes its failure (durably, with the
+        caller's transaction); failures of this address and client too old to count are
+        dropped."""
         if not self.enabled:
             return
         now = self._clock.now()
-        await failure_rows.record(
-            conn,
-            email_key=self._email_key(email),
-            client_ip=client_ip,
-            now=now,
-            since=now - self._window,
+        if attempt is not None and attempt.reserved is not None:
+            await failure_rows.confirm(conn, attempt.reserved, now)
+        await failure_rows.prune(
+            conn, email_key=self._email_key(email), client_ip=client_ip, since=now - self._window
         )
 
-    def to_forget(self, email: str, recent: failure_rows.Recent | None) -> bytes | None:
+    def to_forget(self, email: str, attempt: Attempt | None) -> bytes | None:
         """The address key whose failures a correct password clears, or None when there is
-        nothing to clear (see ``succeeded``)."""
-        if not self._per_email or (recent is not None and recent.by_email == 0):
+        nothing to clear beyond the attempt's own place (the write gives that back)."""
+        if not self._per_email or (attempt is not None and attempt.recent.by_email == 0):
             return None
         return self._email_key(email)
-
-    async def succeeded(
-        self, conn: Connection, email: str, recent: failure_rows.Recent | None = None
-    ) -> None:
-        """Clear the address's failures after a correct password.
-
-        ``recent`` is what was read before the password check, if anything: when it counted
-        no failure of the address, the delete (a round trip) is skipped. A failure recorded
-        by a concurrent attempt since then is then left to count, which errs on the safe side.
-        """
-        if not self._per_email:
-            return
-        if recent is not None and recent.by_email == 0:
-            return
-        await failure_rows.forget(conn, email_key=self._email_key(email))

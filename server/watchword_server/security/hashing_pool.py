@@ -161,6 +161,13 @@ class HashingPool:
         """Jobs running or waiting now."""
         return self._admitted
 
+    def refuse_if_full(self) -> None:
+        """Raise Overloaded now if a job submitted now would be refused: lets a caller skip
+        work that leads to a hash (admission is still decided by ``submit``)."""
+        with self._lock:
+            if self._admitted >= self._threads + self._max_waiting:
+                raise Overloaded(metadata={"retry_after": str(self._retry_after())})
+
     def needs_rehash(self, stored: str) -> bool:
         """Whether ``stored`` should be replaced after a successful login (cheap, no hash)."""
         return self._hasher.needs_rehash(stored)

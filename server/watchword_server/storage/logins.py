@@ -1,7 +1,10 @@
 """A login's two database visits: the read before the password check, and the write after.
 
-On PostgreSQL each is one prepared statement on the ``PreparedPool`` (as the checks are):
-a login's bookkeeping through SQLAlchemy cost ~5 ms of CPU here (two pool checkouts with
+With throttling on, the read also takes the attempt's place among the failures, under a
+lock (see ``repositories/login_failures.py``): three statements in one transaction.
+
+On PostgreSQL each visit is one request on the ``PreparedPool`` (as the checks are): a
+login's bookkeeping through SQLAlchemy cost ~5 ms of CPU here (two pool checkouts with
 pre-ping, BEGIN, four statements, COMMIT), twice the hash it wraps. The write is a single
 statement whose parts (re-check under a row lock, rehash, session, forgotten failures,
 audit event and its notification) all happen only if the locked row still allows the
@@ -17,6 +20,7 @@ guesser tries.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +37,16 @@ from watchword_server.storage.repositories import login_failures as failure_rows
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
 
-__all__ = ["PG_STATEMENTS", "LoginWrite", "Logins"]
+__all__ = ["PG_STATEMENTS", "Attempt", "LoginWrite", "Logins"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A password check's standing with the throttle: the failures counted before it, and
+    the failure row it holds (None: a limit was reached and nothing was written)."""
+
+    recent: failure_rows.Recent
+    reserved: int | None
 
 
 @dataclass(frozen=True)
@@ -50,21 +63,35 @@ class LoginWrite:
     client_ip: str
     now: datetime
     forget_email_key: bytes | None  # whose failures to clear, if any
+    release: int | None  # the failure row the attempt holds, to give back
     event_description: str | None  # None: no event (log_events is off)
     origin: str
 
 
-def _read_key(by_email: bool, by_client: bool) -> str:
-    return f"watchword_login_read_{int(by_email)}{int(by_client)}"
+def _shape(by_email: bool, by_client: bool) -> str:
+    return f"{int(by_email)}{int(by_client)}"
 
 
+_SHAPES = [(by_email, by_client) for by_email in (False, True) for by_client in (False, True)]
 _READS = {
-    _read_key(by_email, by_client): compile_statement(
-        _read_key(by_email, by_client), user_rows.login_read_statement(by_email, by_client)
+    _shape(*shape): compile_statement(
+        f"watchword_login_read_{_shape(*shape)}", user_rows.login_read_statement(*shape)
     )
-    for by_email in (False, True)
-    for by_client in (False, True)
+    for shape in _SHAPES
 }
+_COUNTS = {
+    _shape(*shape): compile_statement(
+        f"watchword_login_counts_{_shape(*shape)}", failure_rows.counts_statement(*shape)
+    )
+    for shape in _SHAPES
+}
+_RESERVES = {
+    _shape(*shape): compile_statement(
+        f"watchword_login_reserve_{_shape(*shape)}", failure_rows.reserve_statement(*shape)
+    )
+    for shape in _SHAPES
+}
+_LOCK = compile_statement("watchword_login_lock", failure_rows.lock_statement())
 _FIND = compile_statement("watchword_login_find", user_rows.login_find_statement())
 
 _WRITE_PARAMETERS = (
@@ -83,6 +110,7 @@ _WRITE_PARAMETERS = (
     "log_event",
     "kind",
     "active",
+    "release",
 )
 # Data-modifying WITH parts always run, each writing only FROM "accepted", which is empty
 # unless the row locked FOR UPDATE still has the checked hash and an active status. The
@@ -111,7 +139,8 @@ opened AS (
 ),
 forgotten AS (
   DELETE FROM {LoginFailure.__tablename__}
-  WHERE $10::bytea IS NOT NULL AND email_key = $10::bytea AND EXISTS (SELECT FROM accepted)
+  WHERE (($10::bytea IS NOT NULL AND email_key = $10::bytea) OR id = $16::bigint)
+    AND EXISTS (SELECT FROM accepted)
   RETURNING 1
 ),
 logged AS (
@@ -127,7 +156,14 @@ SELECT (SELECT status FROM locked), (SELECT password_hash FROM locked),
 """  # noqa: S608 - table names and a channel of ours, values are parameters
 _WRITE = PgStatement("watchword_login_write", _WRITE_SQL, _WRITE_PARAMETERS, {})
 
-PG_STATEMENTS: Sequence[PgStatement] = (*_READS.values(), _FIND, _WRITE)
+PG_STATEMENTS: Sequence[PgStatement] = (
+    *_READS.values(),
+    *_COUNTS.values(),
+    *_RESERVES.values(),
+    _LOCK,
+    _FIND,
+    _WRITE,
+)
 """What the PreparedPool must hold for ``Logins``."""
 
 
@@ -138,24 +174,66 @@ class Logins:
     def __init__(self, database: Database, pool: PreparedPool | None) -> None:
         self._database = database
         self._pool = pool
+        # SQLite (one process) has no advisory locks: reservations queue here instead.
+        self._reserving = asyncio.Lock()
 
     async def read(
         self, email: str, failures: failure_rows.RecentQuery | None
-    ) -> tuple[user_rows.StoredUser | None, failure_rows.Recent | None]:
-        """The account with ``email`` and, if ``failures`` is given, the failures it names."""
-        if self._pool is None:
-            async with self._database.connect() as conn:
-                return await user_rows.find_for_login(conn, email, failures)
+    ) -> tuple[user_rows.StoredUser | None, Attempt | None]:
+        """The account with ``email`` and, if ``failures`` is given, the attempt's standing
+        with the throttle (its place reserved when ``failures`` names one)."""
         if failures is None:
+            if self._pool is None:
+                async with self._database.connect() as conn:
+                    return await user_rows.find_by_email(conn, email), None
             row = await self._pool.fetch_one(_FIND, {"email": email.lower()})
             return (None if row is None else _stored(row, 0)), None
+        if self._pool is None:
+            async with self._reserving, self._database.begin() as conn:
+                stored = await user_rows.find_by_email(conn, email)
+                if failures.attempt is None:
+                    return stored, Attempt(await failure_rows.recent(conn, failures), None)
+                return stored, Attempt(*await failure_rows.reserve(conn, failures))
+        shape = _shape(failures.email_key is not None, bool(failures.client_ip))
         values = {**failure_rows.recent_parameters(failures), "email": email.lower()}
-        key = _read_key(failures.email_key is not None, bool(failures.client_ip))
-        found = await self._pool.fetch_one(_READS[key], values)
+        if failures.attempt is None:
+            found = await self._pool.fetch_one(_READS[shape], values)
+            reserved: list[tuple[Any, ...]] = []
+        else:
+            _, (found, *_), reserved = await self._pool.transaction(
+                [
+                    (_LOCK, failure_rows.lock_parameters(failures)),
+                    (_READS[shape], values),
+                    (_RESERVES[shape], {**values, **failure_rows.reserve_parameters(failures)}),
+                ]
+            )
         if found is None:  # the counts make one row, with a user or without
             raise RuntimeError("the login read returned no row")
-        recent = failure_rows.recent_of(found[:4])
-        return (None if found[4] is None else _stored(found, 4)), recent
+        attempt = Attempt(failure_rows.recent_of(found[:4]), _reserved(reserved))
+        return (None if found[4] is None else _stored(found, 4)), attempt
+
+    async def reserve(self, failures: failure_rows.RecentQuery) -> Attempt:
+        """The attempt's standing with the throttle, its place reserved (``read`` without
+        the account, for checks of a password other than a login's)."""
+        if self._pool is None:
+            async with self._reserving, self._database.begin() as conn:
+                return Attempt(*await failure_rows.reserve(conn, failures))
+        shape = _shape(failures.email_key is not None, bool(failures.client_ip))
+        _, (counts, *_), reserved = await self._pool.transaction(
+            [
+                (_LOCK, failure_rows.lock_parameters(failures)),
+                (_COUNTS[shape], failure_rows.recent_parameters(failures)),
+                (_RESERVES[shape], failure_rows.reserve_parameters(failures)),
+            ]
+        )
+        return Attempt(failure_rows.recent_of(counts), _reserved(reserved))
+
+    async def release(self, attempt: Attempt | None) -> None:
+        """Give back the attempt's place: its check was no failure (or was not made)."""
+        if attempt is None or attempt.reserved is None:
+            return
+        async with self._database.begin() as conn:
+            await failure_rows.release(conn, attempt.reserved)
 
     async def finish(self, write: LoginWrite) -> tuple[UserStatus, str] | None:
         """Write the login if the account still has ``write.expected_hash`` and is active.
@@ -190,6 +268,8 @@ class Logins:
             )
             if write.forget_email_key is not None:
                 await failure_rows.forget(conn, email_key=write.forget_email_key)
+            if write.release is not None:
+                await failure_rows.release(conn, write.release)
             if write.event_description is not None:
                 await event_rows.insert_event(
                     conn,
@@ -201,6 +281,10 @@ class Logins:
                     now=write.now,
                 )
             return current
+
+
+def _reserved(rows: Sequence[tuple[Any, ...]]) -> int | None:
+    return int(rows[0][0]) if rows else None
 
 
 def _stored(row: Sequence[Any], offset: int) -> user_rows.StoredUser:
@@ -224,4 +308,5 @@ def _write_values(write: LoginWrite) -> dict[str, Any]:
         "log_event": write.event_description is not None,
         "kind": EventKind.LOGIN.value,
         "active": UserStatus.ACTIVE.value,
+        "release": write.release,
     }

@@ -1,40 +1,64 @@
-"""Queries on login_failures: recent failed password checks by address and by client."""
+"""Queries on login_failures: recent failed password checks by address and by client.
+
+A password check takes its place among the failures *before* it is made (``reserve``): the
+count and the insert run under a lock on the address and the client (PostgreSQL advisory
+locks, taken by ``lock_statement`` in the same transaction), so parallel guesses cannot
+all read a count under the limit and then all be checked. A check that succeeds gives its
+place back (``release``); one that fails keeps it as its failure.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
+    Integer,
+    LargeBinary,
     Select,
+    String,
     Subquery,
+    and_,
     bindparam,
     delete,
     func,
     insert,
     literal,
     null,
+    or_,
     select,
     true,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import FromClause
 
-from watchword_server.storage.models import LoginFailure
+from watchword_server.storage.models import LoginFailure, UTCDateTime
 
 __all__ = [
+    "NewAttempt",
     "Recent",
     "RecentQuery",
     "counts_of",
+    "confirm",
+    "counts_statement",
     "forget",
-    "record",
+    "lock_parameters",
+    "lock_statement",
+    "prune",
     "recent",
     "recent_columns",
     "recent_of",
     "recent_parameters",
+    "release",
+    "reserve",
+    "reserve_parameters",
+    "reserve_statement",
 ]
 
 
@@ -64,6 +88,20 @@ class RecentQuery:
     email_key: bytes | None
     client_ip: str
     since: datetime
+    attempt: NewAttempt | None = None
+    """The check about to be made, to reserve a place for (see the module doc)."""
+
+
+@dataclass(frozen=True)
+class NewAttempt:
+    """A password check's place among the failures: its address key and client, and the
+    limits (0: none) under which it may take one."""
+
+    email_key: bytes
+    client_ip: str
+    now: datetime
+    email_limit: int
+    client_limit: int
 
 
 def _counted(matches: ColumnElement[bool], name: str) -> Subquery:
@@ -120,6 +158,111 @@ def recent_parameters(query: RecentQuery) -> dict[str, Any]:
     return recent_columns(query)[2]
 
 
+# Advisory lock classes (the first half of PostgreSQL's two-key form), one per kind of key.
+_EMAIL_LOCKS = 0x57570001
+_CLIENT_LOCKS = 0x57570002
+
+_LOCK = select(
+    func.pg_advisory_xact_lock(literal(_EMAIL_LOCKS), bindparam("email_lock", type_=Integer)),
+    func.pg_advisory_xact_lock(literal(_CLIENT_LOCKS), bindparam("client_lock", type_=Integer)),
+    func.set_config(literal("synchronous_commit"), literal("off"), true()),
+)
+
+
+def lock_statement() -> Select[Any]:
+    """PostgreSQL only: lock ``reserve_statement``'s address and client until the end of
+    the transaction (a NULL key locks nothing). Every transaction takes the address's lock
+    before the client's, so two can never wait on each other.
+
+    The transaction's commit does not wait for the disk: a reservation matters while its
+    check runs, and a check that fails makes it durable (``confirm``) before it answers."""
+    return _LOCK
+
+
+def _lock_key(value: bytes) -> int:
+    # Locks by a digest's first four bytes: a rare collision makes two keys share a lock.
+    return int.from_bytes(value[:4], "big", signed=True)
+
+
+def lock_parameters(query: RecentQuery) -> dict[str, Any]:
+    """The parameters of ``lock_statement`` for ``query``'s counts."""
+    client = query.client_ip
+    return {
+        "email_lock": None if query.email_key is None else _lock_key(query.email_key),
+        "client_lock": _lock_key(hashlib.sha256(client.encode()).digest()) if client else None,
+    }
+
+
+@functools.cache
+def reserve_statement(by_email: bool, by_client: bool) -> Insert:
+    """Insert the attempt's failure row unless a count has reached its limit; returns the
+    new row's id (no row: refused). Parameters: ``reserve_parameters``'s."""
+    source, (by_email_count, _, by_client_count, _) = _counts(by_email, by_client)
+    email_limit = bindparam("email_limit", type_=Integer)
+    client_limit = bindparam("client_limit", type_=Integer)
+    under_limits = and_(
+        or_(email_limit == 0, by_email_count < email_limit),
+        or_(client_limit == 0, by_client_count < client_limit),
+    )
+    row = (
+        select(
+            bindparam("attempt_email_key", type_=LargeBinary),
+            bindparam("attempt_client_ip", type_=String),
+            bindparam("attempt_time", type_=UTCDateTime),
+        )
+        .select_from(source)
+        .where(under_limits)
+    )
+    return (
+        insert(LoginFailure)
+        .from_select(["email_key", "client_ip", "create_time"], row)
+        .returning(LoginFailure.id)
+    )
+
+
+def reserve_parameters(query: RecentQuery) -> dict[str, Any]:
+    """The parameters of ``reserve_statement`` (and of the counts) for ``query``."""
+    attempt = query.attempt
+    if attempt is None:
+        raise ValueError("the query names no attempt to reserve a place for")
+    return {
+        **recent_parameters(query),
+        "attempt_email_key": attempt.email_key,
+        "attempt_client_ip": attempt.client_ip,
+        "attempt_time": attempt.now,
+        "email_limit": attempt.email_limit,
+        "client_limit": attempt.client_limit,
+    }
+
+
+def counts_statement(by_email: bool, by_client: bool) -> Select[Any]:
+    """``recent``'s statement for one query shape (parameters: ``recent_parameters``)."""
+    return _recent_statement(by_email, by_client)
+
+
+async def reserve(conn: AsyncConnection, query: RecentQuery) -> tuple[Recent, int | None]:
+    """The counts before the attempt, and its failure row's id (None: refused). The caller
+    makes sure no other reservation for the same keys runs meanwhile (see the module doc)."""
+    recent_now = await recent(conn, query)
+    statement = reserve_statement(query.email_key is not None, bool(query.client_ip))
+    reserved = await conn.scalar(statement, reserve_parameters(query))
+    return recent_now, None if reserved is None else int(reserved)
+
+
+async def confirm(conn: AsyncConnection, reserved: int, now: datetime) -> None:
+    """Make a reserved place a failure, counted from ``now``; the caller's transaction must
+    commit durably (it does: this is a write, so its commit waits for the disk, and with
+    it for the reservation's own, earlier commit)."""
+    await conn.execute(
+        update(LoginFailure).where(LoginFailure.id == reserved).values(create_time=now)
+    )
+
+
+async def release(conn: AsyncConnection, reserved: int) -> None:
+    """Give back a place taken by ``reserve``: that check was not a failure."""
+    await conn.execute(delete(LoginFailure).where(LoginFailure.id == reserved))
+
+
 def counts_of(by_email: bool, by_client: bool) -> tuple[FromClause, tuple[ColumnElement[Any], ...]]:
     """``recent_columns``'s FROM clause and columns for one query shape (counting failures
     by address, by client address, both or neither)."""
@@ -147,11 +290,11 @@ async def recent(conn: AsyncConnection, query: RecentQuery) -> Recent:
     return recent_of(tuple(row))
 
 
-async def record(
-    conn: AsyncConnection, *, email_key: bytes, client_ip: str, now: datetime, since: datetime
+async def prune(
+    conn: AsyncConnection, *, email_key: bytes, client_ip: str, since: datetime
 ) -> None:
-    """Count a failure, and drop the failures of this address and client that no longer
-    count (both through their indexes; nothing scans the table)."""
+    """Drop the failures of this address and client that no longer count (both through
+    their indexes; nothing scans the table)."""
     await conn.execute(
         delete(LoginFailure).where(
             LoginFailure.email_key == email_key, LoginFailure.create_time <= since
@@ -163,9 +306,6 @@ async def record(
                 LoginFailure.client_ip == client_ip, LoginFailure.create_time <= since
             )
         )
-    await conn.execute(
-        insert(LoginFailure).values(email_key=email_key, client_ip=client_ip, create_time=now)
-    )
 
 
 async def forget(conn: AsyncConnection, *, email_key: bytes) -> None:
