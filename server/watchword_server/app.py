@@ -22,6 +22,7 @@ from watchword_server.domain.clock import Clock, SystemClock
 from watchword_server.domain.event_stream import EventStream
 from watchword_server.domain.mail import MailSender, MailTransport
 from watchword_server.domain.service_keys import Scope, ServiceKeys
+from watchword_server.runtime.database_watch import DatabaseWatch
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.schema import SchemaState, schema_state, upgrade
 from watchword_server.supervisor import AddressInUse, free_address
@@ -36,6 +37,7 @@ from watchword_server.wiring import Domain, build_domain
 __all__ = ["SchemaNotReady", "StartupError", "WatchwordServer"]
 
 _log = logging.getLogger(__name__)
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 _AUTH = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"]
 _ACCESS = access_service_pb2.DESCRIPTOR.services_by_name["AccessService"]
@@ -70,6 +72,7 @@ class WatchwordServer:
         self._mail_transport = mail_transport
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
+        self._database_watch: DatabaseWatch | None = None
         self.mail_sender: MailSender | None = None
         self.event_stream: EventStream | None = None
         self.service_keys: ServiceKeys | None = None
@@ -184,8 +187,9 @@ class WatchwordServer:
         self.event_stream = domain.event_stream
         await domain.event_stream.start()
         await server.start()
-        for name in ("", _AUTH.full_name, _ACCESS.full_name, _ADMIN.full_name):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_health(serving=True)
+        self._database_watch = DatabaseWatch(Database(self.engine), self._database_changed)
+        await self._database_watch.start()
         self._server = server
         self.mail_sender = domain.mail_sender
         await domain.mail_sender.start()
@@ -193,8 +197,20 @@ class WatchwordServer:
         _log.info("watchword is serving on %s (port %d)", settings.listen, self.port)
         return self.port
 
+    async def _set_health(self, *, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else _NOT_SERVING
+        for name in ("", _AUTH.full_name, _ACCESS.full_name, _ADMIN.full_name):
+            await self._health.set(name, status)
+
+    async def _database_changed(self, reachable: bool) -> None:
+        # Ignored once shutting down: the health servicer then says NOT_SERVING for good.
+        await self._set_health(serving=reachable)
+
     async def stop(self, grace: float | None = None) -> None:
         """Say NOT_SERVING, let running calls finish within ``grace`` seconds, then close."""
+        if self._database_watch is not None:
+            await self._database_watch.stop()
+            self._database_watch = None
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
         if self.event_stream is not None:

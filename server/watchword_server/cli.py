@@ -228,10 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StartupError, CommandError, AddressInUse) as error:
         print(f"watchword: {error}", file=sys.stderr)
         return 1
+    except DependencyUnavailable as error:  # before DomainError, which it is
+        print(f"watchword: {error}", file=sys.stderr)
+        return 1
     except DomainError as error:
         print(f"watchword: {error.reason.value}: {error.detail or error}", file=sys.stderr)
-        return 1
-    except DependencyUnavailable as error:
-        print(f"watchword: {error}", file=sys.stderr)
         return 1
     return 0

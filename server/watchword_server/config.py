@@ -76,6 +76,7 @@ class Messages(BaseModel):
     password_too_short: str = "The password must be at least {min_length} characters long"
     too_many_attempts: str = "Too many attempts, try again later"
     overloaded: str = "The service is busy, try again shortly"
+    database_unavailable: str = "The service is unavailable, try again shortly"
     rpc_disabled: str = "This operation is disabled"
     service_key_missing: str = "A service key is required: send `authorization: Bearer <key>`"
     service_key_invalid: str = "The service key is unknown or revoked"

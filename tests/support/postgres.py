@@ -50,6 +50,7 @@ from sqlalchemy.exc import ArgumentError
 __all__ = [
     "MODE_ENV",
     "URL_ENV",
+    "ThrowawayCluster",
     "connect",
     "postgres_database",
     "postgres_server",
@@ -227,51 +228,97 @@ def _render(params: Mapping[str, str], *, hide_password: bool = False) -> str:
 # --- throwaway cluster -----------------------------------------------------------------
 
 
+class ThrowawayCluster:
+    """A PostgreSQL cluster of the caller's own, in a temp dir: for the run's server when
+    none is reachable, and for fault tests that stop and restart a database under a server
+    (``stop`` and ``start`` keep its port and data). Use it as a context manager."""
+
+    def __init__(self) -> None:
+        self._bindir = _find_bindir()
+        self._runner = _runner()
+        self._tmp = Path(tempfile.mkdtemp(prefix="watchword-pg-"))
+        self._data = self._tmp / "data"
+        self.port = 0
+        self.running = False
+
+    @property
+    def params(self) -> dict[str, str]:
+        """libpq parameters of its maintenance database."""
+        return {
+            "host": "127.0.0.1",
+            "port": str(self.port),
+            "user": "postgres",
+            "dbname": "postgres",
+        }
+
+    @property
+    def url(self) -> str:
+        """A SQLAlchemy URL of its maintenance database (for ``postgres_database``)."""
+        return _render(self.params)
+
+    def __enter__(self) -> ThrowawayCluster:
+        started = time.monotonic()
+        try:
+            if self._runner:
+                # initdb/postgres run as postgres, so it must own the data, socket and log dir.
+                user = pwd.getpwnam("postgres")
+                os.chown(self._tmp, user.pw_uid, user.pw_gid)
+            _run(
+                [
+                    *self._runner,
+                    str(self._bindir / "initdb"),
+                    "-D",
+                    str(self._data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+                cwd=self._tmp,
+                what="initdb",
+            )
+            self.port = _start_cluster(self._runner, self._bindir, self._tmp, self._data)
+            self.running = True
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+        logger.info(
+            "PostgreSQL: throwaway cluster from %s on 127.0.0.1:%d in %s (up in %.1fs)",
+            self._bindir,
+            self.port,
+            self._tmp,
+            time.monotonic() - started,
+        )
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast`` ends sessions cleanly, ``immediate`` is a crash)."""
+        _stop_cluster(self._runner, self._bindir, self._tmp, self._data, mode=mode)
+        self.running = False
+
+    def start(self) -> None:
+        """Start it again, on the same port."""
+        _start_cluster(self._runner, self._bindir, self._tmp, self._data, port=self.port)
+        self.running = True
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if self.running:
+                self.stop("immediate")  # nothing in a throwaway cluster needs a checkpoint
+        finally:
+            # Even if the stop failed: a postmaster whose postmaster.pid vanishes shuts
+            # itself down.
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _throwaway_cluster() -> Iterator[dict[str, str]]:
-    started = time.monotonic()
-    bindir = _find_bindir()
-    runner = _runner()
-    tmp = Path(tempfile.mkdtemp(prefix="watchword-pg-"))
-    data = tmp / "data"
-    try:
-        if runner:
-            # initdb/postgres run as postgres, so it must own the data, socket and log dir.
-            user = pwd.getpwnam("postgres")
-            os.chown(tmp, user.pw_uid, user.pw_gid)
-        _run(
-            [
-                *runner,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-            cwd=tmp,
-            what="initdb",
-        )
-        port = _start_cluster(runner, bindir, tmp, data)
-        try:
-            logger.info(
-                "PostgreSQL: throwaway cluster from %s on 127.0.0.1:%d in %s (up in %.1fs)",
-                bindir,
-                port,
-                tmp,
-                time.monotonic() - started,
-            )
-            yield {"host": "127.0.0.1", "port": str(port), "user": "postgres", "dbname": "postgres"}
-        finally:
-            _stop_cluster(runner, bindir, tmp, data)
-    finally:
-        # Even if the stop failed: a postmaster whose postmaster.pid vanishes shuts itself down.
-        shutil.rmtree(tmp, ignore_errors=True)
+    with ThrowawayCluster() as cluster:
+        yield cluster.params
 
 
 def _find_bindir() -> Path:
@@ -316,11 +363,15 @@ def _runner() -> list[str]:
     return [runuser, "-u", "postgres", "--"]
 
 
-def _start_cluster(runner: Sequence[str], bindir: Path, tmp: Path, data: Path) -> int:
+def _start_cluster(
+    runner: Sequence[str], bindir: Path, tmp: Path, data: Path, *, port: int = 0
+) -> int:
     log = tmp / "postgres.log"
-    # Another process can grab the port between our probe and the bind; try a few.
-    for _ in range(3):
-        port = _free_port()
+    # Another process can grab the port between our probe and the bind; try a few (a
+    # given port is tried once: a restart must come back where its clients look).
+    wanted = port
+    for _ in range(1 if wanted else 3):
+        port = wanted or _free_port()
         log_offset = log.stat().st_size if log.exists() else 0
         options = " ".join(
             [
@@ -360,13 +411,16 @@ def _start_cluster(runner: Sequence[str], bindir: Path, tmp: Path, data: Path) -
                 f"\n--- {log} ---\n{new_log[-4000:]}"
             )
         logger.info("port %d was taken before postgres could bind it; retrying", port)
+    if wanted:
+        raise RuntimeError(f"could not restart the throwaway PostgreSQL: port {wanted} is taken")
     raise RuntimeError("could not start a throwaway PostgreSQL: no free port after 3 tries")
 
 
-def _stop_cluster(runner: Sequence[str], bindir: Path, tmp: Path, data: Path) -> None:
-    # immediate: nothing in a throwaway cluster needs a clean checkpoint.
+def _stop_cluster(
+    runner: Sequence[str], bindir: Path, tmp: Path, data: Path, *, mode: str = "immediate"
+) -> None:
     result = _run(
-        [*runner, str(bindir / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate", "-w"],
+        [*runner, str(bindir / "pg_ctl"), "stop", "-D", str(data), "-m", mode, "-w"],
         cwd=tmp,
         what="pg_ctl stop",
         check=False,

@@ -66,6 +66,7 @@ class Reason(enum.StrEnum):
     STREAM_OVERFLOW = "STREAM_OVERFLOW"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     OVERLOADED = "OVERLOADED"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -281,5 +282,17 @@ class Overloaded(DomainError):
     message_key = "overloaded"
 
 
-class DependencyUnavailable(Exception):
-    """Something the service needs (its database) cannot be reached: answer UNAVAILABLE."""
+DEPENDENCY_RETRY_AFTER = 1
+"""Seconds a caller is told to wait before retrying when the database cannot be reached:
+short, since a replica that reconnects serves again at once."""
+
+
+class DependencyUnavailable(DomainError):
+    """Something the service needs (its database) cannot be reached: answer UNAVAILABLE
+    with a retry delay. ``detail`` is for the server's log only (it may name hosts)."""
+
+    reason = Reason.DATABASE_UNAVAILABLE
+    message_key = "database_unavailable"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail, metadata={"retry_after": str(DEPENDENCY_RETRY_AFTER)})

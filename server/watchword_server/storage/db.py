@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeAlias
 
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -14,11 +16,57 @@ from sqlalchemy.pool import NullPool
 
 from watchword_server.domain.errors import DependencyUnavailable
 
-__all__ = ["Connection", "Database", "DatabaseUnavailable", "create_engine", "normalize_url"]
+__all__ = [
+    "Connection",
+    "Database",
+    "DatabaseUnavailable",
+    "create_engine",
+    "is_unreachable",
+    "normalize_url",
+]
 
 
 class DatabaseUnavailable(DependencyUnavailable):
     """The database cannot be reached (or no connection was free in time)."""
+
+
+# What the drivers raise when the server is down, restarting, unreachable or lost the
+# connection, and what the pool raises when no connection comes in time. (OperationalError
+# also covers a serialization failure or deadlock that outlived its retries: transient too.)
+_UNREACHABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached now (worth a retry)."""
+    if isinstance(error, (DatabaseUnavailable, *_UNREACHABLE)):
+        return True
+    return isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated
+
+
+@contextlib.asynccontextmanager
+async def _reaching(
+    opened: AbstractAsyncContextManager[AsyncConnection],
+) -> AsyncIterator[AsyncConnection]:
+    # Driver errors of an unreachable database become DatabaseUnavailable, whether they
+    # come from connecting, a statement inside the block, or the commit.
+    try:
+        async with opened as conn:
+            yield conn
+    except DatabaseUnavailable:
+        raise
+    except Exception as error:
+        if is_unreachable(error):
+            raise DatabaseUnavailable(f"the database cannot be reached: {error}") from error
+        raise
+
+
+_CONNECT_TIMEOUT = 5
 
 
 def normalize_url(url: str) -> str:
@@ -48,6 +96,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_timeout=30,
+        # An unreachable host (rather than a stopped server, which refuses at once) must
+        # not hold a call for the kernel's minutes: it is UNAVAILABLE after this.
+        connect_args={"connect_timeout": _CONNECT_TIMEOUT},
     )
 
 
@@ -91,7 +142,7 @@ class Database:
         Callbacks registered with ``after_commit`` run once the commit has succeeded.
         """
         hooks: list[Callable[[], None]] = []
-        async with self.engine.begin() as conn:
+        async with _reaching(self.engine.begin()) as conn:
             self._after_commit[conn] = hooks
             try:
                 yield conn
@@ -110,7 +161,7 @@ class Database:
 
     def connect(self) -> AbstractAsyncContextManager[Connection]:
         """A connection for reads (the caller may commit what it writes)."""
-        return self.engine.connect()
+        return _reaching(self.engine.connect())
 
     @property
     def is_postgresql(self) -> bool:

@@ -50,6 +50,7 @@ STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
     Reason.STREAM_OVERFLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
     Reason.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.DATABASE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar, cast
 
@@ -23,6 +24,7 @@ from watchword_server.domain.errors import (
     RpcDisabled,
     RpcUnimplemented,
 )
+from watchword_server.storage.db import is_unreachable
 from watchword_server.transport.errors import to_status
 from watchword_server.transport.registration import Undecodable
 from watchword_server.transport.service_key_check import ServiceKeyCheck, current_caller
@@ -133,6 +135,35 @@ async def _while_key_holds(
             await closer()
 
 
+_UNREACHABLE_LOG_EVERY = 10.0
+_last_unreachable_log = -_UNREACHABLE_LOG_EVERY
+
+
+async def _fail(
+    context: grpc.aio.ServicerContext[Any, Any],
+    error: Exception,
+    method: object,
+    messages: Messages,
+) -> None:
+    # Ends the call for ``error``: a domain error with its own status; UNAVAILABLE with a
+    # retry delay when the database cannot be reached (logged at most every 10 s, since an
+    # outage fails every call); INTERNAL, logged with its traceback, for anything else.
+    global _last_unreachable_log
+    name = getattr(method, "__name__", method)
+    if not isinstance(error, DependencyUnavailable) and is_unreachable(error):
+        error = DependencyUnavailable(str(error))
+    if isinstance(error, DependencyUnavailable):
+        now = time.monotonic()
+        if now - _last_unreachable_log >= _UNREACHABLE_LOG_EVERY:
+            _last_unreachable_log = now
+            _log.warning("%s: %s", name, error.detail or error)
+    elif not isinstance(error, DomainError):
+        _log.error("unexpected failure in %s", name, exc_info=error)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    assert isinstance(error, DomainError)  # noqa: S101 - narrowed above
+    await context.abort_with_status(to_status(error, messages))
+
+
 def _refuse_undecodable(request: Any) -> None:
     # After the key check: a caller without a key learns nothing, not even that its
     # body was wrong.
@@ -161,14 +192,8 @@ def _guard_unary(
                 current_caller.reset(token)
         except grpc.aio.AbortError:
             raise
-        except DomainError as error:
-            await context.abort_with_status(to_status(error, messages))
-        except DependencyUnavailable as error:
-            _log.warning("%s: %s", getattr(method, "__name__", method), error)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database cannot be reached")
-        except Exception:
-            _log.exception("unexpected failure in %s", getattr(method, "__name__", method))
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as error:  # noqa: BLE001 - every failure gets its status here
+            await _fail(context, error, method, messages)
 
     return guarded
 
@@ -193,13 +218,7 @@ def _guard_stream(
                 yield response
         except grpc.aio.AbortError:
             raise
-        except DomainError as error:
-            await context.abort_with_status(to_status(error, messages))
-        except DependencyUnavailable as error:
-            _log.warning("%s: %s", getattr(method, "__name__", method), error)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database cannot be reached")
-        except Exception:
-            _log.exception("unexpected failure in %s", getattr(method, "__name__", method))
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as error:  # noqa: BLE001 - every failure gets its status here
+            await _fail(context, error, method, messages)
 
     return guarded

@@ -76,6 +76,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ERROR_REASON_SHUTTING_DOWN comes with UNAVAILABLE: the server is stopping; retry on another replica."""
     ERROR_REASON_OVERLOADED: _ErrorReason.ValueType  # 26
     """ERROR_REASON_OVERLOADED comes with RESOURCE_EXHAUSTED: too many password checks are waiting already; retry after the metadata's retry_after seconds (also in a RetryInfo detail)."""
+    ERROR_REASON_DATABASE_UNAVAILABLE: _ErrorReason.ValueType  # 27
+    """ERROR_REASON_DATABASE_UNAVAILABLE comes with UNAVAILABLE: the server cannot reach its database; nothing was done. Retry after the metadata's retry_after seconds (also in a RetryInfo detail), here or on another replica."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason names why a Watchword call failed.
@@ -142,4 +144,6 @@ ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 25
 """ERROR_REASON_SHUTTING_DOWN comes with UNAVAILABLE: the server is stopping; retry on another replica."""
 ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 26
 """ERROR_REASON_OVERLOADED comes with RESOURCE_EXHAUSTED: too many password checks are waiting already; retry after the metadata's retry_after seconds (also in a RetryInfo detail)."""
+ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 27
+"""ERROR_REASON_DATABASE_UNAVAILABLE comes with UNAVAILABLE: the server cannot reach its database; nothing was done. Retry after the metadata's retry_after seconds (also in a RetryInfo detail), here or on another replica."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
