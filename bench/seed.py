@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from tests.support.postgres import connect
+from watchword_server.domain.email_addresses import email_key
 from watchword_server.security.passwords import PasswordHasher, Pepper
 
 __all__ = [
@@ -119,12 +120,12 @@ def add_user(database_url: str, email: str, stored_hash: str) -> None:
     with connect(database_url, autocommit=True) as conn:
         conn.execute(
             """
-            INSERT INTO users (id, email, first_name, last_name, password_hash, status,
-                               email_verified, extra, create_time, update_time)
-            VALUES (gen_random_uuid(), %s, 'Bench', 'Login', %s, 'active', true,
+            INSERT INTO users (id, email, email_key, first_name, last_name, password_hash,
+                               status, email_verified, extra, create_time, update_time)
+            VALUES (gen_random_uuid(), %s, %s, 'Bench', 'Login', %s, 'active', true,
                     '{}'::jsonb, now(), now())
             """,
-            [email, stored_hash],
+            [email, email_key(email), stored_hash],
         )
 
 
@@ -186,10 +187,10 @@ def _insert_users(conn: Connection, users: int, stored_hash: str) -> None:
     )
     conn.execute(
         """
-        INSERT INTO users (id, email, first_name, last_name, password_hash, status,
-                           email_verified, extra, create_time, update_time)
-        SELECT id, 'user' || n || '@bench.example', 'Bench', 'User' || n, %(hash)s,
-               'active', true, '{}'::jsonb, now(), now()
+        INSERT INTO users (id, email, email_key, first_name, last_name, password_hash,
+                           status, email_verified, extra, create_time, update_time)
+        SELECT id, 'user' || n || '@bench.example', 'user' || n || '@bench.example', 'Bench',
+               'User' || n, %(hash)s, 'active', true, '{}'::jsonb, now(), now()
         FROM bench_users
         """,
         {"hash": stored_hash},

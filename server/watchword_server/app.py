@@ -24,7 +24,7 @@ from watchword_server.domain.mail import MailSender, MailTransport
 from watchword_server.domain.service_keys import Scope, ServiceKeys
 from watchword_server.runtime.database_watch import DatabaseWatch
 from watchword_server.storage.db import Database, create_engine
-from watchword_server.storage.schema import SchemaState, schema_state, upgrade
+from watchword_server.storage.schema import MigrationRefused, SchemaState, schema_state, upgrade
 from watchword_server.supervisor import AddressInUse, free_address
 from watchword_server.transport.access_servicer import AccessServicer
 from watchword_server.transport.admin_servicer import AdminServicer
@@ -83,7 +83,10 @@ class WatchwordServer:
         state = await schema_state(self.engine)
         if state is SchemaState.BEHIND and self.settings.migrates_itself:
             _log.info("bringing the embedded database schema up to date")
-            await upgrade(self.engine)
+            try:
+                await upgrade(self.engine)
+            except MigrationRefused as error:
+                raise StartupError(str(error)) from None
         elif state is SchemaState.BEHIND:
             raise SchemaNotReady(
                 "the database schema is behind this server: run `watchword migrate` first"

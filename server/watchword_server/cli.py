@@ -24,7 +24,7 @@ from watchword_server.domain.mail import LogTransport
 from watchword_server.domain.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.types import CallContext, UserStatus
 from watchword_server.storage.db import Database, create_engine
-from watchword_server.storage.schema import SchemaState, schema_state, upgrade
+from watchword_server.storage.schema import MigrationRefused, SchemaState, schema_state, upgrade
 from watchword_server.supervisor import AddressInUse, supervise
 from watchword_server.wiring import Domain, build_domain
 
@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_keys(settings, arguments))
         elif arguments.command == "users":
             asyncio.run(_users(settings, arguments))
-    except (StartupError, CommandError, AddressInUse) as error:
+    except (StartupError, CommandError, AddressInUse, MigrationRefused) as error:
         print(f"watchword: {error}", file=sys.stderr)
         return 1
     except DependencyUnavailable as error:  # before DomainError, which it is

@@ -11,6 +11,7 @@ from watchword_server.domain.account_keys import Purpose
 from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.custom_fields import Writer, check_extra
+from watchword_server.domain.email_addresses import email_key
 from watchword_server.domain.errors import (
     AccountBlocked,
     AccountDisabled,
@@ -229,7 +230,7 @@ class UserAdmin:
         async with self._database.begin() as conn:
             current = await existing_user(conn, user_id)
             new_email = values.pop("email", None)
-            if new_email is not None and new_email.lower() != current.email.lower():
+            if new_email is not None and email_key(new_email) != email_key(current.email):
                 if await user_rows.email_exists(conn, new_email):
                     raise EmailAlreadyExists()
                 # Keys mailed to the old address must not work for the new one, and the

@@ -1,8 +1,8 @@
 """Throttling of password guessing, per address and per client address.
 
-Failures are counted by a keyed digest of the lower-cased address, for unknown addresses
-exactly as for known ones, so a refusal never tells whether an account exists. A correct
-password clears its address's count; a client's count only ages out.
+Failures are counted by a keyed digest of the address's key (``domain/email_addresses.py``),
+for unknown addresses exactly as for known ones, so a refusal never tells whether an account
+exists. A correct password clears its address's count; a client's count only ages out.
 
 A check takes its place among the failures before it is made (``query`` names it; the
 storage reserves it atomically), so a burst of parallel guesses gets exactly as many
@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from watchword_server.config import Settings
 from watchword_server.domain.clock import Clock
+from watchword_server.domain.email_addresses import email_key
 from watchword_server.domain.errors import TooManyAttempts
 from watchword_server.storage.db import Connection
 from watchword_server.storage.logins import Attempt
@@ -42,7 +43,7 @@ class LoginThrottle:
         return bool(self._per_email or self._per_client)
 
     def _email_key(self, email: str) -> bytes:
-        return hmac.new(self._key, email.lower().encode(), hashlib.sha256).digest()
+        return hmac.new(self._key, email_key(email).encode(), hashlib.sha256).digest()
 
     def query(self, email: str, client_ip: str) -> failure_rows.RecentQuery | None:
         """The failures that may throttle a password check for ``email`` from

@@ -6,6 +6,7 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
+from watchword_server.domain.email_addresses import MAX_KEY_BYTES, email_key
 from watchword_server.domain.errors import FieldViolation
 
 __all__ = ["MAX_EMAIL_LENGTH", "MAX_NAME_LENGTH", "Violations"]
@@ -38,7 +39,7 @@ class Violations:
         """Check a well-formed address (syntax only: no DNS lookups)."""
         if not self.required(field, value):
             return
-        if len(value) > MAX_EMAIL_LENGTH:
+        if len(value) > MAX_EMAIL_LENGTH or len(email_key(value).encode()) > MAX_KEY_BYTES:
             self.add(field, f"{field} must be at most {MAX_EMAIL_LENGTH} characters")
             return
         try:
@@ -50,7 +51,11 @@ class Violations:
         """Check an address given to log in: present, of a possible length, storable."""
         if not self.required(field, value):
             return
-        if len(value) > MAX_EMAIL_LENGTH or "\x00" in value:
+        if (
+            len(value) > MAX_EMAIL_LENGTH
+            or "\x00" in value
+            or len(email_key(value).encode()) > MAX_KEY_BYTES
+        ):
             self.add(field, f"{field} is not a valid e-mail address")
 
     def password(self, field: str, value: str, *, min_length: int, max_length: int) -> None:

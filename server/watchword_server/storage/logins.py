@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from watchword_server.domain.email_addresses import email_key
 from watchword_server.domain.types import EventKind, UserStatus
 from watchword_server.storage.check_reads import user_record
 from watchword_server.storage.db import Database
@@ -186,7 +187,7 @@ class Logins:
             if self._pool is None:
                 async with self._database.connect() as conn:
                     return await user_rows.find_by_email(conn, email), None
-            row = await self._pool.fetch_one(_FIND, {"email": email.lower()})
+            row = await self._pool.fetch_one(_FIND, {"email": email_key(email)})
             return (None if row is None else _stored(row, 0)), None
         if self._pool is None:
             async with self._reserving, self._database.begin() as conn:
@@ -195,7 +196,7 @@ class Logins:
                     return stored, Attempt(await failure_rows.recent(conn, failures), None)
                 return stored, Attempt(*await failure_rows.reserve(conn, failures))
         shape = _shape(failures.email_key is not None, bool(failures.client_ip))
-        values = {**failure_rows.recent_parameters(failures), "email": email.lower()}
+        values = {**failure_rows.recent_parameters(failures), "email": email_key(email)}
         if failures.attempt is None:
             found = await self._pool.fetch_one(_READS[shape], values)
             reserved: list[tuple[Any, ...]] = []

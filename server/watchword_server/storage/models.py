@@ -24,7 +24,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -84,12 +83,14 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """An account; ``email`` is stored as given and unique case-insensitively."""
+    """An account; ``email`` is stored as given (in NFC), and ``email_key`` (see
+    ``domain/email_addresses.py``) makes it unique whatever its case or Unicode form."""
 
     __tablename__ = "users"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(Text)
     first_name: Mapped[str] = mapped_column(String(128), default="")
     last_name: Mapped[str] = mapped_column(String(128), default="")
     password_hash: Mapped[str] = mapped_column(Text)
@@ -100,8 +101,7 @@ class User(Base):
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-# Unique case-insensitively, while the address is kept as the user typed it.
-Index("uq_users_email_lower", func.lower(User.email), unique=True)
+Index("uq_users_email_key", User.email_key, unique=True)
 
 
 class Session(Base):
@@ -241,7 +241,7 @@ class MailOutbox(Base):
 class LoginFailure(Base):
     """A failed password check, kept for a while to throttle guessing.
 
-    ``email_key`` is a digest of the lower-cased address, so unknown addresses are counted
+    ``email_key`` is a digest of the address's key, so unknown addresses are counted
     like known ones (throttling must not tell which accounts exist).
     """
 

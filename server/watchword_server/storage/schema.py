@@ -18,7 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword_server.storage.db import DatabaseUnavailable
 
-__all__ = ["SchemaState", "alembic_config", "head_revision", "schema_state", "upgrade"]
+__all__ = [
+    "MigrationRefused",
+    "SchemaState",
+    "alembic_config",
+    "head_revision",
+    "schema_state",
+    "upgrade",
+]
+
+
+class MigrationRefused(RuntimeError):
+    """A migration found data it must not decide about; its message says what to do."""
+
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 

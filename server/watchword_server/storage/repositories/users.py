@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import FromClause
 
+from watchword_server.domain.email_addresses import email_key, stored_email
 from watchword_server.domain.types import UserRecord, UserStatus
 from watchword_server.storage.models import AccountKey, Membership, Session, User
 from watchword_server.storage.repositories import login_failures as failure_rows
@@ -62,7 +63,7 @@ _PUBLIC_COLUMNS = (
 
 
 class EmailTaken(Exception):
-    """The unique index on lower(email) refused the insert."""
+    """The unique index on the address's key refused the insert or update."""
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,15 @@ def to_record(row: Any) -> UserRecord:
 
 
 async def email_exists(conn: AsyncConnection, email: str) -> bool:
-    """Whether an account uses ``email``, compared case-insensitively."""
-    found = await conn.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
+    """Whether an account uses ``email`` (by its key: whatever its case or form)."""
+    found = await conn.scalar(select(User.id).where(User.email_key == email_key(email)))
     return found is not None
 
 
 # The login's statements are built once with bound parameters: a statement object caches
 # its compiled form, so a login pays for executing them, not for building them (which
 # costs about as much again on these machines).
-_BY_EMAIL = func.lower(User.email) == bindparam("email")
+_BY_EMAIL = User.email_key == bindparam("email")
 _FIND_BY_EMAIL = select(*_PUBLIC_COLUMNS, User.password_hash).where(_BY_EMAIL)
 
 
@@ -109,20 +110,20 @@ def _find_for_login(source: FromClause, counts: tuple[ColumnElement[Any], ...]) 
 
 
 def login_find_statement() -> Select[Any]:
-    """``find_by_email``'s statement (parameter ``email``, lower-cased)."""
+    """``find_by_email``'s statement (parameter ``email``: the address's ``email_key``)."""
     return _FIND_BY_EMAIL
 
 
 def login_read_statement(by_email: bool, by_client: bool) -> Select[Any]:
     """``find_for_login``'s statement for one shape of failure counts (parameters ``email``,
-    lower-cased, and those of ``login_failures.recent_parameters``): the four counts, then
-    the public columns and the password hash (NULL without a user)."""
+    the address's ``email_key``, and those of ``login_failures.recent_parameters``): the four
+    counts, then the public columns and the password hash (NULL without a user)."""
     return _find_for_login(*failure_rows.counts_of(by_email, by_client))
 
 
 async def find_by_email(conn: AsyncConnection, email: str) -> StoredUser | None:
-    """The user with ``email`` (case-insensitively) and its password hash, if any."""
-    result = await conn.execute(_FIND_BY_EMAIL, {"email": email.lower()})
+    """The user with ``email`` (by its key) and its password hash, if any."""
+    result = await conn.execute(_FIND_BY_EMAIL, {"email": email_key(email)})
     row = result.one_or_none()
     if row is None:
         return None
@@ -145,7 +146,7 @@ async def find_for_login(
         return await find_by_email(conn, email), None
     source, counts, parameters = failure_rows.recent_columns(failures)
     statement = _find_for_login(source, counts)
-    row = (await conn.execute(statement, {**parameters, "email": email.lower()})).one()
+    row = (await conn.execute(statement, {**parameters, "email": email_key(email)})).one()
     recent = failure_rows.recent_of(tuple(row)[: len(counts)])
     if row.id is None:
         return None, recent
@@ -164,7 +165,9 @@ async def insert_user(
     extra: dict[str, Any],
     now: datetime,
 ) -> UserRecord:
-    """Insert a user; raises EmailTaken when the address is in use (even by a racing call)."""
+    """Insert a user; raises EmailTaken when the address is in use (even by a racing call,
+    and in another case or Unicode form)."""
+    email = stored_email(email)
     record = UserRecord(
         id=uuid.uuid4(),
         email=email,
@@ -183,6 +186,7 @@ async def insert_user(
                 insert(User).values(
                     id=record.id,
                     email=email,
+                    email_key=email_key(email),
                     first_name=first_name,
                     last_name=last_name,
                     password_hash=password_hash,
@@ -239,7 +243,9 @@ async def update_user(
     """Change the given columns (None leaves one alone) and return the updated user."""
     values: dict[str, Any] = {"update_time": now}
     if email is not None:
+        email = stored_email(email)
         values["email"] = email
+        values["email_key"] = email_key(email)
     if status is not None:
         values["status"] = status.value
     if email_verified is not None:
