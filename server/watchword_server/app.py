@@ -223,6 +223,10 @@ class WatchwordServer:
         if self._server is not None:
             await self._server.stop(self.settings.grace_period if grace is None else grace)
             self._server = None
+        if self.domain is not None:
+            # Work that answered calls already (reset keys) is finished before the mail
+            # sender and the database go.
+            await self.domain.background.drain(timeout=5.0)
         if self.mail_sender is not None:
             await self.mail_sender.stop()
             self.mail_sender = None

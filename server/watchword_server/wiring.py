@@ -24,6 +24,7 @@ from watchword_server.domain.service_keys import ServiceKeys
 from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.embedded import load_or_create_embedded_key
+from watchword_server.runtime.background import BackgroundWork
 from watchword_server.runtime.change_listener import ChangeListener
 from watchword_server.runtime.touch_writer import TouchWriter
 from watchword_server.security.hashing_pool import HashingPool
@@ -69,6 +70,7 @@ class Domain:
     change_listener: ChangeListener
     touches: TouchWriter
     hashing: HashingPool
+    background: BackgroundWork
 
 
 def build_domain(
@@ -124,6 +126,7 @@ def build_domain(
     throttle = LoginThrottle(
         settings, derived_token(keyring.current, "login-throttle", b"").encode(), clock
     )
+    background = BackgroundWork()
     # One for both: on SQLite it is also where reservations of the throttle queue.
     login_rows = logins.Logins(database, prepared)
     accounts = Accounts(
@@ -150,6 +153,7 @@ def build_domain(
         clock,
         notices,
         login_rows,
+        background,
         mail_queued=sender.wake,
     )
     profiles = Profiles(settings, database, sessions, events, clock, notices)
@@ -175,4 +179,5 @@ def build_domain(
         change_listener=ChangeListener(database, caches),
         touches=touches,
         hashing=hasher,
+        background=background,
     )

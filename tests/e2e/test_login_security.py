@@ -9,9 +9,10 @@ import time
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer
+from tests.conftest import Running, StartServer, smtp_settings
 from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of
+from tests.support.smtp import SmtpServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 
 PASSWORD = "correct horse battery"
@@ -119,3 +120,27 @@ async def test_account_state_is_told_only_after_a_correct_password(
     details = details_of(right)
     assert details.code == grpc.StatusCode.FAILED_PRECONDITION
     assert details.reason == "ACCOUNT_PENDING_VERIFICATION"
+
+
+async def test_a_reset_request_takes_as_long_for_a_known_address_as_for_an_unknown_one(
+    start_server: StartServer, smtp: SmtpServer
+) -> None:
+    running = await start_server(**smtp_settings(smtp))
+    known = [f"user{i}@example.com" for i in range(40)]
+    for email in known:
+        await register(running, email)
+    unknown = [f"nobody{i}@example.com" for i in range(40)]
+    took: dict[str, list[float]] = {"known": [], "unknown": []}
+    # Interleaved, so drift hits both alike, and in turns known-first and unknown-first, so
+    # the key a known address gets (issued after the answer) slows the next call of either.
+    for turn, pair in enumerate(zip(known, unknown, strict=True)):
+        calls = list(zip(("known", "unknown"), pair, strict=True))
+        for kind, email in calls if turn % 2 else reversed(calls):
+            started = time.perf_counter()
+            await running.auth.RequestPasswordReset(auth.RequestPasswordResetRequest(email=email))
+            took[kind].append(time.perf_counter() - started)
+    ratio = statistics.median(took["known"]) / statistics.median(took["unknown"])
+    assert 0.9 <= ratio <= 1.1, f"known/unknown median ratio {ratio:.2f}"
+    # The work was done all the same: each known address got its key, no other did.
+    mails = await smtp.wait_for(len(known))
+    assert sorted(mail.rcpt_tos[0] for mail in mails) == sorted(known)

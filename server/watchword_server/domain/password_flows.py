@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from watchword_server.config import Settings
@@ -20,6 +21,7 @@ from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
+from watchword_server.runtime.background import BackgroundWork
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
 from watchword_server.storage.logins import Logins
@@ -48,10 +50,12 @@ class PasswordFlows:
         clock: Clock,
         notices: ChangeNotices,
         logins: Logins,
+        background: BackgroundWork,
         *,
         mail_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._logins = logins
+        self._background = background
         self._notices = notices
         self._throttle = throttle
         self._settings = settings
@@ -72,7 +76,10 @@ class PasswordFlows:
         )
 
     async def request_reset(self, *, email: str, call: CallContext) -> None:
-        """Mail a reset key if the account may reset; answer alike for every address.
+        """Mail a reset key if the account may reset; answer alike for every address, in
+        content and in time: the account is read before the answer (so a database that
+        cannot be reached is UNAVAILABLE for all), and the key is issued after it, in the
+        background (its write is what took a known address several milliseconds longer).
 
         A newer request voids the keys of older ones.
         """
@@ -80,12 +87,20 @@ class PasswordFlows:
         problems.email("email", email)
         if problems:
             raise InvalidArgument(problems.items)
-        async with self._database.begin() as conn:
+        self._background.refuse_if_full()  # before the read: a refusal tells nothing
+        async with self._database.connect() as conn:
             stored = await user_rows.find_by_email(conn, email)
-            if stored is None or stored.record.status in _NO_RESET:
+        if stored is None or stored.record.status in _NO_RESET:
+            return
+        self._background.start(self._issue_reset(stored.record.id, call), name="reset-key")
+
+    async def _issue_reset(self, user_id: uuid.UUID, call: CallContext) -> None:
+        async with self._database.begin() as conn:
+            user = await user_rows.get(conn, user_id)  # as it is now, not as it was read
+            if user is None or user.status in _NO_RESET:
                 return
-            await self._keys.issue(conn, stored.record, Purpose.RESET)
-            await self._events.record(conn, EventKind.PASSWORD_RETRIEVAL, call, user=stored.record)
+            await self._keys.issue(conn, user, Purpose.RESET)
+            await self._events.record(conn, EventKind.PASSWORD_RETRIEVAL, call, user=user)
         self._mail_queued()
 
     async def reset(self, *, reset_key: str, new_password: str, call: CallContext) -> UserRecord:
