@@ -184,6 +184,7 @@ class Settings(BaseSettings):
     log_events: bool = True
     password_min_length: int = Field(default=8, ge=1, le=1024)
     password_max_length: int = Field(default=1024, ge=8)
+    password_refuse_common: bool = True
     names_required: bool = True
     # Password guessing: after this many failures within login_failure_window seconds, an
     # address (known or not) or a client address is refused with TOO_MANY_ATTEMPTS; 0 = off.

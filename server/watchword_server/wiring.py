@@ -27,6 +27,7 @@ from watchword_server.embedded import load_or_create_embedded_key
 from watchword_server.runtime.background import BackgroundWork
 from watchword_server.runtime.change_listener import ChangeListener
 from watchword_server.runtime.touch_writer import TouchWriter
+from watchword_server.security import common_passwords
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
@@ -82,6 +83,8 @@ def build_domain(
 ) -> Domain:
     """Wire the domain services; nothing starts running until the caller starts it."""
     keyring = build_keyring(settings)
+    if settings.password_refuse_common:
+        common_passwords.load()  # now, not in the first registration's time
     hasher = HashingPool(
         PasswordHasher(
             settings.hmac_alg, Pepper(keyring.current_id, keyring.current), keyring.retired()

@@ -44,9 +44,11 @@ async def mailing_server(start_server: StartServer, smtp: SmtpServer, **settings
 
 
 async def settle(running: Running) -> None:
-    """Let the mail sender finish every mail that is due."""
-    sender = running.server.mail_sender
-    assert sender is not None
+    """Let the work answered calls left behind (reset keys) and then the mail sender
+    finish every mail that is due."""
+    sender, domain = running.server.mail_sender, running.server.domain
+    assert sender is not None and domain is not None
+    await domain.background.idle()
     sender.wake()
     await sender.idle()
 

@@ -130,3 +130,70 @@ async def test_concurrent_registrations_of_one_email_make_one_account(
     assert len(failures) == 19
     assert {details_of(f).reason for f in failures} == {"EMAIL_ALREADY_EXISTS"}
     assert count_users(database_url) == 1
+
+
+COMMON = ["password", "12345678", "qwerty123", "Password1", "iloveyou", "sunshine"]
+
+
+@pytest.mark.parametrize("password", COMMON)
+async def test_a_common_password_is_refused_with_a_clear_violation(
+    watchword: Running, password: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await watchword.auth.Register(
+            auth.RegisterRequest(
+                email="ada@example.com", password=password, first_name="Ada", last_name="L"
+            )
+        )
+    details = details_of(caught.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    assert "most common passwords" in details.violations["password"]
+
+
+@pytest.mark.parametrize(
+    "password", ["ada.lovelace@example.com", "ADA.LOVELACE", "Ada Lovelace", "adalovelace"]
+)
+async def test_the_own_address_or_name_is_refused_as_a_password(
+    watchword: Running, password: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await watchword.auth.Register(
+            auth.RegisterRequest(
+                email="ada.lovelace@example.com",
+                password=password,
+                first_name="Ada",
+                last_name="Lovelace",
+            )
+        )
+    details = details_of(caught.value)
+    assert details.violations["password"] == "password must not be the e-mail address or the name"
+
+
+async def test_the_same_rules_hold_for_a_reset_and_a_change_and_can_be_switched_off(
+    start_server: StartServer,
+) -> None:
+    running = await start_server()
+    reply = await running.auth.Register(
+        auth.RegisterRequest(
+            email="ada@example.com",
+            password="correct horse battery",
+            first_name="Ada",
+            last_name="L",
+        )
+    )
+    for new in ("qwerty123", "ada@example.com"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await running.auth.ChangePassword(
+                auth.ChangePasswordRequest(
+                    session_token=reply.session_token,
+                    old_password="correct horse battery",
+                    new_password=new,
+                )
+            )
+        assert "new_password" in details_of(caught.value).violations
+    lenient = await start_server(password_refuse_common=False)
+    await lenient.auth.Register(
+        auth.RegisterRequest(
+            email="bob@example.com", password="qwerty123", first_name="Bob", last_name="B"
+        )
+    )

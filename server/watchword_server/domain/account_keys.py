@@ -84,11 +84,13 @@ class MailedKeys:
             return None
         return await key_rows.consume(conn, token_digest(key), purpose.value, self._clock.now())
 
-    async def is_live(self, conn: Connection, key: str, purpose: Purpose) -> bool:
-        """Whether ``key`` could be consumed now (it is checked again when consumed)."""
+    async def live_owner(self, conn: Connection, key: str, purpose: Purpose) -> uuid.UUID | None:
+        """The user whose ``key`` could be consumed now, if it could (it is checked again
+        when consumed)."""
         if not key or len(key) > _MAX_KEY_LENGTH:
-            return False
-        return await key_rows.is_live(conn, token_digest(key), purpose.value, self._clock.now())
+            return None
+        now = self._clock.now()
+        return await key_rows.live_owner(conn, token_digest(key), purpose.value, now)
 
     async def render(
         self, kind: str, recipient: str, context: Mapping[str, str]

@@ -25,6 +25,7 @@ from watchword_server.domain.errors import (
     VerificationKeyInvalid,
 )
 from watchword_server.domain.events import EventLog
+from watchword_server.domain.password_policy import PasswordPolicy
 from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.domain.types import (
@@ -124,11 +125,8 @@ class Accounts:
         settings = self._settings
         problems = Violations()
         problems.email("email", email)
-        problems.password(
-            "password",
-            password,
-            min_length=settings.password_min_length,
-            max_length=settings.password_max_length,
+        PasswordPolicy.of(settings).check(
+            problems, "password", password, email=email, names=(first_name, last_name)
         )
         problems.name("first_name", first_name, required=settings.names_required)
         problems.name("last_name", last_name, required=settings.names_required)

@@ -24,6 +24,7 @@ from watchword_server.domain.errors import (
 from watchword_server.domain.events import EventLog
 from watchword_server.domain.lookups import existing_user
 from watchword_server.domain.paging import PageTokens, page_size, split_page
+from watchword_server.domain.password_policy import PasswordPolicy
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
 from watchword_server.domain.validation import Violations
 from watchword_server.security.hashing_pool import HashingPool
@@ -102,11 +103,12 @@ class UserAdmin:
                 problems.add("groups", f"{name!r} is not a group name")
         problems.email("user.email", new.email)
         if new.password:
-            problems.password(
+            PasswordPolicy.of(self._settings).check(
+                problems,
                 "password",
                 new.password,
-                min_length=self._settings.password_min_length,
-                max_length=self._settings.password_max_length,
+                email=new.email,
+                names=(new.first_name, new.last_name),
             )
         problems.name("user.first_name", new.first_name, required=False)
         problems.name("user.last_name", new.last_name, required=False)

@@ -17,6 +17,7 @@ from watchword_server.domain.errors import (
     SessionInvalid,
 )
 from watchword_server.domain.events import EventLog
+from watchword_server.domain.password_policy import PasswordPolicy
 from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.domain.types import CallContext, EventKind, UserRecord, UserStatus
@@ -68,12 +69,18 @@ class PasswordFlows:
         self._mail_queued = mail_queued
 
     def _check_new_password(self, problems: Violations, field: str, password: str) -> None:
-        problems.password(
-            field,
-            password,
-            min_length=self._settings.password_min_length,
-            max_length=self._settings.password_max_length,
-        )
+        # Length and the common list; the account's own address and name come once the
+        # account is known (``_refuse_own``).
+        PasswordPolicy.of(self._settings).check(problems, field, password)
+
+    @staticmethod
+    def _refuse_own(password: str, user: UserRecord) -> None:
+        if PasswordPolicy.is_own(
+            password, email=user.email, names=(user.first_name, user.last_name)
+        ):
+            problems = Violations()
+            PasswordPolicy.refuse_own(problems, "new_password")
+            raise InvalidArgument(problems.items)
 
     async def request_reset(self, *, email: str, call: CallContext) -> None:
         """Mail a reset key if the account may reset; answer alike for every address, in
@@ -96,7 +103,9 @@ class PasswordFlows:
 
     async def _issue_reset(self, user_id: uuid.UUID, call: CallContext) -> None:
         async with self._database.begin() as conn:
-            user = await user_rows.get(conn, user_id)  # as it is now, not as it was read
+            # Locked: requests issue their keys one after the other, each voiding the keys
+            # before it, so one key is live at the end however they raced.
+            user = await user_rows.get(conn, user_id, lock=True)
             if user is None or user.status in _NO_RESET:
                 return
             await self._keys.issue(conn, user, Purpose.RESET)
@@ -116,8 +125,11 @@ class PasswordFlows:
             raise InvalidArgument(problems.items)
         # A bcrypt hash is the expensive part: spend it only on a key that can work.
         async with self._database.connect() as conn:
-            if not await self._keys.is_live(conn, reset_key, Purpose.RESET):
-                raise ResetKeyInvalid()
+            owner_id = await self._keys.live_owner(conn, reset_key, Purpose.RESET)
+            owner = None if owner_id is None else await user_rows.get(conn, owner_id)
+        if owner is None:
+            raise ResetKeyInvalid()
+        self._refuse_own(new_password, owner)
         password_hash = await self._hasher.hash(new_password)
         async with self._database.begin() as conn:
             user_id = await self._keys.consume(conn, reset_key, Purpose.RESET)
@@ -155,6 +167,7 @@ class PasswordFlows:
         if problems:
             raise InvalidArgument(problems.items)
         session = await self._sessions.introspect(session_token, cached=False)
+        self._refuse_own(new_password, session.user)
         email = session.user.email
         # A stolen session must not become a way to guess the password: the check takes
         # its place among the address's failures first, as a login's does.

@@ -48,6 +48,11 @@ class BackgroundWork:
         if not task.cancelled() and task.exception() is not None:
             _log.error("%s failed", task.get_name(), exc_info=task.exception())
 
+    async def idle(self) -> None:
+        """Wait until no work is under way (work started meanwhile is waited for too)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def drain(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the work under way, then cancel what is left."""
         if not self._tasks:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword_server.storage.models import AccountKey
 
-__all__ = ["consume", "insert_key", "is_live", "void_unused"]
+__all__ = ["consume", "insert_key", "live_owner", "void_unused"]
 
 
 async def insert_key(
@@ -68,14 +68,17 @@ async def consume(
     return result.scalar_one_or_none()
 
 
-async def is_live(conn: AsyncConnection, key_digest: bytes, purpose: str, now: datetime) -> bool:
-    """Whether a key is unused and unexpired (a cheap look before expensive work)."""
+async def live_owner(
+    conn: AsyncConnection, key_digest: bytes, purpose: str, now: datetime
+) -> uuid.UUID | None:
+    """The user of a key that is unused and unexpired, if it is (a cheap look before
+    expensive work; the key is checked again when consumed)."""
     found = await conn.scalar(
-        select(AccountKey.id).where(
+        select(AccountKey.user_id).where(
             AccountKey.key_digest == key_digest,
             AccountKey.purpose == purpose,
             AccountKey.used_time.is_(None),
             AccountKey.expire_time > now,
         )
     )
-    return found is not None
+    return None if found is None else uuid.UUID(str(found))

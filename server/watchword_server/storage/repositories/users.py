@@ -214,9 +214,15 @@ async def set_password_hash(
     return result.rowcount == 1
 
 
-async def get(conn: AsyncConnection, user_id: uuid.UUID) -> UserRecord | None:
-    """The user with ``user_id``, if any."""
-    result = await conn.execute(select(*_PUBLIC_COLUMNS).where(User.id == user_id))
+async def get(
+    conn: AsyncConnection, user_id: uuid.UUID, *, lock: bool = False
+) -> UserRecord | None:
+    """The user with ``user_id``, if any; with ``lock``, its row stays locked until the
+    transaction ends (on PostgreSQL; SQLite's writers queue for the whole database)."""
+    statement = select(*_PUBLIC_COLUMNS).where(User.id == user_id)
+    if lock:
+        statement = statement.with_for_update()
+    result = await conn.execute(statement)
     row = result.one_or_none()
     return None if row is None else to_record(row)
 
