@@ -52,6 +52,7 @@ __all__ = [
     "URL_ENV",
     "ThrowawayCluster",
     "connect",
+    "conninfo",
     "postgres_database",
     "postgres_server",
 ]
@@ -75,9 +76,14 @@ _MAX_IDENTIFIER_BYTES = 63
 _DRIVER_RE = re.compile(r"^(postgres(?:ql)?)\+[\w-]+://")
 
 
+def conninfo(url: str) -> str:
+    """The libpq connection string of a SQLAlchemy URL (as yielded here) or libpq string."""
+    return make_conninfo("", **_url_params(url))
+
+
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[TupleRow]:
     """Open a psycopg connection from a SQLAlchemy URL (as yielded here) or a libpq string."""
-    return psycopg.connect(make_conninfo("", **_url_params(url)), autocommit=autocommit)
+    return psycopg.connect(conninfo(url), autocommit=autocommit)
 
 
 @contextlib.contextmanager

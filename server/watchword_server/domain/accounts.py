@@ -182,7 +182,9 @@ class Accounts:
         """
         async with self._database.begin() as conn:
             user_id = await self._keys.consume(conn, verification_key, Purpose.VERIFICATION)
-            user = None if user_id is None else await user_rows.get(conn, user_id)
+            # Locked: the new status is computed from this one, so a block landing
+            # meanwhile must wait for this transaction, or be what it reads.
+            user = None if user_id is None else await user_rows.get(conn, user_id, lock=True)
             if user is None:
                 raise VerificationKeyInvalid()
             status = user.status

@@ -230,7 +230,7 @@ class UserAdmin:
         if problems:
             raise InvalidArgument(problems.items)
         async with self._database.begin() as conn:
-            current = await existing_user(conn, user_id)
+            current = await existing_user(conn, user_id, lock=True)
             new_email = values.pop("email", None)
             if new_email is not None and email_key(new_email) != email_key(current.email):
                 if await user_rows.email_exists(conn, new_email):
@@ -271,7 +271,7 @@ class UserAdmin:
         once when the account may no longer be logged in. Returns the user and the
         revision of the change."""
         async with self._database.begin() as conn:
-            user = await existing_user(conn, user_id)
+            user = await existing_user(conn, user_id, lock=True)  # read-modify-write
             status = _next_status(user.status, kind)
             updated = await user_rows.update_user(
                 conn, user.id, now=self._clock.now(), status=status

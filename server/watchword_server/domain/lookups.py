@@ -20,9 +20,10 @@ def parse_id(value: str, missing: type[DomainError]) -> uuid.UUID:
         raise missing() from None
 
 
-async def existing_user(conn: Connection, user_id: str) -> UserRecord:
-    """The user with this opaque id; raises UserNotFound."""
-    user = await user_rows.get(conn, parse_id(user_id, UserNotFound))
+async def existing_user(conn: Connection, user_id: str, *, lock: bool = False) -> UserRecord:
+    """The user with this opaque id (its row locked until the transaction ends, with
+    ``lock``: for read-modify-write); raises UserNotFound."""
+    user = await user_rows.get(conn, parse_id(user_id, UserNotFound), lock=lock)
     if user is None:
         raise UserNotFound()
     return user

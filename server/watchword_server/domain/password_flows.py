@@ -133,7 +133,8 @@ class PasswordFlows:
         password_hash = await self._hasher.hash(new_password)
         async with self._database.begin() as conn:
             user_id = await self._keys.consume(conn, reset_key, Purpose.RESET)
-            user = None if user_id is None else await user_rows.get(conn, user_id)
+            # Locked: the new status is computed from this one (see Accounts.verify).
+            user = None if user_id is None else await user_rows.get(conn, user_id, lock=True)
             if user is None:
                 raise ResetKeyInvalid()
             status = user.status

@@ -87,47 +87,57 @@ class Profiles:
                 problems.add("update_mask", f"{path} is not a field of User")
 
         declared = {field.name: field for field in settings.custom_fields}
-        new_extra = dict(current.extra)
+        replaced: dict[str, Any] = {}
         if replace_extra:
-            # Keep what users may not write; replace the rest by what was sent.
-            for key in list(new_extra):
-                field = declared.get(key)
-                if field is not None and field.profile:
-                    del new_extra[key]
-            new_extra.update(
-                check_extra(
-                    settings.custom_fields,
-                    extra,
-                    writer=Writer.PROFILE,
-                    problems=problems,
-                    require=True,
-                )
-            )
-        elif extra_paths:
-            sent = {key: extra.get(key) for key in extra_paths}
-            checked = check_extra(
+            replaced = check_extra(
                 settings.custom_fields,
-                sent,
+                extra,
+                writer=Writer.PROFILE,
+                problems=problems,
+                require=True,
+            )
+        sent: dict[str, Any] = {}
+        if not replace_extra and extra_paths:
+            sent = check_extra(
+                settings.custom_fields,
+                {key: extra.get(key) for key in extra_paths},
                 writer=Writer.PROFILE,
                 problems=problems,
                 require=False,
             )
-            for key in extra_paths:
-                if key in checked:
-                    new_extra[key] = checked[key]
-                else:
-                    new_extra.pop(key, None)
         if problems:
             raise InvalidArgument(problems.items)
 
+        def merged(stored: dict[str, Any]) -> dict[str, Any]:
+            new_extra = dict(stored)
+            if replace_extra:
+                # Keep what users may not write; replace the rest by what was sent.
+                for key in list(new_extra):
+                    field = declared.get(key)
+                    if field is not None and field.profile:
+                        del new_extra[key]
+                new_extra.update(replaced)
+            for key in extra_paths if not replace_extra else ():
+                if key in sent:
+                    new_extra[key] = sent[key]
+                else:
+                    new_extra.pop(key, None)
+            return new_extra
+
         async with self._database.begin() as conn:
+            # The merge starts from the row as it is now, locked: a concurrent change (an
+            # administrator's, say) to fields this request leaves alone is kept.
+            locked = await user_rows.get(conn, current.id, lock=True)
+            if locked is None:
+                raise SessionInvalid()
+            changes_extra = replace_extra or bool(extra_paths)
             updated = await user_rows.update_user(
                 conn,
                 current.id,
                 now=self._clock.now(),
                 first_name=names.get("first_name"),
                 last_name=names.get("last_name"),
-                extra=new_extra if (replace_extra or extra_paths) else None,
+                extra=merged(locked.extra) if changes_extra else None,
             )
             if updated is None:
                 raise SessionInvalid()
