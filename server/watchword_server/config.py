@@ -96,6 +96,12 @@ class Messages(BaseModel):
     reset_password_email_text: str = (
         "A password reset was requested for your account, click on the link {link} to proceed"
     )
+    registration_exists_email_subject: str = "Someone tried to register with your address"
+    registration_exists_email_text: str = (
+        "Someone tried to register a new account with this address, {email}. You have an "
+        "account already: log in, or reset your password if you forgot it. If it was not "
+        "you, nothing changed and you can ignore this mail."
+    )
     verification_key_invalid: str = "The verification link is invalid or has expired"
     reset_key_invalid: str = "The password reset link is invalid or has expired"
     password_incorrect: str = "The current password is incorrect"
@@ -196,6 +202,8 @@ class Settings(BaseSettings):
     session_long_expiration: int = Field(default=2_592_000, ge=1)
     registration_verification: bool = True
     registration_approval: bool = False
+    # Register with an address in use answers as for a new one and mails its owner.
+    registration_enumeration_safe: bool = False
     verification_key_ttl: int = Field(default=259_200, ge=1)
     reset_key_ttl: int = Field(default=86_400, ge=1)
     # NoDecode: a plain variable may say `A,B` as well as a JSON list.
@@ -301,6 +309,14 @@ class Settings(BaseSettings):
             raise ValueError("mail_sender (the From address) is required with smtp_host")
         if self.smtp_ssl and self.smtp_starttls:
             raise ValueError("smtp_ssl and smtp_starttls exclude each other")
+        if self.registration_enumeration_safe and not (
+            self.registration_verification or self.registration_approval
+        ):
+            raise ValueError(
+                "registration_enumeration_safe needs registration_verification or "
+                "registration_approval: otherwise a new address gets a session at once, "
+                "which an address in use cannot be given"
+            )
         return self
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from watchword_server.config import Settings
+from watchword_server.domain import account_notices
 from watchword_server.domain.access import AccessChecks
 from watchword_server.domain.account_keys import MailedKeys
 from watchword_server.domain.accounts import Accounts
@@ -125,7 +126,9 @@ def build_domain(
     )
     keys = MailedKeys(settings, keyring, clock)
     transport = mail_transport or transport_from_settings(settings)
-    sender = MailSender(database, transport, keys.render, clock)
+    sender = MailSender(
+        database, transport, account_notices.renderer(settings.messages, keys.render), clock
+    )
     throttle = LoginThrottle(
         settings, derived_token(keyring.current, "login-throttle", b"").encode(), clock
     )

@@ -385,3 +385,38 @@ async def test_every_flow_leaves_an_event(
         "password_reset",
     ]
     assert all(description and "{" not in description for _, description in rows)
+
+
+async def test_enumeration_safe_registration_answers_as_for_a_new_address_and_mails_the_owner(
+    start_server: StartServer, smtp: SmtpServer, database_url: str
+) -> None:
+    running = await mailing_server(start_server, smtp, registration_enumeration_safe=True)
+    await register(running, "ada@example.com")
+    (verification,) = await smtp.wait_for(1)
+    again = await register(running, "ADA@example.com")
+    fresh = await register(running, "bob@example.com")
+    # The same answer in every field a caller could compare, but the id and the address.
+    assert not again.session_token and not fresh.session_token
+    for reply in (again, fresh):
+        reply.user.ClearField("id")
+        reply.user.ClearField("email")
+        reply.user.ClearField("create_time")
+        reply.user.ClearField("update_time")
+    assert again == fresh
+    mails = await smtp.wait_for(3)
+    to_ada = [mail for mail in mails if mail.rcpt_tos == ("ada@example.com",)]
+    assert [mail.subject for mail in to_ada] == [
+        verification.subject,
+        "Someone tried to register with your address",
+    ]
+    assert "You have an account already" in to_ada[1].body
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT email FROM users ORDER BY email").fetchall()
+    assert [row[0] for row in rows] == ["ada@example.com", "bob@example.com"]
+
+
+async def test_enumeration_safe_registration_needs_a_pending_first_status(
+    start_server: StartServer,
+) -> None:
+    with pytest.raises(ValueError, match="registration_enumeration_safe needs"):
+        await start_server(registration_enumeration_safe=True, registration_verification=False)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from watchword_server.config import Settings
+from watchword_server.domain import mail
 from watchword_server.domain.account_keys import MailedKeys, Purpose
+from watchword_server.domain.account_notices import REGISTRATION_EXISTS
 from watchword_server.domain.changes import Change, ChangeNotices
 from watchword_server.domain.clock import Clock
 from watchword_server.domain.custom_fields import Writer, check_extra
+from watchword_server.domain.email_addresses import stored_email
 from watchword_server.domain.errors import (
     AccountBlocked,
     AccountDisabled,
@@ -37,7 +41,7 @@ from watchword_server.domain.types import (
 )
 from watchword_server.domain.validation import Violations
 from watchword_server.security.hashing_pool import HashingPool
-from watchword_server.storage.db import Database
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.logins import Attempt, Logins, LoginWrite
 from watchword_server.storage.repositories import users as user_rows
 
@@ -140,10 +144,12 @@ class Accounts:
         if problems:
             raise InvalidArgument(problems.items)
 
-        # A cheap early answer for the common duplicate, before paying for a hash.
-        async with self._database.connect() as conn:
-            if await user_rows.email_exists(conn, email):
-                raise EmailAlreadyExists()
+        safe = settings.registration_enumeration_safe
+        if not safe:
+            # A cheap early answer for the common duplicate, before paying for a hash.
+            async with self._database.connect() as conn:
+                if await user_rows.email_exists(conn, email):
+                    raise EmailAlreadyExists()
         password_hash = await self._hasher.hash(password)
 
         status = self._initial_status()
@@ -161,7 +167,9 @@ class Accounts:
                     now=self._clock.now(),
                 )
             except user_rows.EmailTaken as error:
-                raise EmailAlreadyExists() from error
+                if not safe:
+                    raise EmailAlreadyExists() from error
+                return await self._answer_as_new(conn, email, first_name, last_name, extra)
             await self._events.record(conn, EventKind.REGISTRATION, call, user=user)
             session = None
             if status is UserStatus.ACTIVE:
@@ -173,6 +181,36 @@ class Accounts:
         if status is UserStatus.PENDING_VERIFICATION:
             self._mail_queued()
         return Registration(user=user, session=session)
+
+    async def _answer_as_new(
+        self, conn: Connection, email: str, first_name: str, last_name: str, extra: dict[str, Any]
+    ) -> Registration:
+        # registration_enumeration_safe: the address has an account. The caller gets what a
+        # new address gets (an account pending, no session; the id is of no account), after
+        # the same hash and a transaction that queues a mail, here to the owner.
+        now = self._clock.now()
+        stored = await user_rows.find_by_email(conn, email)
+        if stored is not None:
+            await mail.enqueue(
+                conn,
+                kind=REGISTRATION_EXISTS,
+                recipient=stored.record.email,
+                context={"email": stored.record.email},
+                now=now,
+            )
+            self._database.after_commit(conn, self._mail_queued)
+        lookalike = UserRecord(
+            id=uuid.uuid4(),
+            email=stored_email(email),
+            first_name=first_name,
+            last_name=last_name,
+            status=self._initial_status(),
+            email_verified=False,
+            create_time=now,
+            update_time=now,
+            extra=extra,
+        )
+        return Registration(user=lookalike, session=None)
 
     async def verify(self, *, verification_key: str, call: CallContext) -> UserRecord:
         """Confirm the e-mail address with the mailed key (single-use, expiring).
