@@ -4,6 +4,10 @@ aiosmtpd's ``Controller`` serves from its own event loop in a thread; received m
 handed to the test's loop with ``call_soon_threadsafe``, so ``await server.wait_for(n)``
 wakes on arrival instead of polling. Stopping the server and starting it again keeps the
 port, so a client configured once sees "SMTP is down" and then "SMTP is back".
+
+With ``tls_context`` the server offers STARTTLS (and with ``require_starttls`` refuses mail
+until the client has upgraded, answering 530); with ``ssl_context`` it speaks TLS from the
+first byte, as on port 465. Each ``ReceivedMail`` records the TLS version it came over.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import email
 import email.policy
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -32,6 +37,8 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
+    tls_version: str | None = None
+    """The TLS version the message came over (e.g. ``"TLSv1.3"``), None when in clear."""
 
     @property
     def recipient(self) -> str:
@@ -69,6 +76,9 @@ class _Handler:
         self, smtp: SMTP, session: Session, envelope: Envelope
     ) -> str:
         raw = envelope.original_content or b""
+        # After STARTTLS smtp.transport is the TLS transport; with implicit TLS it always is.
+        transport = smtp.transport
+        ssl_object = None if transport is None else transport.get_extra_info("ssl_object")
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self._server._received(
@@ -76,6 +86,7 @@ class _Handler:
                 mail_from=str(envelope.mail_from),
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 message=message,
+                tls_version=ssl_object.version() if isinstance(ssl_object, ssl.SSLObject) else None,
             )
         )
         return "250 Message accepted for delivery"
@@ -86,9 +97,32 @@ class SmtpServer:
 
     Args:
         reject: recipients refused with 550 at RCPT (the set may be changed while running).
+        tls_context: A server-side context: offer STARTTLS with it.
+        require_starttls: With ``tls_context``, answer 530 to every command but EHLO, HELO,
+            NOOP, STARTTLS and QUIT until the client has upgraded, so no mail comes in clear.
+        ssl_context: A server-side context: speak TLS from the first byte (SMTPS).
+
+    Raises:
+        ValueError: both contexts, or ``require_starttls`` without ``tls_context``.
     """
 
-    def __init__(self, *, reject: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        reject: set[str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        require_starttls: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if tls_context is not None and ssl_context is not None:
+            raise ValueError(
+                "tls_context (STARTTLS) and ssl_context (implicit TLS) exclude each other"
+            )
+        if require_starttls and tls_context is None:
+            raise ValueError("require_starttls needs a tls_context")
+        self.tls_context = tls_context
+        self.require_starttls = require_starttls
+        self.ssl_context = ssl_context
         self.port = _free_port()
         self.reject: set[str] = set(reject or ())
         self.messages: list[ReceivedMail] = []
@@ -106,7 +140,14 @@ class SmtpServer:
         if self._controller is not None:
             raise RuntimeError("the SMTP server is already running")
         # A fresh Controller each time: a stopped one has closed its event loop.
-        controller = Controller(_Handler(self), hostname=HOST, port=self.port)
+        controller = Controller(
+            _Handler(self),
+            hostname=HOST,
+            port=self.port,
+            ssl_context=self.ssl_context,
+            tls_context=self.tls_context,
+            require_starttls=self.require_starttls,
+        )
         controller.start()
         self._controller = controller
 
