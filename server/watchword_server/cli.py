@@ -101,6 +101,27 @@ async def _keys(settings: Settings, arguments: argparse.Namespace) -> None:
             print(f"revoked key {arguments.name!r}")
 
 
+async def _mail(settings: Settings, arguments: argparse.Namespace) -> None:
+    async with _domain(settings) as domain:
+        sender = domain.mail_sender
+        if arguments.mail_command == "dead":
+            dead = await sender.dead_letters()
+            for mail in dead:
+                print(
+                    f"{mail.id}\t{mail.kind}\t{mail.recipient}\t{mail.attempts} attempts"
+                    f"\tgiven up {mail.dead_time.isoformat()}\t{mail.last_error}"
+                )
+            if not dead:
+                print("no mail was given up")
+            return
+        if not arguments.ids and not arguments.all:
+            raise CommandError(
+                "name the mails to send again (ids from `watchword mail dead`) or --all"
+            )
+        revived = await sender.retry(None if arguments.all else arguments.ids)
+        print(f"{revived} mail(s) due again; a running server sends them within seconds")
+
+
 def _read_password() -> str:
     if sys.stdin.isatty():
         return getpass.getpass("password: ")
@@ -168,6 +189,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("name")
 
+    mail = commands.add_parser("mail", help="see and retry mail that was given up")
+    mail_commands = mail.add_subparsers(dest="mail_command", required=True)
+    mail_commands.add_parser("dead", help="list mails given up after mail_max_attempts")
+    retry = mail_commands.add_parser("retry", help="send given-up mails again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    retry.add_argument("--all", action="store_true", help="every mail that was given up")
+
     users = commands.add_parser("users", help="manage users from the command line")
     user_commands = users.add_subparsers(dest="users_command", required=True)
     create_user = user_commands.add_parser(
@@ -225,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_keys(settings, arguments))
         elif arguments.command == "users":
             asyncio.run(_users(settings, arguments))
+        elif arguments.command == "mail":
+            asyncio.run(_mail(settings, arguments))
     except (StartupError, CommandError, AddressInUse, MigrationRefused) as error:
         print(f"watchword: {error}", file=sys.stderr)
         return 1

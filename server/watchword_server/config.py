@@ -218,6 +218,11 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_ssl: bool = False
+    # A PEM file of CAs to trust for the SMTP server's certificate (default: the system's).
+    smtp_ca_file: str | None = None
+    # A mail that failed this many times is given up ("dead"): logged, kept, listed by
+    # `watchword mail dead`, sent again only after `watchword mail retry`.
+    mail_max_attempts: int = Field(default=12, ge=1)
     mail_sender: str | None = None
     # "package.module:callable" that delivers mails instead of SMTP (the auth module's
     # registration_mail / reset_password_mail hooks); it receives an OutgoingMail.

@@ -127,7 +127,11 @@ def build_domain(
     keys = MailedKeys(settings, keyring, clock)
     transport = mail_transport or transport_from_settings(settings)
     sender = MailSender(
-        database, transport, account_notices.renderer(settings.messages, keys.render), clock
+        database,
+        transport,
+        account_notices.renderer(settings.messages, keys.render),
+        clock,
+        max_attempts=settings.mail_max_attempts,
     )
     throttle = LoginThrottle(
         settings, derived_token(keyring.current, "login-throttle", b"").encode(), clock

@@ -141,3 +141,28 @@ async def test_users_create_with_groups_is_all_or_nothing(
     with connect(database_url) as conn:
         memberships = conn.execute("SELECT count(*) FROM memberships").fetchone()
     assert memberships == (1,)
+
+
+def test_mail_given_up_is_listed_and_sent_again_from_the_command_line(database_url: str) -> None:
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "INSERT INTO mail_outbox (kind, recipient, context, attempts, last_error, "
+            "create_time, next_attempt_time, dead_time) VALUES ('reset', 'gone@example.com', "
+            "'{}', 12, '550 no such mailbox', now(), now(), now()) RETURNING id"
+        ).fetchone()
+        conn.commit()
+    assert row is not None
+    listed = watchword_cli(database_url, "mail", "dead")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{row[0]}\treset\tgone@example.com\t12 attempts" in listed.stdout
+    assert "550 no such mailbox" in listed.stdout
+    refused = watchword_cli(database_url, "mail", "retry")
+    assert refused.returncode == 1 and "--all" in refused.stderr
+    retried = watchword_cli(database_url, "mail", "retry", str(row[0]))
+    assert retried.returncode == 0 and "1 mail(s) due again" in retried.stdout
+    with connect(database_url) as conn:
+        state = conn.execute(
+            "SELECT dead_time, attempts FROM mail_outbox WHERE id = %s", [row[0]]
+        ).fetchone()
+    assert state == (None, 0)
+    assert "no mail was given up" in watchword_cli(database_url, "mail", "dead").stdout

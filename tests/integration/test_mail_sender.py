@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.clock import ManualClock
@@ -463,3 +463,53 @@ async def test_sqlite_outbox_commits_retries_and_delivers(
         assert all(row.sent_time is not None for row in rows)
     finally:
         await engine.dispose()
+
+
+async def test_a_mail_sent_again_keeps_its_message_id(
+    engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    # What a crash between the SMTP server's "250 OK" and the row's marking looks like to
+    # the receiver: the same mail twice, which it can drop by its Message-ID.
+    await add_mail(engine, clock, "twice@example.com", "other@example.com")
+    sender = sender_for(engine, smtp_transport(smtp), clock)
+    assert await sender.deliver_due() == 2
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(MailOutbox)
+            .where(MailOutbox.recipient == "twice@example.com")
+            .values(sent_time=None)
+        )
+    assert await sender.deliver_due() == 1
+    first, other, again = smtp.messages
+    assert first.message["Message-ID"] == again.message["Message-ID"]
+    assert first.message["Message-ID"] != other.message["Message-ID"]
+    assert str(first.message["Message-ID"]).endswith("@watchword.test>")
+
+
+async def test_a_mail_that_keeps_failing_is_given_up_listed_and_retried_on_demand(
+    engine: AsyncEngine, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with SmtpServer(reject={"gone@example.com"}) as smtp:
+        await add_mail(engine, clock, "gone@example.com")
+        sender = sender_for(engine, smtp_transport(smtp), clock, max_attempts=3)
+        for _ in range(5):  # more passes than attempts: the last two find nothing due
+            await sender.deliver_due()
+            clock.advance(3600)
+        [row] = await outbox(engine)
+        assert (row.attempts, row.sent_time) == (3, None)
+        assert row.dead_time is not None
+        assert "given up after 3 attempts" in caplog.text
+        [dead] = await sender.dead_letters()
+        assert (dead.id, dead.recipient, dead.attempts) == (row.id, "gone@example.com", 3)
+        assert "550" in dead.last_error
+
+        smtp.reject.clear()  # the mailbox exists again
+        await sender.start()
+        try:
+            assert await sender.retry([dead.id]) == 1
+            [mail] = await smtp.wait_for(1, timeout=WAIT)
+            await asyncio.wait_for(sender.idle(), WAIT)
+        finally:
+            await sender.stop()
+        assert mail.rcpt_tos == ("gone@example.com",)
+        assert await sender.dead_letters() == []

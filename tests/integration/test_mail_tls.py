@@ -1,9 +1,10 @@
 """Mail over TLS: the server's own SMTP transport against a TLS-capable aiosmtpd on loopback.
 
 A throwaway CA and its server certificates are made here with the ``openssl`` command
-(the ``cryptography`` package is not installed). The transport has no setting for a CA
-file: it verifies against OpenSSL's default trust store, so these tests trust the private
-CA the only way it offers, by pointing ``SSL_CERT_FILE`` at it for the whole process.
+(the ``cryptography`` package is not installed). The transport verifies against OpenSSL's
+default trust store unless ``smtp_ca_file`` names a CA file; most tests trust the private
+CA through ``SSL_CERT_FILE`` (which OpenSSL reads for the default store), one through
+``smtp_ca_file``.
 """
 
 from __future__ import annotations
@@ -325,3 +326,14 @@ async def test_a_client_that_asks_for_tls_never_falls_back_to_clear(
         assert (row.sent_time, row.attempts) == (None, 1)
         assert error in row.last_error
         assert plain.messages == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_smtp_ca_file_trusts_a_private_relay_for_this_server_alone(
+    mode: Mode, pki: Pki
+) -> None:
+    async with tls_server(pki, mode) as server:
+        transport = transport_for(server, smtp_ca_file=str(pki.ca_file), **tls_settings(mode))
+        await transport.send(await render("verification", "ada@example.com", {}))
+        [mail] = await server.wait_for(1, timeout=WAIT)
+    assert_intact(mail, "ada@example.com")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TypeAlias
@@ -74,6 +76,8 @@ async def enqueue(
         context: Values to render with. Never a secret: it is stored in clear.
         now: The current time from the domain's clock.
     """
+    # The Message-ID the mail keeps however often it is sent (see OutgoingMail).
+    context = {**context, "message_id": uuid.uuid4().hex}
     await outbox_rows.insert_mail(conn, kind=kind, recipient=recipient, context=context, now=now)
 
 
@@ -90,6 +94,7 @@ class MailSender:
             mail enqueued by other server processes is picked up.
         max_backoff: The longest wait, in seconds, before a failed mail is tried again.
         base_backoff: The wait after the first failure; it doubles with each failure.
+        max_attempts: After this many failures a mail is given up (kept, marked dead).
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class MailSender:
         poll_interval: float = 5.0,
         max_backoff: float = 600.0,
         base_backoff: float = 2.0,
+        max_attempts: int = 12,
     ) -> None:
         self._database = database
         self._transport = transport
@@ -112,6 +118,7 @@ class MailSender:
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
         self._base_backoff = base_backoff
+        self._max_attempts = max_attempts
         # Only PostgreSQL has row locks to hold across the send (see _deliver_one).
         self._locks_rows = database.is_postgresql
         # One pass at a time in this process, whether from the loop or a direct call.
@@ -170,6 +177,18 @@ class MailSender:
             if self._task is None:
                 raise RuntimeError("the mail sender is not running")
             await self._progress.wait()
+
+    async def dead_letters(self) -> list[outbox_rows.DeadMail]:
+        """The mails given up after ``max_attempts`` failures, oldest first."""
+        async with self._database.connect() as conn:
+            return await outbox_rows.dead_letters(conn)
+
+    async def retry(self, mail_ids: list[int] | None = None) -> int:
+        """Make given-up mails (``mail_ids``, or all) due again; returns how many."""
+        async with self._database.begin() as conn:
+            revived = await outbox_rows.revive(conn, mail_ids, now=self._clock.now())
+        self.wake()
+        return revived
 
     async def deliver_due(self) -> int:
         """Make one pass over due mail and return how many were sent.
@@ -241,7 +260,8 @@ class MailSender:
         """Render and send; return the error text, or None when the mail was accepted."""
         try:
             outgoing = await self._render(mail.kind, mail.recipient, mail.context)
-            await self._transport.send(outgoing)
+            token = mail.context.get("message_id") or f"watchword-outbox-{mail.id}"
+            await self._transport.send(dataclasses.replace(outgoing, message_id=token))
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             # Never the body: it may carry a verification or reset link.
@@ -265,8 +285,24 @@ class MailSender:
             return
         # Capping the exponent keeps the float finite for rows that failed for a long time.
         delay = min(self._max_backoff, self._base_backoff * 2 ** min(mail.attempts, 64))
+        dead = mail.attempts + 1 >= self._max_attempts
+        if dead:
+            _log.error(
+                "mail %d (%s) to %s given up after %d attempts (last: %s); "
+                "`watchword mail retry %d` sends it again",
+                mail.id,
+                mail.kind,
+                mail.recipient,
+                mail.attempts + 1,
+                error,
+                mail.id,
+            )
         await outbox_rows.record_failure(
-            conn, mail.id, error=error, next_attempt_time=now + timedelta(seconds=delay)
+            conn,
+            mail.id,
+            error=error,
+            next_attempt_time=now + timedelta(seconds=delay),
+            dead_time=now if dead else None,
         )
 
     def _notify(self) -> None:

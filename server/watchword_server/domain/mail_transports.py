@@ -45,6 +45,9 @@ class OutgoingMail:
         body: The plain-text body.
         context: The outbox row's values plus what rendering added (e.g. ``"link"``), for
             hooks that build their own message.
+        message_id: Stable for the outbox row: a mail sent again (after a crash between
+            the SMTP server's acceptance and the row's marking) carries the same
+            ``Message-ID``, so receivers can drop the copy. Empty: a new one per send.
     """
 
     kind: str
@@ -52,6 +55,7 @@ class OutgoingMail:
     subject: str
     body: str
     context: Mapping[str, str] = field(default_factory=dict)
+    message_id: str = ""
 
 
 class MailTransport(Protocol):
@@ -79,6 +83,7 @@ class SmtpTransport:
             When false the connection stays plain even if the server offers STARTTLS,
             so a relay with a self-signed certificate works as configured.
         ssl: Speak TLS from the start (SMTPS, usually port 465).
+        ca_file: Trust the CAs in this PEM file (a private relay's) instead of the system's.
         timeout: Seconds allowed for connecting and for each SMTP command.
     """
 
@@ -92,6 +97,7 @@ class SmtpTransport:
         password: str | None = None,
         starttls: bool = False,
         ssl: bool = False,
+        ca_file: str | None = None,
         timeout: float = 10.0,
     ) -> None:
         if starttls and ssl:
@@ -103,6 +109,7 @@ class SmtpTransport:
         self._password = password
         self._starttls = starttls
         self._ssl = ssl
+        self._ca_file = ca_file
         self._timeout = timeout
         # make_msgid() would otherwise look up this host's FQDN, a blocking DNS query.
         self._msgid_domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
@@ -114,7 +121,10 @@ class SmtpTransport:
         message["To"] = mail.recipient
         message["Subject"] = mail.subject
         message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = make_msgid(domain=self._msgid_domain)
+        if mail.message_id:
+            message["Message-ID"] = f"<{mail.message_id}@{self._msgid_domain}>"
+        else:
+            message["Message-ID"] = make_msgid(domain=self._msgid_domain)
         message.set_content(mail.body, charset="utf-8")
         return message
 
@@ -128,6 +138,7 @@ class SmtpTransport:
             password=self._password,
             start_tls=self._starttls,
             use_tls=self._ssl,
+            cert_bundle=self._ca_file,
             timeout=self._timeout,
         )
 
@@ -204,6 +215,7 @@ def transport_from_settings(settings: Settings) -> MailTransport:
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
             ssl=settings.smtp_ssl,
+            ca_file=settings.smtp_ca_file,
         )
     _log.warning(
         "smtp_host is unset: mails are written to the log (logger 'watchword.mail'), "

@@ -236,6 +236,8 @@ class MailOutbox(Base):
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     next_attempt_time: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set when the mail was given up after too many failed attempts.
+    dead_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class LoginFailure(Base):

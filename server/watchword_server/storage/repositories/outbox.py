@@ -11,7 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword_server.storage.models import MailOutbox
 
-__all__ = ["PendingMail", "claim_due", "insert_mail", "mark_sent", "record_failure"]
+__all__ = [
+    "DeadMail",
+    "PendingMail",
+    "claim_due",
+    "dead_letters",
+    "insert_mail",
+    "mark_sent",
+    "record_failure",
+    "revive",
+]
 
 # Enough to tell what went wrong; an SMTP transcript or traceback could be much longer.
 _MAX_ERROR_LENGTH = 1000
@@ -26,6 +35,19 @@ class PendingMail:
     recipient: str
     context: dict[str, str]
     attempts: int
+
+
+@dataclass(frozen=True)
+class DeadMail:
+    """A mail given up after too many failed attempts."""
+
+    id: int
+    kind: str
+    recipient: str
+    attempts: int
+    last_error: str
+    create_time: datetime
+    dead_time: datetime
 
 
 async def insert_mail(
@@ -69,7 +91,11 @@ async def claim_due(conn: AsyncConnection, *, now: datetime, limit: int) -> list
             MailOutbox.context,
             MailOutbox.attempts,
         )
-        .where(MailOutbox.sent_time.is_(None), MailOutbox.next_attempt_time <= now)
+        .where(
+            MailOutbox.sent_time.is_(None),
+            MailOutbox.dead_time.is_(None),
+            MailOutbox.next_attempt_time <= now,
+        )
         .order_by(MailOutbox.id)
         .limit(limit)
     )
@@ -94,9 +120,15 @@ async def mark_sent(conn: AsyncConnection, mail_id: int, *, now: datetime) -> No
 
 
 async def record_failure(
-    conn: AsyncConnection, mail_id: int, *, error: str, next_attempt_time: datetime
+    conn: AsyncConnection,
+    mail_id: int,
+    *,
+    error: str,
+    next_attempt_time: datetime,
+    dead_time: datetime | None = None,
 ) -> None:
-    """Count a failed attempt, keep its (truncated) error and set when to try again."""
+    """Count a failed attempt, keep its (truncated) error and set when to try again, or
+    (``dead_time``) give the mail up."""
     await conn.execute(
         update(MailOutbox)
         .where(MailOutbox.id == mail_id)
@@ -104,5 +136,49 @@ async def record_failure(
             attempts=MailOutbox.attempts + 1,
             last_error=error[:_MAX_ERROR_LENGTH],
             next_attempt_time=next_attempt_time,
+            dead_time=dead_time,
         )
     )
+
+
+async def dead_letters(conn: AsyncConnection) -> list[DeadMail]:
+    """The mails given up, oldest first."""
+    rows = await conn.execute(
+        select(
+            MailOutbox.id,
+            MailOutbox.kind,
+            MailOutbox.recipient,
+            MailOutbox.attempts,
+            MailOutbox.last_error,
+            MailOutbox.create_time,
+            MailOutbox.dead_time,
+        )
+        .where(MailOutbox.dead_time.is_not(None))
+        .order_by(MailOutbox.id)
+    )
+    return [
+        DeadMail(
+            id=row.id,
+            kind=row.kind,
+            recipient=row.recipient,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            create_time=row.create_time,
+            dead_time=row.dead_time or row.create_time,
+        )
+        for row in rows
+    ]
+
+
+async def revive(conn: AsyncConnection, mail_ids: list[int] | None, *, now: datetime) -> int:
+    """Make given-up mails (those of ``mail_ids``, or all) due again with a fresh count of
+    attempts; returns how many."""
+    statement = (
+        update(MailOutbox)
+        .where(MailOutbox.dead_time.is_not(None))
+        .values(dead_time=None, attempts=0, next_attempt_time=now)
+    )
+    if mail_ids is not None:
+        statement = statement.where(MailOutbox.id.in_(mail_ids))
+    result = await conn.execute(statement)
+    return int(result.rowcount or 0)
