@@ -186,6 +186,7 @@ class WatchwordServer:
             await domain.prepared.warm()
         await domain.change_listener.start()
         await domain.touches.start()
+        await domain.retention.start()
         # Watchers must find the stream running from the first call on.
         self.event_stream = domain.event_stream
         await domain.event_stream.start()
@@ -231,6 +232,7 @@ class WatchwordServer:
             await self.mail_sender.stop()
             self.mail_sender = None
         if self.domain is not None:
+            await self.domain.retention.stop()
             await self.domain.change_listener.stop()
             await self.domain.touches.stop()
             if self.domain.prepared is not None:

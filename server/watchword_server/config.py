@@ -223,6 +223,14 @@ class Settings(BaseSettings):
     # A mail that failed this many times is given up ("dead"): logged, kept, listed by
     # `watchword mail dead`, sent again only after `watchword mail retry`.
     mail_max_attempts: int = Field(default=12, ge=1)
+    # Retention: every retention_interval seconds (0: never) each server deletes expired
+    # sessions, mailed keys used or expired more than used_key_retention seconds ago, mail
+    # sent more than sent_mail_retention and given up more than dead_mail_retention ago,
+    # and login failures past login_failure_window. The audit log is kept.
+    retention_interval: int = Field(default=3600, ge=0)
+    used_key_retention: int = Field(default=7 * 86_400, ge=0)
+    sent_mail_retention: int = Field(default=7 * 86_400, ge=0)
+    dead_mail_retention: int = Field(default=30 * 86_400, ge=0)
     mail_sender: str | None = None
     # "package.module:callable" that delivers mails instead of SMTP (the auth module's
     # registration_mail / reset_password_mail hooks); it receives an OutgoingMail.

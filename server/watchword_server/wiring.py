@@ -27,6 +27,7 @@ from watchword_server.domain.throttle import LoginThrottle
 from watchword_server.embedded import load_or_create_embedded_key
 from watchword_server.runtime.background import BackgroundWork
 from watchword_server.runtime.change_listener import ChangeListener
+from watchword_server.runtime.retention import RetentionJob
 from watchword_server.runtime.touch_writer import TouchWriter
 from watchword_server.security import common_passwords
 from watchword_server.security.hashing_pool import HashingPool
@@ -73,6 +74,7 @@ class Domain:
     touches: TouchWriter
     hashing: HashingPool
     background: BackgroundWork
+    retention: RetentionJob
 
 
 def build_domain(
@@ -190,4 +192,5 @@ def build_domain(
         touches=touches,
         hashing=hasher,
         background=background,
+        retention=RetentionJob(database, settings, clock),
     )
