@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from watchword_server.domain.errors import ShuttingDown, StreamOverflowed, UserNotFound
 from watchword_server.domain.event_stream import EventStream, StreamOverflow, StreamUnavailable
 from watchword_server.domain.lookups import parse_id
-from watchword_server.domain.paging import PageTokenInvalid, PageTokens, page_size, split_page
+from watchword_server.domain.paging import PageTokenInvalid, PageTokens, page_size
 from watchword_server.domain.types import EventKind, EventRecord
 from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import events as event_rows
 
 __all__ = ["EventReader"]
+
+# How long a page token keeps looking for an id passed uncommitted (a transaction open
+# longer than this, and its event is missed by ListEvents; the audit log still has it),
+# how far below a page's end it looks for them, and how many it carries at most.
+_GAP_PATIENCE = 60.0
+_GAP_WINDOW = 1000
+_MAX_GAPS = 100
+
+
+def _position(position: dict[str, Any] | None) -> tuple[int, dict[int, float]]:
+    """The id a token resumes after, and the ids it still looks for (with when first
+    seen missing)."""
+    if position is None:
+        return 0, {}
+    after_id, gaps = position.get("id", 0), position.get("gaps", [])
+    if not isinstance(after_id, int) or not isinstance(gaps, list):
+        raise PageTokenInvalid()
+    pending: dict[int, float] = {}
+    for gap in gaps:
+        if not (isinstance(gap, list) and len(gap) == 2 and isinstance(gap[0], int)):
+            raise PageTokenInvalid()
+        if not isinstance(gap[1], int | float):
+            raise PageTokenInvalid()
+        pending[gap[0]] = float(gap[1])
+    return after_id, pending
 
 
 class EventReader:
@@ -32,17 +59,35 @@ class EventReader:
         user = parse_id(user_id, UserNotFound) if user_id else None
         limit = page_size(size)
         scope = f"ListEvents:{user_id}:{kind.value if kind else ''}"
-        position = self._pages.decode(scope, token)
-        after_id = 0
-        if position is not None:
-            after_id = position.get("id", 0)
-            if not isinstance(after_id, int):
-                raise PageTokenInvalid()
+        after_id, pending = _position(self._pages.decode(scope, token))
+        now = time.time()
+        pending = {gap: seen for gap, seen in pending.items() if now - seen < _GAP_PATIENCE}
         async with self._database.connect() as conn:
             rows = await event_rows.list_events(
-                conn, user_id=user, kind=kind, after_id=after_id, limit=limit + 1
+                conn,
+                user_id=user,
+                kind=kind,
+                after_id=after_id,
+                limit=limit + 1,
+                also_ids=pending,
             )
-        return split_page(rows, limit, lambda last: self._pages.encode(scope, {"id": last.id}))
+            page, more = rows[:limit], len(rows) > limit
+            if not more:
+                return page, ""
+            last = page[-1].id
+            if not self._database.is_postgresql:
+                # SQLite has one writer at a time: ids commit in order, none comes late.
+                return page, self._pages.encode(scope, {"id": last})
+            # On PostgreSQL a smaller id can commit after a larger one: the ids this page
+            # passes without an event may still come, and the next page looks for them.
+            found = {event.id for event in page}
+            below = max(after_id, last - _GAP_WINDOW)
+            for gap in await event_rows.missing_ids(conn, above=below, through=last):
+                pending.setdefault(gap, now)
+            pending = {gap: seen for gap, seen in pending.items() if gap not in found}
+        gaps = sorted(pending.items())[-_MAX_GAPS:]
+        next_token = self._pages.encode(scope, {"id": last, "gaps": gaps})
+        return page, next_token
 
     @asynccontextmanager
     async def watch(self, kind: EventKind | None) -> AsyncIterator[AsyncIterator[EventRecord]]:

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import Select, Text, cast, func, insert, literal, select
+from sqlalchemy import Select, Text, cast, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword_server.domain.types import EventKind, EventRecord
@@ -20,6 +20,7 @@ __all__ = [
     "insert_event",
     "last_event_id",
     "list_events",
+    "missing_ids",
 ]
 
 NOTIFY_CHANNEL = "watchword_events"
@@ -108,18 +109,36 @@ async def list_events(
     kind: EventKind | None,
     after_id: int,
     limit: int,
+    also_ids: Collection[int] = (),
 ) -> list[EventRecord]:
-    """One page of events, oldest first: those with an id above ``after_id``.
+    """One page of events, oldest first: those with an id above ``after_id``, and those
+    of ``also_ids`` (ids an earlier page passed while they were not committed yet).
 
     A filter on ``user_id`` is served by ``ix_events_user_id_id``, one on ``kind`` alone by
     ``ix_events_kind_id``; both lead with the filtered column and end in ``id``, so the page
     is an index range scan that is already in order.
     """
-    query = _select(kind).where(Event.id > after_id)
+    position = Event.id > after_id
+    if also_ids:
+        position = or_(position, Event.id.in_(list(also_ids)))
+    query = _select(kind).where(position)
     if user_id is not None:
         query = query.where(Event.user_id == user_id)
     query = query.order_by(Event.id).limit(limit)
     return [_to_record(row) for row in await conn.execute(query)]
+
+
+async def missing_ids(conn: AsyncConnection, *, above: int, through: int) -> list[int]:
+    """The ids in ``(above, through]`` that no committed event has (as this transaction
+    sees): rolled back, or drawn by a transaction that has not committed yet. One range
+    scan of the primary key."""
+    if through <= above:
+        return []
+    present = {
+        row[0]
+        for row in await conn.execute(select(Event.id).where(Event.id > above, Event.id <= through))
+    }
+    return [event_id for event_id in range(above + 1, through + 1) if event_id not in present]
 
 
 async def last_event_id(conn: AsyncConnection) -> int:
