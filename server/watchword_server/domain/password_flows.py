@@ -96,12 +96,15 @@ class PasswordFlows:
             raise InvalidArgument(problems.items)
         self._background.refuse_if_full()  # before the read: a refusal tells nothing
         async with self._database.connect() as conn:
-            stored = await user_rows.find_by_email(conn, email)
-        if stored is None or stored.record.status in _NO_RESET:
-            return
-        self._background.start(self._issue_reset(stored.record.id, call), name="reset-key")
+            found = await user_rows.status_by_email(conn, email)
+        # Work is started for every address (nothing to do for most unknown ones), so the
+        # start costs every answer alike.
+        user_id = None if found is None or found[1] in _NO_RESET else found[0]
+        self._background.start(self._issue_reset(user_id, call), name="reset-key")
 
-    async def _issue_reset(self, user_id: uuid.UUID, call: CallContext) -> None:
+    async def _issue_reset(self, user_id: uuid.UUID | None, call: CallContext) -> None:
+        if user_id is None:
+            return
         async with self._database.begin() as conn:
             # Locked: requests issue their keys one after the other, each voiding the keys
             # before it, so one key is live at the end however they raced.

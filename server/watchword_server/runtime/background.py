@@ -25,10 +25,15 @@ class BackgroundWork:
     Args:
         limit: how many may run at once: past it ``refuse_if_full`` refuses, so a caller
             decides before doing anything whose outcome the refusal could reveal.
+        delay: seconds before the work begins. A task runs its first step before the
+            event loop gets back to the call that started it, so without this the
+            work's first slice of CPU (a pool checkout, a BEGIN) would delay that call's
+            answer, and tell by its timing that there was work.
     """
 
-    def __init__(self, *, limit: int = 256) -> None:
+    def __init__(self, *, limit: int = 256, delay: float = 0.01) -> None:
         self._limit = limit
+        self._delay = delay
         self._tasks: set[asyncio.Task[None]] = set()
 
     def refuse_if_full(self) -> None:
@@ -39,9 +44,17 @@ class BackgroundWork:
     def start(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
         """Run ``work`` in the background; its failure is logged, never raised. (The limit
         is ``refuse_if_full``'s to enforce, before the caller's own work.)"""
-        task = asyncio.create_task(work, name=name)
+        task = asyncio.create_task(self._later(work), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+
+    async def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await asyncio.sleep(self._delay)
+        except asyncio.CancelledError:
+            work.close()
+            raise
+        await work
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

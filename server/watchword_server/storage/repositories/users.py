@@ -36,6 +36,7 @@ __all__ = [
     "email_exists",
     "find_by_email",
     "find_for_login",
+    "status_by_email",
     "delete_user",
     "get",
     "insert_user",
@@ -119,6 +120,15 @@ def login_read_statement(by_email: bool, by_client: bool) -> Select[Any]:
     the address's ``email_key``, and those of ``login_failures.recent_parameters``): the four
     counts, then the public columns and the password hash (NULL without a user)."""
     return _find_for_login(*failure_rows.counts_of(by_email, by_client))
+
+
+async def status_by_email(conn: AsyncConnection, email: str) -> tuple[uuid.UUID, UserStatus] | None:
+    """The id and status of the account with ``email`` (by its key), if any: the least a
+    caller can read, so a known address costs next to what an unknown one does."""
+    row = (
+        await conn.execute(select(User.id, User.status).where(User.email_key == email_key(email)))
+    ).one_or_none()
+    return None if row is None else (row[0], UserStatus(row[1]))
 
 
 async def find_by_email(conn: AsyncConnection, email: str) -> StoredUser | None:
