@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from watchword_server.storage.db import Database, create_engine
+from watchword_server.storage.db import Database, DatabaseUnavailable, create_engine
 from watchword_server.storage.models import LoginFailure
 from watchword_server.storage.pg_prepared import PgStatement, PreparedPool, conninfo_for
 
@@ -26,6 +26,10 @@ _COUNT = PgStatement(
     {},
 )
 _DIVIDE = PgStatement("watchword_test_divide", "SELECT 1 / $1::int", ("by",), {})
+# A statement that fails as a serialization failure or a deadlock does (SQLSTATE $1).
+_CONFLICT = PgStatement(
+    "watchword_test_conflict", "SELECT watchword_test_fail($1::text)", ("code",), {}
+)
 
 
 @pytest.fixture
@@ -37,7 +41,16 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def pool(database: Database) -> AsyncIterator[PreparedPool]:
-    prepared = PreparedPool(conninfo_for(database), (_INSERT, _COUNT, _DIVIDE), size=1)
+    async with database.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION watchword_test_fail(code text) RETURNS int "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = code; "
+                "END $$"
+            )
+        )
+    statements = (_INSERT, _COUNT, _DIVIDE, _CONFLICT)
+    prepared = PreparedPool(conninfo_for(database), statements, size=1)
     yield prepared
     await prepared.close()
 
@@ -70,3 +83,19 @@ async def test_a_failing_statement_undoes_the_whole_request_and_the_pool_goes_on
     assert await pool.fetch_one(_DIVIDE, {"by": 1}) == (1,)
     (_, counted) = await pool.transaction([(_INSERT, values), (_COUNT, values)])
     assert counted == [(1,)]
+
+
+@pytest.mark.parametrize("code", ["40001", "40P01", "55P03", "57014"])
+async def test_a_failure_a_retry_may_cure_is_the_database_s_not_a_bug(
+    pool: PreparedPool, database: Database, code: str
+) -> None:
+    # Serialization failures, deadlocks and timeouts answer UNAVAILABLE (with a retry
+    # delay) through the guard, never INTERNAL.
+    values = {"key": b"k" * 32, "client": "192.0.2.3"}
+    with pytest.raises(DatabaseUnavailable, match=code):
+        await pool.transaction([(_INSERT, values), (_CONFLICT, {"code": code})])
+    with pytest.raises(DatabaseUnavailable, match=code):
+        await pool.fetch_one(_CONFLICT, {"code": code})
+    assert await _stored(database, "192.0.2.3") == 0
+    with pytest.raises(RuntimeError, match="22012"):  # a bug of ours stays one
+        await pool.fetch_one(_CONFLICT, {"code": "22012"})

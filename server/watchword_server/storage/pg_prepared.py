@@ -91,7 +91,24 @@ def conninfo_for(database: Database) -> str:
 
 
 class StatementFailed(Exception):
-    """PostgreSQL refused a statement (not a connection problem)."""
+    """PostgreSQL refused a statement (not a connection problem); ``sqlstate`` says why."""
+
+    def __init__(self, message: str, sqlstate: str = "") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+# What a statement may fail with that running it again can cure: a serialization failure
+# or deadlock (class 40), a lock or statement timeout, a server shutting down or starting.
+_TRANSIENT = ("40", "55P03", "57014", "57P01", "57P02", "57P03")
+
+
+def _failure(error: StatementFailed, what: str) -> Exception:
+    """The exception a refused statement becomes: transient ones are the database's
+    (UNAVAILABLE, retry), others a bug of ours."""
+    if error.sqlstate.startswith(_TRANSIENT):
+        return DatabaseUnavailable(f"{what} could not run now ({error.sqlstate}): {error}")
+    return RuntimeError(f"{what} failed ({error.sqlstate}): {error}")
 
 
 # Results of a statement that ran (PIPELINE_ABORTED: skipped after an earlier one failed,
@@ -202,6 +219,7 @@ class _Connection:
             raise
         rows: list[list[tuple[Any, ...]]] = []
         failure: str | None = None
+        sqlstate = ""
         for answer in answers:
             loaded: list[tuple[Any, ...]] = []
             for result in answer:
@@ -210,9 +228,11 @@ class _Connection:
                     loaded = self._transformer.load_rows(0, result.ntuples, tuple)
                 elif result.status not in _DONE and failure is None:
                     failure = (result.error_message or b"").decode(errors="replace").strip()
+                    code = result.error_field(pq.DiagnosticField.SQLSTATE)
+                    sqlstate = (code or b"").decode(errors="replace")
             rows.append(loaded)
         if failure is not None:
-            raise StatementFailed(failure)
+            raise StatementFailed(failure, sqlstate)
         if len(rows) != len(statements):
             self._break(None)  # out of step with the server: never trust it again
             raise DatabaseUnavailable("the database connection lost track of its answers")
@@ -260,13 +280,14 @@ class PreparedPool:
         """The first row of ``statement`` run with ``values``, or None.
 
         Raises:
-            DatabaseUnavailable: no connection could be had, or it broke meanwhile.
+            DatabaseUnavailable: no connection could be had, or it broke meanwhile, or the
+                statement failed in a way a retry may cure (a serialization failure...).
             RuntimeError: PostgreSQL refused the statement (a bug of ours, not the caller's).
         """
         try:
             rows = await self.fetch(statement.name, statement.parameters(values))
         except StatementFailed as error:
-            raise RuntimeError(f"{statement.name} failed: {error}") from error
+            raise _failure(error, statement.name) from error
         return rows[0] if rows else None
 
     async def fetch(self, name: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -286,15 +307,15 @@ class PreparedPool:
         what other transactions committed before it started (READ COMMITTED).
 
         Raises:
-            DatabaseUnavailable: no connection could be had, or it broke meanwhile.
+            DatabaseUnavailable: no connection could be had, or it broke meanwhile, or a
+                statement failed in a way a retry may cure; nothing was done.
             RuntimeError: PostgreSQL refused a statement (a bug of ours); nothing was done.
         """
         request = [(step.name.encode(), step.parameters(values)) for step, values in steps]
         try:
             return await self._request(request)
         except StatementFailed as error:
-            names = ", ".join(step.name for step, _ in steps)
-            raise RuntimeError(f"{names} failed: {error}") from error
+            raise _failure(error, ", ".join(step.name for step, _ in steps)) from error
 
     async def _request(
         self, statements: Sequence[tuple[bytes, Sequence[Any]]]
