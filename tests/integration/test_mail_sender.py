@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.clock import ManualClock
+from tests.support.postgres import ThrowawayCluster, postgres_database
 from tests.support.smtp import SmtpServer
 from watchword_server.config import Settings
 from watchword_server.domain.mail import (
@@ -33,7 +34,6 @@ from watchword_server.domain.mail import (
 from watchword_server.domain.types import UserStatus
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.models import MailOutbox, User
-from watchword_server.storage.repositories import outbox as outbox_rows
 from watchword_server.storage.repositories.users import insert_user
 from watchword_server.storage.schema import upgrade
 
@@ -324,30 +324,28 @@ async def test_polling_finds_mail_enqueued_elsewhere(
 
 
 async def test_a_failed_pass_is_logged_and_the_loop_goes_on(
-    engine: AsyncEngine,
-    smtp: SmtpServer,
-    clock: ManualClock,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    smtp: SmtpServer, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await add_mail(engine, clock, "later@example.com")
-    failed = asyncio.Event()
-    claim_due = outbox_rows.claim_due
-
-    async def database_down(*args: Any, **kwargs: Any) -> list[outbox_rows.PendingMail]:
-        failed.set()
-        raise ConnectionError("database unreachable")
-
-    monkeypatch.setattr(outbox_rows, "claim_due", database_down)
-    sender = sender_for(engine, smtp_transport(smtp), clock, poll_interval=3600)
-    await sender.start()
-    try:
-        await asyncio.wait_for(failed.wait(), WAIT)
-        monkeypatch.setattr(outbox_rows, "claim_due", claim_due)
-        sender.wake()
-        await asyncio.wait_for(sender.idle(), WAIT)
-    finally:
-        await sender.stop()
+    # A database of its own, really stopped while the sender polls, then started again.
+    with ThrowawayCluster() as cluster, postgres_database(server_url=cluster.url) as url:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine)
+            await add_mail(engine, clock, "later@example.com")
+            sender = sender_for(engine, smtp_transport(smtp), clock, poll_interval=3600)
+            await asyncio.to_thread(cluster.stop, "fast")
+            await sender.start()
+            try:
+                async with asyncio.timeout(WAIT):
+                    while not any("mail delivery failed" in r.getMessage() for r in caplog.records):
+                        await asyncio.sleep(0.05)
+                await asyncio.to_thread(cluster.start)
+                sender.wake()
+                await asyncio.wait_for(sender.idle(), WAIT)
+            finally:
+                await sender.stop()
+        finally:
+            await engine.dispose()
     assert [mail.recipient for mail in smtp.messages] == ["later@example.com"]
     assert any(
         r.levelno == logging.ERROR and "mail delivery failed" in r.getMessage()
