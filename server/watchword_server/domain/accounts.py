@@ -153,7 +153,8 @@ class Accounts:
         password_hash = await self._hasher.hash(password)
 
         status = self._initial_status()
-        async with self._database.begin() as conn:
+
+        async def create(conn: Connection) -> Registration:
             try:
                 user = await user_rows.insert_user(
                     conn,
@@ -178,9 +179,10 @@ class Accounts:
                 )
             elif status is UserStatus.PENDING_VERIFICATION:
                 await self._keys.issue(conn, user, Purpose.VERIFICATION)
-        if status is UserStatus.PENDING_VERIFICATION:
-            self._mail_queued()
-        return Registration(user=user, session=session)
+                self._database.after_commit(conn, self._mail_queued)
+            return Registration(user=user, session=session)
+
+        return await self._database.transaction(create)
 
     async def _answer_as_new(
         self, conn: Connection, email: str, first_name: str, last_name: str, extra: dict[str, Any]
@@ -218,7 +220,8 @@ class Accounts:
         The account becomes ACTIVE, or PENDING_APPROVAL when approval is on; an account in
         any other state keeps it (a blocked user stays blocked) but its address is verified.
         """
-        async with self._database.begin() as conn:
+
+        async def confirm(conn: Connection) -> UserRecord:
             user_id = await self._keys.consume(conn, verification_key, Purpose.VERIFICATION)
             # Locked: the new status is computed from this one, so a block landing
             # meanwhile must wait for this transaction, or be what it reads.
@@ -236,7 +239,9 @@ class Accounts:
                 raise VerificationKeyInvalid()
             await self._events.record(conn, EventKind.EMAIL_VERIFICATION, call, user=updated)
             await self._notices.publish(conn, Change.of_users(updated.id))
-        return updated
+            return updated
+
+        return await self._database.transaction(confirm)
 
     async def authenticate(
         self, *, email: str, password: str, remember: bool, call: CallContext
@@ -326,14 +331,20 @@ class Accounts:
 
     async def logout(self, *, session_token: str, call: CallContext) -> None:
         """Revoke the session; raises SessionInvalid when it is unknown or already gone."""
-        async with self._database.begin() as conn:
+
+        async def revoke(conn: Connection) -> None:
             user_id = await self._sessions.revoke(conn, session_token)
             user = await user_rows.get(conn, user_id)
             await self._events.record(conn, EventKind.LOGOUT, call, user=user)
 
+        await self._database.transaction(revoke)
+
     async def _record_failure(
         self, call: CallContext, *, email: str, user: UserRecord | None, attempt: Attempt | None
     ) -> None:
-        async with self._database.begin() as conn:
+
+        async def record(conn: Connection) -> None:
             await self._throttle.failed(conn, email, call.client_ip, attempt)
             await self._events.record(conn, EventKind.LOGIN_FAILED, call, user=user, email=email)
+
+        await self._database.transaction(record)

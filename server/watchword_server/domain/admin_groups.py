@@ -79,7 +79,8 @@ class GroupAdmin:
             problems.add("group.description", "description must not contain NUL")
         if problems:
             raise InvalidArgument(problems.items)
-        async with self._database.begin() as conn:
+
+        async def insert(conn: Connection) -> tuple[GroupRow, str]:
             try:
                 group = await group_rows.insert_group(
                     conn, name=name, description=description, extra=extra, now=self._clock.now()
@@ -89,7 +90,9 @@ class GroupAdmin:
             await self._events.record(conn, EventKind.GROUP_CREATED, call, values={"group": name})
             # A new group has no members and no grants: no answer changes.
             revision = await self._notices.publish(conn, Change())
-        return group, revision
+            return group, revision
+
+        return await self._database.transaction(insert)
 
     async def get_group(self, name: str) -> GroupRow:
         """The group called ``name``."""
@@ -98,12 +101,15 @@ class GroupAdmin:
 
     async def delete_group(self, name: str, call: CallContext) -> str:
         """Delete a group with its memberships and permissions."""
-        async with self._database.begin() as conn:
+
+        async def remove(conn: Connection) -> str:
             group = await _group(conn, name)
             await group_rows.delete_group(conn, group.id)
             await self._events.record(conn, EventKind.GROUP_DELETED, call, values={"group": name})
             # Rare, and it touches its members' and its grants' answers alike: drop all.
             return await self._notices.publish(conn, Change(everything=True))
+
+        return await self._database.transaction(remove)
 
     async def list_groups(self, *, size: int, token: str) -> tuple[list[GroupRow], str]:
         """A page of groups by name, and the next page's token."""
@@ -120,7 +126,8 @@ class GroupAdmin:
         self, group: str, user_id: str, extra: dict[str, Any], call: CallContext
     ) -> tuple[MembershipRow, str]:
         """Make the user a member; adding an existing membership returns it unchanged."""
-        async with self._database.begin() as conn:
+
+        async def join(conn: Connection) -> tuple[MembershipRow, str]:
             found = await _group(conn, group)
             user = await existing_user(conn, user_id)
             membership = await group_rows.insert_membership(
@@ -135,11 +142,14 @@ class GroupAdmin:
                     conn, EventKind.MEMBERSHIP_ADDED, call, user=user, values={"group": group}
                 )
             revision = await self._notices.publish(conn, Change.of_users(user.id))
-        return membership, revision
+            return membership, revision
+
+        return await self._database.transaction(join)
 
     async def remove_membership(self, group: str, user_id: str, call: CallContext) -> str:
         """End the user's membership of the group."""
-        async with self._database.begin() as conn:
+
+        async def leave(conn: Connection) -> str:
             found = await _group(conn, group)
             user = await existing_user(conn, user_id)
             if not await group_rows.delete_membership(conn, found.id, user.id):
@@ -148,6 +158,8 @@ class GroupAdmin:
                 conn, EventKind.MEMBERSHIP_REMOVED, call, user=user, values={"group": group}
             )
             return await self._notices.publish(conn, Change.of_users(user.id))
+
+        return await self._database.transaction(leave)
 
     async def list_memberships(
         self, *, user_id: str, group: str, size: int, token: str
@@ -187,7 +199,8 @@ class GroupAdmin:
                 problems.add(field, f"{field} must be at most {_MAX_GRANT_FIELD_BYTES} bytes")
         if problems:
             raise InvalidArgument(problems.items)
-        async with self._database.begin() as conn:
+
+        async def grant(conn: Connection) -> tuple[PermissionRow, str]:
             group = await _group(conn, new.group)
             fields = {"name": new.name, "table_name": new.table_name, "record_id": new.record_id}
             permission = await group_rows.insert_permission(
@@ -213,12 +226,15 @@ class GroupAdmin:
                 )
             change = Change(permission_names=frozenset({new.name}))
             revision = await self._notices.publish(conn, change)
-        return permission, revision
+            return permission, revision
+
+        return await self._database.transaction(grant)
 
     async def remove_permission(self, permission_id: str, call: CallContext) -> str:
         """Withdraw a grant."""
         parsed = parse_id(permission_id, PermissionNotFound)
-        async with self._database.begin() as conn:
+
+        async def remove(conn: Connection) -> str:
             permission = await group_rows.find_permission(conn, permission_id=parsed)
             if permission is None or not await group_rows.delete_permission(conn, parsed):
                 raise PermissionNotFound()
@@ -230,6 +246,8 @@ class GroupAdmin:
             )
             change = Change(permission_names=frozenset({permission.name}))
             return await self._notices.publish(conn, change)
+
+        return await self._database.transaction(remove)
 
     async def list_permissions(
         self, *, group: str, user_id: str, size: int, token: str

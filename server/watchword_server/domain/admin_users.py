@@ -125,7 +125,8 @@ class UserAdmin:
         password_hash = NO_PASSWORD
         if new.password:
             password_hash = await self._hasher.hash(new.password)
-        async with self._database.begin() as conn:
+
+        async def insert(conn: Connection) -> tuple[UserRecord, str]:
             try:
                 user = await user_rows.insert_user(
                     conn,
@@ -144,7 +145,9 @@ class UserAdmin:
             for name in dict.fromkeys(groups):
                 await self._join(conn, user, name, call)
             revision = await self._notices.publish(conn, Change.of_users(user.id))
-        return user, revision
+            return user, revision
+
+        return await self._database.transaction(insert)
 
     async def _join(self, conn: Connection, user: UserRecord, name: str, call: CallContext) -> None:
         now = self._clock.now()
@@ -229,9 +232,11 @@ class UserAdmin:
             )
         if problems:
             raise InvalidArgument(problems.items)
-        async with self._database.begin() as conn:
+
+        async def change(conn: Connection) -> tuple[UserRecord, str]:
             current = await existing_user(conn, user_id, lock=True)
-            new_email = values.pop("email", None)
+            columns = dict(values)  # a retry starts again from the request's values
+            new_email = columns.pop("email", None)
             if new_email is not None and email_key(new_email) != email_key(current.email):
                 if await user_rows.email_exists(conn, new_email):
                     raise EmailAlreadyExists()
@@ -239,10 +244,10 @@ class UserAdmin:
                 # new address is unverified unless the mask says otherwise.
                 for purpose in Purpose:
                     await key_rows.void_unused(conn, current.id, purpose.value)
-                values.setdefault("email_verified", False)
+                columns.setdefault("email_verified", False)
             try:
                 updated = await user_rows.update_user(
-                    conn, current.id, now=self._clock.now(), email=new_email, **values
+                    conn, current.id, now=self._clock.now(), email=new_email, **columns
                 )
             except user_rows.EmailTaken as error:
                 raise EmailAlreadyExists() from error
@@ -253,16 +258,21 @@ class UserAdmin:
                 await session_rows.delete_for_user(conn, updated.id)
             await self._events.record(conn, EventKind.USER_UPDATED, call, user=updated)
             revision = await self._notices.publish(conn, Change.of_users(updated.id))
-        return updated, revision
+            return updated, revision
+
+        return await self._database.transaction(change)
 
     async def delete(self, user_id: str, call: CallContext) -> str:
         """Delete the account with its sessions and memberships; its events stay. Returns
         the revision of the change."""
-        async with self._database.begin() as conn:
+
+        async def remove(conn: Connection) -> str:
             user = await existing_user(conn, user_id)
             await user_rows.delete_user(conn, user.id)
             await self._events.record(conn, EventKind.USER_DELETED, call, user=user)
             return await self._notices.publish(conn, Change.of_users(user.id))
+
+        return await self._database.transaction(remove)
 
     async def set_status(
         self, user_id: str, kind: EventKind, call: CallContext
@@ -270,7 +280,8 @@ class UserAdmin:
         """Disable, block, allow or approve (by the event ``kind``); revokes sessions at
         once when the account may no longer be logged in. Returns the user and the
         revision of the change."""
-        async with self._database.begin() as conn:
+
+        async def change_status(conn: Connection) -> tuple[UserRecord, str]:
             user = await existing_user(conn, user_id, lock=True)  # read-modify-write
             status = _next_status(user.status, kind)
             updated = await user_rows.update_user(
@@ -282,15 +293,20 @@ class UserAdmin:
                 await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, kind, call, user=updated)
             revision = await self._notices.publish(conn, Change.of_users(updated.id))
-        return updated, revision
+            return updated, revision
+
+        return await self._database.transaction(change_status)
 
     async def revoke_sessions(self, user_id: str, call: CallContext) -> str:
         """End every session of the user; returns the revision of the change."""
-        async with self._database.begin() as conn:
+
+        async def revoke(conn: Connection) -> str:
             user = await existing_user(conn, user_id)
             await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, EventKind.SESSIONS_REVOKED, call, user=user)
             return await self._notices.publish(conn, Change.of_users(user.id))
+
+        return await self._database.transaction(revoke)
 
 
 def _next_status(current: UserStatus, kind: EventKind) -> UserStatus:

@@ -24,7 +24,7 @@ from watchword_server.domain.types import CallContext, EventKind, UserRecord, Us
 from watchword_server.domain.validation import Violations
 from watchword_server.runtime.background import BackgroundWork
 from watchword_server.security.hashing_pool import HashingPool
-from watchword_server.storage.db import Database
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.logins import Logins
 from watchword_server.storage.repositories import account_keys as key_rows
 from watchword_server.storage.repositories import sessions as session_rows
@@ -105,7 +105,8 @@ class PasswordFlows:
     async def _issue_reset(self, user_id: uuid.UUID | None, call: CallContext) -> None:
         if user_id is None:
             return
-        async with self._database.begin() as conn:
+
+        async def issue(conn: Connection) -> None:
             # Locked: requests issue their keys one after the other, each voiding the keys
             # before it, so one key is live at the end however they raced.
             user = await user_rows.get(conn, user_id, lock=True)
@@ -113,7 +114,9 @@ class PasswordFlows:
                 return
             await self._keys.issue(conn, user, Purpose.RESET)
             await self._events.record(conn, EventKind.PASSWORD_RETRIEVAL, call, user=user)
-        self._mail_queued()
+            self._database.after_commit(conn, self._mail_queued)
+
+        await self._database.transaction(issue)
 
     async def reset(self, *, reset_key: str, new_password: str, call: CallContext) -> UserRecord:
         """Set a new password with a mailed key.
@@ -134,7 +137,8 @@ class PasswordFlows:
             raise ResetKeyInvalid()
         self._refuse_own(new_password, owner)
         password_hash = await self._hasher.hash(new_password)
-        async with self._database.begin() as conn:
+
+        async def apply(conn: Connection) -> UserRecord:
             user_id = await self._keys.consume(conn, reset_key, Purpose.RESET)
             # Locked: the new status is computed from this one (see Accounts.verify).
             user = None if user_id is None else await user_rows.get(conn, user_id, lock=True)
@@ -159,7 +163,9 @@ class PasswordFlows:
             await session_rows.delete_for_user(conn, user.id)
             await self._events.record(conn, EventKind.PASSWORD_RESET, call, user=updated)
             await self._notices.publish(conn, Change.of_users(user.id))
-        return updated
+            return updated
+
+        return await self._database.transaction(apply)
 
     async def change(
         self, *, session_token: str, old_password: str, new_password: str, call: CallContext
@@ -189,12 +195,14 @@ class PasswordFlows:
             await self._logins.release(attempt)
             raise
         if not correct:
-            async with self._database.begin() as conn:
-                await self._throttle.failed(conn, email, call.client_ip, attempt)
+            await self._database.transaction(
+                lambda conn: self._throttle.failed(conn, email, call.client_ip, attempt)
+            )
             raise PasswordIncorrect()
         await self._logins.release(attempt)
         new_hash = await self._hasher.hash(new_password)
-        async with self._database.begin() as conn:
+
+        async def apply(conn: Connection) -> None:
             changed = await user_rows.set_password_hash(
                 conn, session.user.id, new_hash, expected_old=stored_hash
             )
@@ -205,3 +213,5 @@ class PasswordFlows:
             await key_rows.void_unused(conn, session.user.id, Purpose.RESET.value)
             await self._events.record(conn, EventKind.PASSWORD_CHANGE, call, user=session.user)
             await self._notices.publish(conn, Change.of_users(session.user.id))
+
+        await self._database.transaction(apply)

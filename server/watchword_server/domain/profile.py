@@ -14,7 +14,7 @@ from watchword_server.domain.events import EventLog
 from watchword_server.domain.sessions import Sessions
 from watchword_server.domain.types import CallContext, EventKind, UserRecord
 from watchword_server.domain.validation import Violations
-from watchword_server.storage.db import Database
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import users as user_rows
 
 __all__ = ["Profiles"]
@@ -124,7 +124,7 @@ class Profiles:
                     new_extra.pop(key, None)
             return new_extra
 
-        async with self._database.begin() as conn:
+        async def update(conn: Connection) -> UserRecord:
             # The merge starts from the row as it is now, locked: a concurrent change (an
             # administrator's, say) to fields this request leaves alone is kept.
             locked = await user_rows.get(conn, current.id, lock=True)
@@ -143,4 +143,6 @@ class Profiles:
                 raise SessionInvalid()
             await self._events.record(conn, EventKind.PROFILE_UPDATE, call, user=updated)
             await self._notices.publish(conn, Change.of_users(updated.id))
-        return updated
+            return updated
+
+        return await self._database.transaction(update)

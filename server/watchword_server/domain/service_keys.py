@@ -20,7 +20,7 @@ from watchword_server.domain.errors import (
 from watchword_server.runtime.touch_writer import TouchWriter
 from watchword_server.security.tokens import token_digest
 from watchword_server.storage.check_reads import CheckReads
-from watchword_server.storage.db import Database
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import service_keys as key_rows
 
 __all__ = [
@@ -126,7 +126,8 @@ class ServiceKeys:
                 ]
             )
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        async with self._database.begin() as conn:
+
+        async def insert(conn: Connection) -> None:
             try:
                 await key_rows.insert_key(
                     conn,
@@ -137,6 +138,8 @@ class ServiceKeys:
                 )
             except key_rows.KeyNameTaken as error:
                 raise KeyNameTaken(name) from error
+
+        await self._database.transaction(insert)
         return secret
 
     async def list(self) -> list[key_rows.ServiceKeyRow]:
@@ -146,11 +149,14 @@ class ServiceKeys:
 
     async def revoke(self, name: str) -> None:
         """Delete a key at once; raises KeyNotFound if there is none of that name."""
-        async with self._database.begin() as conn:
+
+        async def delete(conn: Connection) -> None:
             key_id = await key_rows.delete_by_name(conn, name)
             if key_id is None:
                 raise KeyNotFound(name)
             await self._notices.publish(conn, Change(keys=frozenset({key_id})))
+
+        await self._database.transaction(delete)
 
     def known(self, authorization: str | None, required: Scope) -> Caller | None:
         """The caller if its key is in the cache, without a suspension (the hot path).

@@ -217,9 +217,12 @@ class Sessions:
 
     async def drop(self, digest: bytes) -> None:
         """Delete an expired session: no dead secret is kept around."""
-        async with self._database.begin() as conn:
+
+        async def delete(conn: Connection) -> None:
             await session_rows.delete_by_digest(conn, digest)
             await self._notices.publish(conn, Change(sessions=frozenset({digest})))
+
+        await self._database.transaction(delete)
 
     async def revoke(self, conn: Connection, token: str) -> uuid.UUID:
         """Revoke one session and return its user's id; raises SessionInvalid if unknown."""

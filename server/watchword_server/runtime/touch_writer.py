@@ -13,7 +13,7 @@ import logging
 import uuid
 from datetime import datetime
 
-from watchword_server.storage.db import Database
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import service_keys as key_rows
 from watchword_server.storage.repositories import sessions as session_rows
 
@@ -73,9 +73,12 @@ class TouchWriter:
         if not sessions and not keys:
             return
         try:
-            async with self._database.begin() as conn:
+
+            async def write(conn: Connection) -> None:
                 await session_rows.touch_many(conn, sessions)
                 await key_rows.touch_many(conn, keys)
+
+            await self._database.transaction(write)
         except BaseException:
             for session_id, when in sessions.items():
                 self.session_used(session_id, when)

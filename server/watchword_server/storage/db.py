@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import psycopg
 import sqlalchemy.exc
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from watchword_server.domain.errors import DependencyUnavailable
+from watchword_server.storage.conflicts import retrying
 
 __all__ = [
     "Connection",
@@ -24,6 +25,9 @@ __all__ = [
     "is_unreachable",
     "normalize_url",
 ]
+
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(DependencyUnavailable):
@@ -127,17 +131,35 @@ Connection: TypeAlias = AsyncConnection
 class Database:
     """What the domain holds of storage: transactions and plain connections.
 
-    Every RPC opens one transaction with ``begin()``; ``connect()`` is for reads that need
-    no transaction of their own. The domain never touches SQLAlchemy beyond these.
+    Every write runs in ``transaction()``, which tries it again when it loses to a
+    concurrent transaction; ``connect()`` is for reads that need no transaction of their
+    own. The domain never touches SQLAlchemy beyond these.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._after_commit: dict[Connection, list[Callable[[], None]]] = {}
 
+    async def transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """``await work(conn)`` in a transaction (``begin``) and commit; what it returns.
+
+        A transaction refused for a conflict with a concurrent one (a serialization failure
+        or deadlock) is rolled back and ``work`` runs again in a new one, a few times (see
+        ``storage.conflicts``); so ``work`` must do nothing outside the transaction that may
+        not be repeated (``after_commit`` hooks are per attempt). Errors of ``work`` itself
+        roll back and propagate at once.
+        """
+
+        async def attempt() -> T:
+            async with self.begin() as conn:
+                return await work(conn)
+
+        return await retrying(attempt)
+
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[Connection]:
-        """A connection in a transaction that commits on success and rolls back on error.
+        """A connection in a transaction that commits on success and rolls back on error,
+        tried once (the domain uses ``transaction``; this is for tools and tests).
 
         Callbacks registered with ``after_commit`` run once the commit has succeeded.
         """
@@ -157,7 +179,9 @@ class Database:
         try:
             self._after_commit[conn].append(hook)
         except KeyError:
-            raise RuntimeError("after_commit needs a transaction from Database.begin()") from None
+            raise RuntimeError(
+                "after_commit needs a transaction from Database.transaction()"
+            ) from None
 
     def connect(self) -> AbstractAsyncContextManager[Connection]:
         """A connection for reads (the caller may commit what it writes)."""

@@ -1,14 +1,16 @@
 """A login's two database visits: the read before the password check, and the write after.
 
 With throttling on, the read also takes the attempt's place among the failures, under a
-lock (see ``repositories/login_failures.py``): three statements in one transaction.
+lock (see ``repositories/login_failures.py``): three statements in one transaction, between
+the lock's taking and giving back, all in one round trip.
 
 On PostgreSQL each visit is one request on the ``PreparedPool`` (as the checks are): a
 login's bookkeeping through SQLAlchemy cost ~5 ms of CPU here (two pool checkouts with
 pre-ping, BEGIN, four statements, COMMIT), twice the hash it wraps. The write is a single
 statement whose parts (re-check under a row lock, rehash, session, forgotten failures,
 audit event and its notification) all happen only if the locked row still allows the
-login, so it is atomic on its own. On SQLite the same steps run in one transaction.
+login, so it is atomic on its own. On SQLite the same steps run in one transaction (and
+none can lose to another: SQLite's writers take turns from BEGIN on).
 
 The write's commit does not wait for the WAL flush (``synchronous_commit = off`` for that
 statement's transaction alone). A crash of the database server may lose such a login
@@ -93,6 +95,8 @@ _RESERVES = {
     for shape in _SHAPES
 }
 _LOCK = compile_statement("watchword_login_lock", failure_rows.lock_statement())
+_UNLOCK = compile_statement("watchword_login_unlock", failure_rows.unlock_statement())
+_LOCKED = compile_statement("watchword_login_locked", failure_rows.locked_statement())
 _FIND = compile_statement("watchword_login_find", user_rows.login_find_statement())
 
 _WRITE_PARAMETERS = (
@@ -162,6 +166,8 @@ PG_STATEMENTS: Sequence[PgStatement] = (
     *_COUNTS.values(),
     *_RESERVES.values(),
     _LOCK,
+    _UNLOCK,
+    _LOCKED,
     _FIND,
     _WRITE,
 )
@@ -203,10 +209,11 @@ class Logins:
         else:
             _, (found, *_), reserved = await self._pool.transaction(
                 [
-                    (_LOCK, failure_rows.lock_parameters(failures)),
+                    (_LOCKED, {}),
                     (_READS[shape], values),
                     (_RESERVES[shape], {**values, **failure_rows.reserve_parameters(failures)}),
-                ]
+                ],
+                holding=_locks(failures),
             )
         if found is None:  # the counts make one row, with a user or without
             raise RuntimeError("the login read returned no row")
@@ -222,10 +229,11 @@ class Logins:
         shape = _shape(failures.email_key is not None, bool(failures.client_ip))
         _, (counts, *_), reserved = await self._pool.transaction(
             [
-                (_LOCK, failure_rows.lock_parameters(failures)),
+                (_LOCKED, {}),
                 (_COUNTS[shape], failure_rows.recent_parameters(failures)),
                 (_RESERVES[shape], failure_rows.reserve_parameters(failures)),
-            ]
+            ],
+            holding=_locks(failures),
         )
         return Attempt(failure_rows.recent_of(counts), _reserved(reserved))
 
@@ -233,8 +241,8 @@ class Logins:
         """Give back the attempt's place: its check was no failure (or was not made)."""
         if attempt is None or attempt.reserved is None:
             return
-        async with self._database.begin() as conn:
-            await failure_rows.release(conn, attempt.reserved)
+        reserved = attempt.reserved
+        await self._database.transaction(lambda conn: failure_rows.release(conn, reserved))
 
     async def finish(self, write: LoginWrite) -> tuple[UserStatus, str] | None:
         """Write the login if the account still has ``write.expected_hash`` and is active.
@@ -282,6 +290,13 @@ class Logins:
                     now=write.now,
                 )
             return current
+
+
+def _locks(
+    failures: failure_rows.RecentQuery,
+) -> tuple[tuple[PgStatement, dict[str, Any]], tuple[PgStatement, dict[str, Any]]]:
+    parameters = failure_rows.lock_parameters(failures)
+    return (_LOCK, parameters), (_UNLOCK, parameters)
 
 
 def _reserved(rows: Sequence[tuple[Any, ...]]) -> int | None:

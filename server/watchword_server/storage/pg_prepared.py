@@ -12,9 +12,12 @@ still opened by psycopg, and values are still converted by psycopg's loaders
 Each connection runs one request at a time, in libpq's pipeline mode: a request is one or
 more statements sent together and ended by one Sync, so they cost one round trip and run in
 one implicit transaction (committed at the Sync, rolled back whole if one fails; that is
-how a login takes its throttling lock and its place in one visit). A request of one
-statement is what autocommit would run. A connection that breaks is dropped and the call
-fails with DatabaseUnavailable; the next call opens a new one.
+how a login reads and takes its place in one visit). A request of one statement is what
+autocommit would run. A request may also hold session locks around its transaction, in
+groups of their own but still one round trip (``transaction(..., holding=...)``). A request
+that loses to a concurrent transaction (serialization failure, deadlock) is sent again
+(``storage.conflicts``). A connection that breaks is dropped and the call fails with
+DatabaseUnavailable; the next call opens a new one.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from watchword_server.storage.conflicts import retrying
 from watchword_server.storage.db import Database, DatabaseUnavailable
 
 __all__ = [
@@ -111,6 +115,15 @@ def _failure(error: StatementFailed, what: str) -> Exception:
     return RuntimeError(f"{what} failed ({error.sqlstate}): {error}")
 
 
+_Step = tuple[PgStatement, Mapping[str, Any]]
+_Group = Sequence[tuple[bytes, Sequence[Any]]]
+
+
+def _encoded(step: _Step) -> tuple[bytes, Sequence[Any]]:
+    statement, values = step
+    return statement.name.encode(), statement.parameters(values)
+
+
 # Results of a statement that ran (PIPELINE_ABORTED: skipped after an earlier one failed,
 # whose own error is the one reported).
 _DONE = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.PIPELINE_ABORTED)
@@ -144,6 +157,7 @@ class _Connection:
         self._waiting: asyncio.Future[list[list[pq.abc.PGresult]]] | None = None
         self._answers: list[list[pq.abc.PGresult]] = []  # one list per statement
         self._answer: list[pq.abc.PGresult] = []
+        self._syncs_due = 0  # the request is answered when its last group's Sync is
         self.broken = False
         self._socket = self._pg.socket
 
@@ -157,9 +171,11 @@ class _Connection:
                         break
                     self._answers.append(self._answer)
                     self._answer = []
-                elif result.status == pq.ExecStatus.PIPELINE_SYNC:  # the request is done
-                    answers, self._answers = self._answers, []
-                    self._settle(answers, None)
+                elif result.status == pq.ExecStatus.PIPELINE_SYNC:  # a group is done
+                    self._syncs_due -= 1
+                    if self._syncs_due <= 0:  # and with it the request
+                        answers, self._answers = self._answers, []
+                        self._settle(answers, None)
                 else:
                     self._answer.append(result)
         except psycopg.Error as error:
@@ -183,25 +199,29 @@ class _Connection:
                 self._loop.remove_reader(self._socket)
         self._settle([], DatabaseUnavailable(f"the database connection broke: {error or ''}"))
 
-    async def run(
-        self, statements: Sequence[tuple[bytes, Sequence[Any]]]
-    ) -> list[list[tuple[Any, ...]]]:
-        """Run ``statements`` (names and parameters) as one request; the rows of each.
+    async def run(self, groups: Sequence[_Group]) -> list[list[tuple[Any, ...]]]:
+        """Run ``groups`` of statements (names and parameters) as one request, each group
+        ended by a Sync (its own implicit transaction); the rows of every statement.
 
         Raises:
-            StatementFailed: PostgreSQL refused one of them (none of them took effect).
+            StatementFailed: PostgreSQL refused a statement (the first refusal is told;
+                nothing of its group took effect, the other groups ran).
             DatabaseUnavailable: the connection broke.
         """
         waiting = self._waiting = self._loop.create_future()
+        self._syncs_due = len(groups)
+        count = 0
         try:
-            for name, parameters in statements:
-                values, formats = [], []
-                for parameter in parameters:
-                    value, binary = _encode(parameter)
-                    values.append(value)
-                    formats.append(binary)
-                self._pg.send_query_prepared(name, values, formats)
-            self._pg.pipeline_sync()
+            for statements in groups:
+                for name, parameters in statements:
+                    values, formats = [], []
+                    for parameter in parameters:
+                        value, binary = _encode(parameter)
+                        values.append(value)
+                        formats.append(binary)
+                    self._pg.send_query_prepared(name, values, formats)
+                    count += 1
+                self._pg.pipeline_sync()
             while self._pg.flush() == 1:  # the kernel's buffer is full: wait until writable
                 writable = self._loop.create_future()
                 self._loop.add_writer(self._socket, writable.set_result, None)
@@ -233,7 +253,7 @@ class _Connection:
             rows.append(loaded)
         if failure is not None:
             raise StatementFailed(failure, sqlstate)
-        if len(rows) != len(statements):
+        if len(rows) != count:
             self._break(None)  # out of step with the server: never trust it again
             raise DatabaseUnavailable("the database connection lost track of its answers")
         return rows
@@ -297,32 +317,42 @@ class PreparedPool:
             DatabaseUnavailable: no connection could be had, or it broke meanwhile.
             StatementFailed: PostgreSQL refused the statement.
         """
-        return (await self._request([(name.encode(), parameters)]))[0]
+        return (await self._request([[(name.encode(), parameters)]]))[0]
 
     async def transaction(
-        self, steps: Sequence[tuple[PgStatement, Mapping[str, Any]]]
+        self, steps: Sequence[_Step], *, holding: tuple[_Step, _Step] | None = None
     ) -> list[list[tuple[Any, ...]]]:
         """Run ``steps`` (statements with their values) in order in one transaction and one
-        round trip; the rows of each. Each statement sees what the ones before it did, and
-        what other transactions committed before it started (READ COMMITTED).
+        round trip; the rows of each. Each statement sees what the ones before it did.
+
+        ``holding`` is a pair of statements that take and give back session locks: the
+        first runs before the transaction begins, the second after it ends (whether it
+        committed or not), in the same round trip. Under REPEATABLE READ or SERIALIZABLE a
+        transaction's snapshot is taken at its first statement, so a lock taken inside it
+        would come too late to let it see what the lock's last holder committed. If the
+        lock cannot be taken, the transaction must fail too (its first step checks).
 
         Raises:
             DatabaseUnavailable: no connection could be had, or it broke meanwhile, or a
                 statement failed in a way a retry may cure; nothing was done.
             RuntimeError: PostgreSQL refused a statement (a bug of ours); nothing was done.
         """
-        request = [(step.name.encode(), step.parameters(values)) for step, values in steps]
+        groups = [[_encoded(step) for step in steps]]
+        if holding is not None:
+            groups = [[_encoded(holding[0])], groups[0], [_encoded(holding[1])]]
         try:
-            return await self._request(request)
+            rows = await self._request(groups)
         except StatementFailed as error:
             raise _failure(error, ", ".join(step.name for step, _ in steps)) from error
+        return rows[1:-1] if holding is not None else rows
 
-    async def _request(
-        self, statements: Sequence[tuple[bytes, Sequence[Any]]]
-    ) -> list[list[tuple[Any, ...]]]:
+    async def _request(self, groups: Sequence[_Group]) -> list[list[tuple[Any, ...]]]:
+        return await retrying(lambda: self._request_once(groups))
+
+    async def _request_once(self, groups: Sequence[_Group]) -> list[list[tuple[Any, ...]]]:
         connection = await self._take()
         try:
-            return await connection.run(statements)
+            return await connection.run(groups)
         finally:
             self._give_back(connection)
 

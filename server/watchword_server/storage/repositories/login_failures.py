@@ -2,9 +2,10 @@
 
 A password check takes its place among the failures *before* it is made (``reserve``): the
 count and the insert run under a lock on the address and the client (PostgreSQL advisory
-locks, taken by ``lock_statement`` in the same transaction), so parallel guesses cannot
-all read a count under the limit and then all be checked. A check that succeeds gives its
-place back (``release``); one that fails keeps it as its failure.
+locks, taken by ``lock_statement`` just before the transaction and given back just after
+it), so parallel guesses cannot all read a count under the limit and then all be checked.
+A check that succeeds gives its place back (``release``); one that fails keeps it as its
+failure.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ from sqlalchemy import (
     Select,
     String,
     Subquery,
+    Text,
     and_,
     bindparam,
+    case,
+    cast,
     delete,
+    false,
     func,
     insert,
     literal,
@@ -162,21 +167,56 @@ def recent_parameters(query: RecentQuery) -> dict[str, Any]:
 _EMAIL_LOCKS = 0x57570001
 _CLIENT_LOCKS = 0x57570002
 
+# Whether this session holds the throttle's locks: set by the lock statement after it has
+# them (and undone with it if it fails), checked by the transaction it protects.
+_HELD = "watchword.throttle_locked"
+
 _LOCK = select(
-    func.pg_advisory_xact_lock(literal(_EMAIL_LOCKS), bindparam("email_lock", type_=Integer)),
-    func.pg_advisory_xact_lock(literal(_CLIENT_LOCKS), bindparam("client_lock", type_=Integer)),
-    func.set_config(literal("synchronous_commit"), literal("off"), true()),
+    func.pg_advisory_lock(literal(_EMAIL_LOCKS), bindparam("email_lock", type_=Integer)),
+    func.pg_advisory_lock(literal(_CLIENT_LOCKS), bindparam("client_lock", type_=Integer)),
+    func.set_config(literal(_HELD), literal("on"), false()),
+)
+_UNLOCK = select(
+    func.pg_advisory_unlock(literal(_EMAIL_LOCKS), bindparam("email_lock", type_=Integer)),
+    func.pg_advisory_unlock(literal(_CLIENT_LOCKS), bindparam("client_lock", type_=Integer)),
+    func.set_config(literal(_HELD), literal("off"), false()),
+)
+# The first statement of the locked transaction: it fails (an invalid cast that says why)
+# unless the locks are held, and lets the commit skip waiting for the disk.
+_HELD_NOW = func.current_setting(literal(_HELD), true())
+_LOCKED = select(
+    case(
+        (_HELD_NOW == literal("on"), func.set_config(literal("synchronous_commit"), "off", true())),
+        # Not a constant (PostgreSQL would fold it, and fail, while planning).
+        else_=cast(
+            func.concat(literal("watchword: the throttle's locks are not held: "), _HELD_NOW),
+            Integer,
+        ).cast(Text),
+    )
 )
 
 
 def lock_statement() -> Select[Any]:
-    """PostgreSQL only: lock ``reserve_statement``'s address and client until the end of
-    the transaction (a NULL key locks nothing). Every transaction takes the address's lock
-    before the client's, so two can never wait on each other.
+    """PostgreSQL only: take the session locks on ``reserve_statement``'s address and client
+    (a NULL key locks nothing), before the transaction that reads and reserves begins, so
+    that its snapshot (under REPEATABLE READ or SERIALIZABLE taken at its first statement)
+    sees what the last holder committed. Every request takes the address's lock before the
+    client's, so two can never wait on each other. Parameters: ``lock_parameters``'s."""
+    return _LOCK
+
+
+def unlock_statement() -> Select[Any]:
+    """PostgreSQL only: give back ``lock_statement``'s locks (same parameters)."""
+    return _UNLOCK
+
+
+def locked_statement() -> Select[Any]:
+    """PostgreSQL only: the first statement of the transaction ``lock_statement`` protects;
+    it fails unless the locks are held (the lock statement failed: nothing may be reserved).
 
     The transaction's commit does not wait for the disk: a reservation matters while its
     check runs, and a check that fails makes it durable (``confirm``) before it answers."""
-    return _LOCK
+    return _LOCKED
 
 
 def _lock_key(value: bytes) -> int:

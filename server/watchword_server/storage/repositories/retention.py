@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from watchword_server.storage.conflicts import retrying
 from watchword_server.storage.models import AccountKey, LoginFailure, MailOutbox, Session
 
 __all__ = [
@@ -29,12 +30,16 @@ BATCH = 1000
 
 
 async def _purge(engine: AsyncEngine, table: Any, where: ColumnElement[bool]) -> int:
-    removed = 0
-    while True:
-        chosen = select(table.id).where(where).limit(BATCH).scalar_subquery()
+    chosen = select(table.id).where(where).limit(BATCH).scalar_subquery()
+
+    async def batch() -> int:
         async with engine.begin() as conn:
             result = await conn.execute(delete(table).where(table.id.in_(chosen)))
-        count = int(result.rowcount or 0)
+        return int(result.rowcount or 0)
+
+    removed = 0
+    while True:
+        count = await retrying(batch)
         removed += count
         if count < BATCH:
             return removed
