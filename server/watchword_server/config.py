@@ -223,6 +223,10 @@ class Settings(BaseSettings):
     # A mail that failed this many times is given up ("dead"): logged, kept, listed by
     # `watchword mail dead`, sent again only after `watchword mail retry`.
     mail_max_attempts: int = Field(default=12, ge=1)
+    # Seconds a server may take to send a mail it claimed before another may claim it; a
+    # mail whose server died meanwhile goes out this long after it was claimed. Keep it
+    # well above the SMTP timeouts (10 s per step), or a slow send may go out twice.
+    mail_claim_lease: int = Field(default=60, ge=1)
     # Retention: every retention_interval seconds (0: never) each server deletes expired
     # sessions, mailed keys used or expired more than used_key_retention seconds ago, mail
     # sent more than sent_mail_retention and given up more than dead_mail_retention ago,

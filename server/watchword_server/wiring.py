@@ -134,6 +134,7 @@ def build_domain(
         account_notices.renderer(settings.messages, keys.render),
         clock,
         max_attempts=settings.mail_max_attempts,
+        claim_lease=settings.mail_claim_lease,
     )
     throttle = LoginThrottle(
         settings, derived_token(keyring.current, "login-throttle", b"").encode(), clock

@@ -467,16 +467,20 @@ async def test_a_mail_sent_again_keeps_its_message_id(
     engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
 ) -> None:
     # What a crash between the SMTP server's "250 OK" and the row's marking looks like to
-    # the receiver: the same mail twice, which it can drop by its Message-ID.
+    # the receiver: the same mail twice (once the claim's lease is over), which it can drop
+    # by its Message-ID.
     await add_mail(engine, clock, "twice@example.com", "other@example.com")
-    sender = sender_for(engine, smtp_transport(smtp), clock)
+    sender = sender_for(engine, smtp_transport(smtp), clock, claim_lease=30)
     assert await sender.deliver_due() == 2
-    async with engine.begin() as conn:
+    async with engine.begin() as conn:  # the row as the claim left it
         await conn.execute(
             update(MailOutbox)
             .where(MailOutbox.recipient == "twice@example.com")
-            .values(sent_time=None)
+            .values(sent_time=None, next_attempt_time=clock.now() + timedelta(seconds=30))
         )
+    clock.advance(29)
+    assert await sender.deliver_due() == 0  # still its claimer's
+    clock.advance(1)
     assert await sender.deliver_due() == 1
     first, other, again = smtp.messages
     assert first.message["Message-ID"] == again.message["Message-ID"]

@@ -2,10 +2,14 @@
 
 ``enqueue`` adds a row inside the caller's transaction, so a registration and its mail
 commit or roll back together. ``MailSender`` delivers due rows with exponential backoff
-and marks each one sent. On PostgreSQL a row is claimed with ``FOR UPDATE SKIP LOCKED``
-and stays locked while it is sent and marked, so several server processes never send
-the same mail. Delivery is at least once: if a process dies after the SMTP server took
-a mail but before the row was marked, the mail goes out again after the restart.
+and marks each one sent. A row is claimed in a short transaction of its own (on PostgreSQL
+with ``FOR UPDATE SKIP LOCKED``) that makes it due again only after a lease, then sent
+outside any transaction, then marked in another: so several server processes never send
+the same mail, and no transaction stays open while SMTP answers (under SERIALIZABLE such a
+transaction would lose to a concurrent claim after its mail was sent, and on a distributed
+database a long transaction is the first thing to avoid). Delivery is at least once: if a
+process dies after claiming a mail but before marking it, the mail goes out again once its
+lease is over, with the same Message-ID.
 This module is the public surface; the transports (SMTP, the log, a hook) are implemented
 in ``watchword_server.domain.mail_transports`` and exported from here too.
 """
@@ -95,6 +99,8 @@ class MailSender:
         max_backoff: The longest wait, in seconds, before a failed mail is tried again.
         base_backoff: The wait after the first failure; it doubles with each failure.
         max_attempts: After this many failures a mail is given up (kept, marked dead).
+        claim_lease: Seconds a claimed mail is left to its sender before another may
+            claim it (longer than a send can take: the transport's timeouts).
     """
 
     def __init__(
@@ -109,6 +115,7 @@ class MailSender:
         max_backoff: float = 600.0,
         base_backoff: float = 2.0,
         max_attempts: int = 12,
+        claim_lease: float = 60.0,
     ) -> None:
         self._database = database
         self._transport = transport
@@ -119,8 +126,7 @@ class MailSender:
         self._max_backoff = max_backoff
         self._base_backoff = base_backoff
         self._max_attempts = max_attempts
-        # Only PostgreSQL has row locks to hold across the send (see _deliver_one).
-        self._locks_rows = database.is_postgresql
+        self._claim_lease = timedelta(seconds=claim_lease)
         # One pass at a time in this process, whether from the loop or a direct call.
         self._pass_lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -185,8 +191,11 @@ class MailSender:
 
     async def retry(self, mail_ids: list[int] | None = None) -> int:
         """Make given-up mails (``mail_ids``, or all) due again; returns how many."""
-        async with self._database.begin() as conn:
-            revived = await outbox_rows.revive(conn, mail_ids, now=self._clock.now())
+
+        async def revive(conn: Connection) -> int:
+            return await outbox_rows.revive(conn, mail_ids, now=self._clock.now())
+
+        revived = await self._database.transaction(revive)
         self.wake()
         return revived
 
@@ -230,30 +239,21 @@ class MailSender:
         return sent, attempted
 
     async def _deliver_one(self) -> bool | None:
-        """Claim, send and settle the oldest due row: sent, failed, or None if none is due."""
-        if self._locks_rows:
-            # The row lock lasts through the send, so other processes skip this row.
-            async with self._database.begin() as conn:
-                mail = await self._claim(conn)
-                if mail is None:
-                    return None
-                error = await self._attempt(mail)
-                await self._settle(conn, mail, error)
-                return error is None
-        # SQLite: one process, and _pass_lock makes this the only pass in it. Holding the
-        # database's single write lock while SMTP answers would stall every RPC, so the
-        # send happens between two short transactions.
-        async with self._database.begin() as conn:
-            mail = await self._claim(conn)
-        if mail is None:
+        """Claim, send and settle the oldest due row: sent, failed, or None if none is due.
+
+        Only the two transactions may be run again after a conflict, never the send."""
+        claimed = await self._database.transaction(self._claim)
+        if claimed is None:
             return None
-        error = await self._attempt(mail)
-        async with self._database.begin() as conn:
-            await self._settle(conn, mail, error)
+        error = await self._attempt(claimed)
+        await self._database.transaction(lambda conn: self._settle(conn, claimed, error))
         return error is None
 
     async def _claim(self, conn: Connection) -> outbox_rows.PendingMail | None:
-        due = await outbox_rows.claim_due(conn, now=self._clock.now(), limit=1)
+        now = self._clock.now()
+        due = await outbox_rows.claim_due(
+            conn, now=now, limit=1, lease_until=now + self._claim_lease
+        )
         return due[0] if due else None
 
     async def _attempt(self, mail: outbox_rows.PendingMail) -> str | None:

@@ -76,12 +76,14 @@ async def insert_mail(
     return int(result.scalar_one())
 
 
-async def claim_due(conn: AsyncConnection, *, now: datetime, limit: int) -> list[PendingMail]:
-    """Lock and return up to ``limit`` unsent rows that are due, oldest first.
+async def claim_due(
+    conn: AsyncConnection, *, now: datetime, limit: int, lease_until: datetime
+) -> list[PendingMail]:
+    """Claim and return up to ``limit`` unsent rows that are due, oldest first: each is due
+    again only at ``lease_until`` (unless marked before).
 
-    On PostgreSQL the rows stay locked until the caller's transaction ends and rows that
-    another transaction holds are skipped, so several server processes never pick the same
-    mail. Other databases have no row locks; SQLite's single writer needs none.
+    On PostgreSQL rows that another transaction holds are skipped (``SKIP LOCKED``), so
+    parallel claims do not queue behind each other; SQLite's single writer needs no locks.
     """
     query = (
         select(
@@ -102,6 +104,9 @@ async def claim_due(conn: AsyncConnection, *, now: datetime, limit: int) -> list
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = (await conn.execute(query)).all()
+    if rows:
+        claimed = update(MailOutbox).where(MailOutbox.id.in_([row.id for row in rows]))
+        await conn.execute(claimed.values(next_attempt_time=lease_until))
     return [
         PendingMail(
             id=row.id,
