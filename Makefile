@@ -12,7 +12,7 @@ NODE_INSTALLED := $(TS)/node_modules/.installed
 RUN_ENV ?= WATCHWORD_REGISTRATION_VERIFICATION=false
 
 .DEFAULT_GOAL := help
-.PHONY: help install h2load run migrate test pytest bench lint breaking generate check-generated lock clean
+.PHONY: help install h2load run migrate test pytest test-serializable bench lint breaking generate check-generated lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,10 +51,17 @@ run: $(INSTALLED) ## Install, migrate and serve on 127.0.0.1:50051 (embedded SQL
 migrate: $(INSTALLED) ## Bring the configured database's schema up to date
 	$(VENV)/bin/watchword migrate
 
-test: install check-generated lint breaking pytest ## Install and run every check and test
+test: install check-generated lint breaking pytest test-serializable ## Install and run every check and test
 
 pytest: $(INSTALLED) h2load ## Run the test suite only (PostgreSQL is found or started by the tests)
 	$(PY) -m pytest
+
+# The suites that drive the database again, with every test database's default isolation
+# SERIALIZABLE: what CockroachDB and YugabyteDB run, where a transaction may be refused for
+# a concurrent one and must be retried.
+SERIALIZABLE_SUITES := tests/e2e tests/races tests/faults tests/integration
+test-serializable: $(INSTALLED) h2load ## The end-to-end, race, fault and integration tests under SERIALIZABLE
+	WATCHWORD_TEST_ISOLATION=serializable $(PY) -m pytest $(SERIALIZABLE_SUITES)
 
 # Flags for the benchmark, e.g. BENCH_ARGS="--large" or "--only B1,B5 --rounds 5".
 BENCH_ARGS ?=

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.clock import ManualClock
 from tests.support.metadata import bearer_interceptors
-from tests.support.postgres import connect, postgres_database, postgres_server
+from tests.support.postgres import connect, isolation_level, postgres_database, postgres_server
 from tests.support.smtp import SmtpServer
 from watchword.auth.v1 import (
     access_service_pb2_grpc,
@@ -53,6 +53,9 @@ def migrated_database(postgres_server_url: str) -> Iterator[str]:
     """This run's own database, migrated once."""
     with postgres_database(server_url=postgres_server_url) as url:
         asyncio.run(migrate(url))
+        with connect(url) as conn:  # WATCHWORD_TEST_ISOLATION took effect, or the run stops
+            row = conn.execute("SHOW transaction_isolation").fetchone()
+        assert row is not None and row[0] == isolation_level(), row
         yield url
 
 

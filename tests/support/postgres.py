@@ -11,6 +11,10 @@ created for the caller and dropped (``WITH (FORCE)``) on exit. The server comes 
    temp dir, on a free port; stopped and deleted on exit. As root, the binaries run as
    the ``postgres`` user via ``runuser``, because they refuse to run as root.
 
+``WATCHWORD_TEST_ISOLATION`` (``serializable``, ``repeatable-read`` or ``read-committed``,
+PostgreSQL's default) sets every created database's ``default_transaction_isolation``, so a
+suite can run as it would on CockroachDB or YugabyteDB (``make test-serializable``).
+
 ``WATCHWORD_TEST_POSTGRES`` picks the strategy: ``auto`` (default) is the order above;
 ``throwaway`` skips 1 and 2, for CI machines whose local server must not be touched and
 to exercise step 3 on a machine that has a server.
@@ -53,6 +57,7 @@ __all__ = [
     "ThrowawayCluster",
     "connect",
     "conninfo",
+    "isolation_level",
     "postgres_database",
     "postgres_server",
 ]
@@ -139,6 +144,13 @@ def postgres_database(
                 sql.Identifier(name)
             )
         )
+        isolation = isolation_level()
+        if isolation != "read committed":
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET default_transaction_isolation = {}").format(
+                    sql.Identifier(name), sql.Literal(isolation)
+                )
+            )
     logger.info("created database %s", name)
 
     try:
@@ -151,6 +163,21 @@ def postgres_database(
             logger.exception("could not drop database %s", name)
         raise
     _drop_database(server, name)
+
+
+_ISOLATIONS = ("read committed", "repeatable read", "serializable")
+
+
+def isolation_level() -> str:
+    """The isolation level ``WATCHWORD_TEST_ISOLATION`` asks for (PostgreSQL's words)."""
+    asked = os.environ.get("WATCHWORD_TEST_ISOLATION", "").strip().lower()
+    level = asked.replace("-", " ").replace("_", " ") or "read committed"
+    if level not in _ISOLATIONS:
+        raise ValueError(
+            f"WATCHWORD_TEST_ISOLATION={asked!r}: use serializable, repeatable-read or "
+            "read-committed"
+        )
+    return level
 
 
 def _drop_database(server: Mapping[str, str], name: str) -> None:
