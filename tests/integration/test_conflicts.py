@@ -189,3 +189,21 @@ async def test_the_throttle_s_transaction_runs_only_between_its_locks(database: 
             await pool.transaction([(locked, {}), (_HOLDERS, {})])
     finally:
         await pool.close()
+
+
+async def test_a_failed_request_with_locks_leaves_no_lock_behind(database: Database) -> None:
+    by_name = {statement.name: statement for statement in PG_STATEMENTS}
+    lock, locked = by_name["watchword_login_lock"], by_name["watchword_login_locked"]
+    pool = PreparedPool(conninfo_for(database), (*PG_STATEMENTS, _HOLDERS, _FLAKY), size=1)
+    query = failure_rows.RecentQuery(email_key=b"k" * 32, client_ip="192.0.2.9", since=NOW)
+    parameters = failure_rows.lock_parameters(query)
+    try:
+        # The "unlock" here fails (a bug in it, say): the locks must not outlive the call.
+        with pytest.raises(RuntimeError, match="22012"):
+            await pool.transaction(
+                [(locked, {})],
+                holding=((lock, parameters), (_FLAKY, {"code": "22012", "times": 1})),
+            )
+        assert await pool.fetch_one(_HOLDERS, {}) == (0,)
+    finally:
+        await pool.close()

@@ -252,6 +252,10 @@ class _Connection:
                     sqlstate = (code or b"").decode(errors="replace")
             rows.append(loaded)
         if failure is not None:
+            if len(groups) > 1:
+                # A later group may not have undone what an earlier one left in the session
+                # (a lock): only a new connection is sure to hold nothing.
+                self._break(None)
             raise StatementFailed(failure, sqlstate)
         if len(rows) != count:
             self._break(None)  # out of step with the server: never trust it again
