@@ -34,6 +34,7 @@ END $$
 _FLAKY = PgStatement(
     "watchword_test_flaky", "SELECT watchword_test_flaky($1::text, $2::int)", ("code", "times"), {}
 )
+_BACKEND = PgStatement("watchword_test_backend", "SELECT pg_backend_pid()", (), {})
 _HOLDERS = PgStatement(
     "watchword_test_holders",
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
@@ -191,19 +192,34 @@ async def test_the_throttle_s_transaction_runs_only_between_its_locks(database: 
         await pool.close()
 
 
-async def test_a_failed_request_with_locks_leaves_no_lock_behind(database: Database) -> None:
+async def test_a_failed_unlock_leaves_no_lock_behind_and_a_conflict_keeps_the_connection(
+    database: Database,
+) -> None:
     by_name = {statement.name: statement for statement in PG_STATEMENTS}
-    lock, locked = by_name["watchword_login_lock"], by_name["watchword_login_locked"]
-    pool = PreparedPool(conninfo_for(database), (*PG_STATEMENTS, _HOLDERS, _FLAKY), size=1)
+    lock, unlock = by_name["watchword_login_lock"], by_name["watchword_login_unlock"]
+    locked = by_name["watchword_login_locked"]
+    pool = PreparedPool(
+        conninfo_for(database), (*PG_STATEMENTS, _HOLDERS, _FLAKY, _BACKEND), size=1
+    )
     query = failure_rows.RecentQuery(email_key=b"k" * 32, client_ip="192.0.2.9", since=NOW)
     parameters = failure_rows.lock_parameters(query)
     try:
-        # The "unlock" here fails (a bug in it, say): the locks must not outlive the call.
-        with pytest.raises(RuntimeError, match="22012"):
+        # The "unlock" here fails (a bug in it, say): the transaction's work stands, and
+        # the locks do not outlive the call (its connection is closed).
+        _, holders = await pool.transaction(
+            [(locked, {}), (_HOLDERS, {})],
+            holding=((lock, parameters), (_FLAKY, {"code": "22012", "times": 1})),
+        )
+        assert holders == [(2,)]
+        assert await pool.fetch_one(_HOLDERS, {}) == (0,)
+        # A conflict inside the transaction: the unlock ran, so the connection stays.
+        backend = await pool.fetch_one(_BACKEND, {})
+        with pytest.raises(DatabaseUnavailable, match="40001"):
             await pool.transaction(
-                [(locked, {})],
-                holding=((lock, parameters), (_FLAKY, {"code": "22012", "times": 1})),
+                [(locked, {}), (_FLAKY, {"code": "40001", "times": 1000})],
+                holding=((lock, parameters), (unlock, parameters)),
             )
+        assert await pool.fetch_one(_BACKEND, {}) == backend
         assert await pool.fetch_one(_HOLDERS, {}) == (0,)
     finally:
         await pool.close()

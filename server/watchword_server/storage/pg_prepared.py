@@ -199,13 +199,15 @@ class _Connection:
                 self._loop.remove_reader(self._socket)
         self._settle([], DatabaseUnavailable(f"the database connection broke: {error or ''}"))
 
-    async def run(self, groups: Sequence[_Group]) -> list[list[tuple[Any, ...]]]:
+    async def run(
+        self, groups: Sequence[_Group]
+    ) -> tuple[list[list[tuple[Any, ...]]], list[StatementFailed | None]]:
         """Run ``groups`` of statements (names and parameters) as one request, each group
-        ended by a Sync (its own implicit transaction); the rows of every statement.
+        ended by a Sync (its own implicit transaction); the rows of every statement, and
+        each group's refusal or None (nothing of a refused group took effect).
 
         Raises:
-            StatementFailed: PostgreSQL refused a statement (the first refusal is told;
-                nothing of its group took effect, the other groups ran).
+            StatementFailed: PostgreSQL refused a statement of a request of one group.
             DatabaseUnavailable: the connection broke.
         """
         waiting = self._waiting = self._loop.create_future()
@@ -237,30 +239,34 @@ class _Connection:
             # Its answer is still on the way and would be taken for the next request's.
             self._break(None)
             raise
-        rows: list[list[tuple[Any, ...]]] = []
-        failure: str | None = None
-        sqlstate = ""
-        for answer in answers:
-            loaded: list[tuple[Any, ...]] = []
-            for result in answer:
-                if result.status == pq.ExecStatus.TUPLES_OK:
-                    self._transformer.set_pgresult(result)
-                    loaded = self._transformer.load_rows(0, result.ntuples, tuple)
-                elif result.status not in _DONE and failure is None:
-                    failure = (result.error_message or b"").decode(errors="replace").strip()
-                    code = result.error_field(pq.DiagnosticField.SQLSTATE)
-                    sqlstate = (code or b"").decode(errors="replace")
-            rows.append(loaded)
-        if failure is not None:
-            if len(groups) > 1:
-                # A later group may not have undone what an earlier one left in the session
-                # (a lock): only a new connection is sure to hold nothing.
-                self._break(None)
-            raise StatementFailed(failure, sqlstate)
-        if len(rows) != count:
+        if len(answers) != count:
             self._break(None)  # out of step with the server: never trust it again
             raise DatabaseUnavailable("the database connection lost track of its answers")
-        return rows
+        rows: list[list[tuple[Any, ...]]] = []
+        failures: list[StatementFailed | None] = []
+        for statements in groups:
+            failure: StatementFailed | None = None
+            for answer in answers[len(rows) : len(rows) + len(statements)]:
+                loaded: list[tuple[Any, ...]] = []
+                for result in answer:
+                    if result.status == pq.ExecStatus.TUPLES_OK:
+                        self._transformer.set_pgresult(result)
+                        loaded = self._transformer.load_rows(0, result.ntuples, tuple)
+                    elif result.status not in _DONE and failure is None:
+                        message = (result.error_message or b"").decode(errors="replace")
+                        code = result.error_field(pq.DiagnosticField.SQLSTATE)
+                        failure = StatementFailed(
+                            message.strip(), (code or b"").decode(errors="replace")
+                        )
+                rows.append(loaded)
+            failures.append(failure)
+        if len(groups) == 1 and failures[0] is not None:
+            raise failures[0]
+        return rows, failures
+
+    def drop(self) -> None:
+        """Never use this connection again (closing it ends whatever its session holds)."""
+        self._break(None)
 
     async def start(self, statements: Mapping[str, str]) -> None:
         """Prepare ``statements`` (through psycopg), then take the connection over."""
@@ -321,7 +327,8 @@ class PreparedPool:
             DatabaseUnavailable: no connection could be had, or it broke meanwhile.
             StatementFailed: PostgreSQL refused the statement.
         """
-        return (await self._request([[(name.encode(), parameters)]]))[0]
+        rows, _ = await self._request([[(name.encode(), parameters)]])
+        return rows[0]
 
     async def transaction(
         self, steps: Sequence[_Step], *, holding: tuple[_Step, _Step] | None = None
@@ -345,18 +352,33 @@ class PreparedPool:
         if holding is not None:
             groups = [[_encoded(holding[0])], groups[0], [_encoded(holding[1])]]
         try:
-            rows = await self._request(groups)
+            rows, _ = await self._request(groups, holding=holding is not None)
         except StatementFailed as error:
             raise _failure(error, ", ".join(step.name for step, _ in steps)) from error
         return rows[1:-1] if holding is not None else rows
 
-    async def _request(self, groups: Sequence[_Group]) -> list[list[tuple[Any, ...]]]:
-        return await retrying(lambda: self._request_once(groups))
+    async def _request(
+        self, groups: Sequence[_Group], *, holding: bool = False
+    ) -> tuple[list[list[tuple[Any, ...]]], list[StatementFailed | None]]:
+        return await retrying(lambda: self._request_once(groups, holding))
 
-    async def _request_once(self, groups: Sequence[_Group]) -> list[list[tuple[Any, ...]]]:
+    async def _request_once(
+        self, groups: Sequence[_Group], holding: bool
+    ) -> tuple[list[list[tuple[Any, ...]]], list[StatementFailed | None]]:
         connection = await self._take()
         try:
-            return await connection.run(groups)
+            rows, failures = await connection.run(groups)
+            if holding:  # a lock, the transaction, the unlock
+                taking, work, giving_back = failures
+                if taking is not None or giving_back is not None:
+                    # The locks may outlive the request on this session: end the session.
+                    connection.drop()
+                # The lock's refusal is the cause (the transaction then refuses to run);
+                # a failed unlock alone leaves the transaction's work done and good.
+                failure = taking or work
+                if failure is not None:
+                    raise failure
+            return rows, failures
         finally:
             self._give_back(connection)
 
