@@ -515,3 +515,39 @@ async def test_a_mail_that_keeps_failing_is_given_up_listed_and_retried_on_deman
             await sender.stop()
         assert mail.rcpt_tos == ("gone@example.com",)
         assert await sender.dead_letters() == []
+
+
+class Refusing:
+    """A transport whose server is down."""
+
+    async def send(self, mail: OutgoingMail) -> None:
+        raise ConnectionRefusedError("the SMTP server is down")
+
+
+async def test_a_claim_taken_over_after_its_lease_cannot_undo_the_new_claimer_s_send(
+    engine: AsyncEngine, smtp: SmtpServer, clock: ManualClock
+) -> None:
+    await add_mail(engine, clock, "slow@example.com")
+    release_slow, slow_holding = asyncio.Event(), asyncio.Event()
+    release_new, new_holding = asyncio.Event(), asyncio.Event()
+    slow = Gated(Refusing(), hold_until=release_slow, holding=slow_holding)
+    new = Gated(smtp_transport(smtp), hold_until=release_new, holding=new_holding)
+    # Its one failure would give the mail up, were its claim still its own.
+    stalled = asyncio.create_task(
+        sender_for(engine, slow, clock, claim_lease=30, max_attempts=1).deliver_due()
+    )
+    await asyncio.wait_for(slow_holding.wait(), WAIT)
+    clock.advance(30)  # the lease is over: another server claims the mail
+    taking_over = asyncio.create_task(sender_for(engine, new, clock, claim_lease=30).deliver_due())
+    await asyncio.wait_for(new_holding.wait(), WAIT)
+    release_slow.set()  # the first one's late failure comes while the new one sends
+    assert await asyncio.wait_for(stalled, WAIT) == 0
+    release_new.set()
+    assert await asyncio.wait_for(taking_over, WAIT) == 1
+    (row,) = await outbox(engine)
+    assert (row.sent_time, row.dead_time, row.attempts, row.last_error) == (
+        clock.now(),
+        None,
+        0,
+        "",
+    )

@@ -100,7 +100,7 @@ class MailSender:
         base_backoff: The wait after the first failure; it doubles with each failure.
         max_attempts: After this many failures a mail is given up (kept, marked dead).
         claim_lease: Seconds a claimed mail is left to its sender before another may
-            claim it (longer than a send can take: the transport's timeouts).
+            claim it; a send is cut off after 80% of it (counted as a failed attempt).
     """
 
     def __init__(
@@ -127,6 +127,7 @@ class MailSender:
         self._base_backoff = base_backoff
         self._max_attempts = max_attempts
         self._claim_lease = timedelta(seconds=claim_lease)
+        self._send_timeout = claim_lease * 0.8
         # One pass at a time in this process, whether from the loop or a direct call.
         self._pass_lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -246,7 +247,18 @@ class MailSender:
         if claimed is None:
             return None
         error = await self._attempt(claimed)
-        await self._database.transaction(lambda conn: self._settle(conn, claimed, error))
+        dead = await self._database.transaction(lambda conn: self._settle(conn, claimed, error))
+        if dead:
+            _log.error(
+                "mail %d (%s) to %s given up after %d attempts (last: %s); "
+                "`watchword mail retry %d` sends it again",
+                claimed.id,
+                claimed.kind,
+                claimed.recipient,
+                claimed.attempts + 1,
+                error,
+                claimed.id,
+            )
         return error is None
 
     async def _claim(self, conn: Connection) -> outbox_rows.PendingMail | None:
@@ -259,9 +271,11 @@ class MailSender:
     async def _attempt(self, mail: outbox_rows.PendingMail) -> str | None:
         """Render and send; return the error text, or None when the mail was accepted."""
         try:
-            outgoing = await self._render(mail.kind, mail.recipient, mail.context)
-            token = mail.context.get("message_id") or f"watchword-outbox-{mail.id}"
-            await self._transport.send(dataclasses.replace(outgoing, message_id=token))
+            # Done well within the lease, or another server could claim and send it too.
+            async with asyncio.timeout(self._send_timeout):
+                outgoing = await self._render(mail.kind, mail.recipient, mail.context)
+                token = mail.context.get("message_id") or f"watchword-outbox-{mail.id}"
+                await self._transport.send(dataclasses.replace(outgoing, message_id=token))
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             # Never the body: it may carry a verification or reset link.
@@ -278,32 +292,24 @@ class MailSender:
 
     async def _settle(
         self, conn: Connection, mail: outbox_rows.PendingMail, error: str | None
-    ) -> None:
+    ) -> bool:
+        """Mark the attempt's outcome (unless its claim was taken over); whether the mail
+        is now given up."""
         now = self._clock.now()
         if error is None:
-            await outbox_rows.mark_sent(conn, mail.id, now=now)
-            return
+            await outbox_rows.mark_sent(conn, mail, now=now)
+            return False
         # Capping the exponent keeps the float finite for rows that failed for a long time.
         delay = min(self._max_backoff, self._base_backoff * 2 ** min(mail.attempts, 64))
         dead = mail.attempts + 1 >= self._max_attempts
-        if dead:
-            _log.error(
-                "mail %d (%s) to %s given up after %d attempts (last: %s); "
-                "`watchword mail retry %d` sends it again",
-                mail.id,
-                mail.kind,
-                mail.recipient,
-                mail.attempts + 1,
-                error,
-                mail.id,
-            )
-        await outbox_rows.record_failure(
+        recorded = await outbox_rows.record_failure(
             conn,
-            mail.id,
+            mail,
             error=error,
             next_attempt_time=now + timedelta(seconds=delay),
             dead_time=now if dead else None,
         )
+        return dead and recorded
 
     def _notify(self) -> None:
         # Wake every idle() waiter; each re-checks its own target on a fresh event.

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword_server.storage.models import MailOutbox
@@ -35,6 +35,8 @@ class PendingMail:
     recipient: str
     context: dict[str, str]
     attempts: int
+    lease_until: datetime
+    """The claim's own mark on the row: settling it succeeds only while it is there."""
 
 
 @dataclass(frozen=True)
@@ -114,29 +116,45 @@ async def claim_due(
             recipient=row.recipient,
             context={str(key): str(value) for key, value in (row.context or {}).items()},
             attempts=row.attempts,
+            lease_until=lease_until,
         )
         for row in rows
     ]
 
 
-async def mark_sent(conn: AsyncConnection, mail_id: int, *, now: datetime) -> None:
-    """Record that the mail was handed over, so it is never sent again."""
-    await conn.execute(update(MailOutbox).where(MailOutbox.id == mail_id).values(sent_time=now))
+def _still_claimed(mail: PendingMail) -> ColumnElement[bool]:
+    # A claim whose lease ran out may have been taken over (the row claimed again, or
+    # settled by the new claimer): then its own outcome must not overwrite the other's.
+    return and_(
+        MailOutbox.id == mail.id,
+        MailOutbox.sent_time.is_(None),
+        MailOutbox.next_attempt_time == mail.lease_until,
+    )
+
+
+async def mark_sent(conn: AsyncConnection, mail: PendingMail, *, now: datetime) -> bool:
+    """Record that the claimed mail was handed over, so it is never sent again; False if
+    the claim had been taken over meanwhile (nothing is written)."""
+    result = await conn.execute(
+        update(MailOutbox).where(_still_claimed(mail)).values(sent_time=now)
+    )
+    return bool(result.rowcount)
 
 
 async def record_failure(
     conn: AsyncConnection,
-    mail_id: int,
+    mail: PendingMail,
     *,
     error: str,
     next_attempt_time: datetime,
     dead_time: datetime | None = None,
-) -> None:
-    """Count a failed attempt, keep its (truncated) error and set when to try again, or
-    (``dead_time``) give the mail up."""
-    await conn.execute(
+) -> bool:
+    """Count a failed attempt of the claimed mail, keep its (truncated) error and set when
+    to try again, or (``dead_time``) give the mail up; False if the claim had been taken
+    over meanwhile (nothing is written)."""
+    result = await conn.execute(
         update(MailOutbox)
-        .where(MailOutbox.id == mail_id)
+        .where(_still_claimed(mail))
         .values(
             attempts=MailOutbox.attempts + 1,
             last_error=error[:_MAX_ERROR_LENGTH],
@@ -144,6 +162,7 @@ async def record_failure(
             dead_time=dead_time,
         )
     )
+    return bool(result.rowcount)
 
 
 async def dead_letters(conn: AsyncConnection) -> list[DeadMail]:
