@@ -136,6 +136,14 @@ def parser() -> argparse.ArgumentParser:
         help="in-process calls per timing in B6",
     )
     result.add_argument(
+        "--max-steal",
+        type=_non_negative_float,
+        default=_DEFAULTS.max_steal,
+        metavar="PERCENT",
+        help="measure a triple again (up to --rounds times per figure) when the hypervisor "
+        "stole more than this share of CPU time during it; 100 turns this off",
+    )
+    result.add_argument(
         "--json",
         type=Path,
         default=DEFAULT_JSON,
@@ -159,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         memberships_per_user=arguments.memberships_per_user,
         bcrypt_cost=arguments.bcrypt_cost,
         client_calls=arguments.client_calls,
+        max_steal=arguments.max_steal,
         scenarios=arguments.only,
         json_path=None if arguments.no_json else arguments.json,
     )
@@ -166,7 +175,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = report.context
     print(
         f"\nWatchword benchmark: {context['cores']} cores, PostgreSQL {context['postgresql']}, "
-        f"{context['h2load']}, {context['seconds']}s\n"
+        f"{context['h2load']}, {context['seconds']}s"
+    )
+    steal = context["steal"]
+    print(
+        f"CPU steal during the counted triples: median {steal['median_percent']:g}%, "
+        f"max {steal['max_percent']:g}% (limit {steal['limit_percent']:g}%; "
+        f"{steal['redone']} measured again, {steal['over_limit']} counted over the limit)\n"
     )
     print(report.table())
     if options.json_path is not None:

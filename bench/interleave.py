@@ -5,6 +5,10 @@ next), so a ratio of two figures taken minutes apart says little. Instead the re
 and the measured thing alternate, ``R S1 R S2 R … R``, each measurement is compared with
 the mean of the reference runs just before and just after it, and the ratio reported is
 the median of those per-triple ratios over several rounds.
+
+Given a :class:`~bench.steal.StealGuard`, a triple that ran under more CPU steal than the
+guard allows is measured again, up to ``rounds`` times per call in all (so a noisy minute
+at most doubles the time), and its reference run still serves the next triple.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from bench.steal import StealGuard
 
 __all__ = ["Triple", "interleave", "median_of"]
 
@@ -27,6 +33,8 @@ class Triple(Generic[R, S]):
     before: R
     subject: S
     after: R
+    steal: float = 0.0
+    """The largest share of CPU time stolen during any of the three runs."""
 
     def reference(self, metric: Callable[[R], float]) -> float:
         """The mean of the two reference runs' ``metric``."""
@@ -34,22 +42,41 @@ class Triple(Generic[R, S]):
 
 
 def interleave(
-    reference: Callable[[], R], subjects: Mapping[str, Callable[[], S]], rounds: int
+    reference: Callable[[], R],
+    subjects: Mapping[str, Callable[[], S]],
+    rounds: int,
+    *,
+    guard: StealGuard | None = None,
 ) -> dict[str, list[Triple[R, S]]]:
-    """Run ``R S1 R S2 … R`` ``rounds`` times (adjacent rounds share their reference run).
+    """Run ``R S1 R S2 … R`` ``rounds`` times (adjacent rounds share their reference run),
+    measuring a triple again while it ran under more steal than ``guard`` allows.
 
-    Returns, for each subject, its triples in the order they were measured.
+    Returns, for each subject, its counted triples in the order they were measured.
     """
     if rounds < 1 or not subjects:
         raise ValueError("interleave needs at least one round and one subject")
+    meter = guard or StealGuard(limit=1.0, sample=lambda: None)
+    retries = rounds if guard is not None else 0
     triples: dict[str, list[Triple[R, S]]] = {name: [] for name in subjects}
-    before = reference()
+    before, before_steal = meter.timed(reference)
     for _ in range(rounds):
         for name, measure in subjects.items():
-            subject = measure()
-            after = reference()
-            triples[name].append(Triple(before, subject, after))
-            before = after
+            while True:
+                subject, subject_steal = meter.timed(measure)
+                after, after_steal = meter.timed(reference)
+                triple = Triple(
+                    before, subject, after, max(before_steal, subject_steal, after_steal)
+                )
+                before, before_steal = after, after_steal
+                if triple.steal <= meter.limit:
+                    break
+                if retries == 0:
+                    meter.over_limit += 1
+                    break
+                retries -= 1
+                meter.redone += 1
+            meter.accepted.append(triple.steal)
+            triples[name].append(triple)
     return triples
 
 

@@ -30,6 +30,8 @@ class Options:
         memberships_per_user: Groups each seeded user belongs to.
         bcrypt_cost: The cost of the login hash for B2 and B3 (the server's default is 12).
         client_calls: Calls per timing in B6 (in-process, so many are cheap).
+        max_steal: The most CPU steal, in percent, a counted triple may have run under
+            (see ``bench/steal.py``); 100 counts every triple.
         scenarios: The scenarios to run (B4 also needs ``large``).
         json_path: Where the JSON report goes; ``None`` for nowhere.
     """
@@ -43,6 +45,7 @@ class Options:
     memberships_per_user: int = 5
     bcrypt_cost: int = 12
     client_calls: int = 20_000
+    max_steal: float = 5.0
     scenarios: frozenset[str] = field(default_factory=lambda: frozenset(SCENARIOS))
     json_path: Path | None = DEFAULT_JSON
 

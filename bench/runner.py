@@ -197,6 +197,7 @@ def _context(stage: Stage) -> dict[str, object]:
             "memberships_per_user": options.memberships_per_user,
             "login_alg": options.login_alg,
             "client_calls": options.client_calls,
+            "max_steal": options.max_steal,
             "scenarios": sorted(options.scenarios, key=SCENARIOS.index),
         },
     }
@@ -212,8 +213,10 @@ def run(options: Options) -> tuple[Report, bool]:
         _everyday(current, options)
         _others(current, options)
         succeeded = not stage.keep_logs
+        steal = stage.steal.summary()
     report = current.report
     report.figures.sort(key=lambda figure: SCENARIOS.index(figure.id))
     report.methods = {s: report.methods[s] for s in SCENARIOS if s in report.methods}
     report.context["seconds"] = round(time.monotonic() - started, 1)
+    report.context["steal"] = steal
     return report, succeeded

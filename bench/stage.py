@@ -25,6 +25,7 @@ from bench.h2load import Call, Load, Run
 from bench.h2load import run as h2load_run
 from bench.options import PBKDF2_ALG, Options
 from bench.server import BENCH_PEPPER, ServerProcess, ServerSpec, cli, serve
+from bench.steal import StealGuard
 from tests.support.net import free_port
 from tests.support.postgres import connect, postgres_database, postgres_server
 from watchword_server.storage.db import create_engine
@@ -140,6 +141,8 @@ class Stage:
         """Set when something failed: the server logs are then kept for a reader."""
         self._databases = databases
         self._session_token: str | None = None
+        self.steal = StealGuard(options.max_steal / 100)
+        """Every scenario's triples are counted through this guard (``bench/steal.py``)."""
         self.everyday = self._database("small", options.users, key_from=None)
         seed.add_user(self.everyday.url, PBKDF2_EMAIL, seed.password_hash(PBKDF2_ALG, BENCH_PEPPER))
 

@@ -44,6 +44,7 @@ def b5(stage: Stage, server: ServerProcess) -> list[Figure]:
         lambda: driver.run(single, SINGLE_LOAD),
         {"batch": lambda: driver.run(batch, SINGLE_LOAD)},
         options.rounds,
+        guard=stage.steal,
     )["batch"]
 
     def ratio(triple: Triple[Run, Run]) -> float:

@@ -106,6 +106,7 @@ def b6(stage: Stage, server: ServerProcess) -> list[Figure]:
                 lambda: runner.run(_per_call(plain, context, calls)),
                 {"requires": lambda: runner.run(_per_call(protected, context, calls))},
                 options.rounds,
+                guard=stage.steal,
             )["requires"]
             if counter.calls != asked:
                 raise RuntimeError(f"{counter.calls - asked} timed checks reached the server")

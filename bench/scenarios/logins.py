@@ -128,6 +128,7 @@ def b2(stage: Stage, server: ServerProcess) -> tuple[list[Figure], Logins]:
         lambda: _hash_seconds(hasher, stored, options.duration / 2),
         {"logins": logins.run},
         options.rounds,
+        guard=stage.steal,
     )["logins"]
 
     def ratio(triple: Triple[float, Run]) -> float:
@@ -161,6 +162,7 @@ def b3(stage: Stage, server: ServerProcess, logins: Logins | None) -> list[Figur
         lambda: driver.run(check, CHECK_LOAD),
         {"storm": lambda: _during_storm(storm, lambda: driver.run(check, CHECK_LOAD))},
         options.rounds,
+        guard=stage.steal,
     )["storm"]
 
     def p99(run: Run) -> float:
@@ -224,6 +226,7 @@ def b7(stage: Stage, server: ServerProcess) -> list[Figure]:
         lambda: _hash_seconds(hasher, stored, options.duration / 2),
         {"logins": logins.run},
         options.rounds,
+        guard=stage.steal,
     )["logins"]
 
     def ratio(triple: Triple[float, Run]) -> float:

@@ -58,6 +58,7 @@ def b4(
         lambda: small_driver.run(small_call, LOAD),
         {"large": lambda: large_driver.run(large_call, LOAD)},
         options.rounds,
+        guard=stage.steal,
     )["large"]
 
     def ratio(triple: Triple[Run, Run]) -> float:

@@ -80,6 +80,7 @@ def b1(
         lambda: driver.run(health, B1_LOAD),
         {name: functools.partial(driver.run, call, B1_LOAD) for name, call in checks.items()},
         options.rounds,
+        guard=stage.steal,
     )
     target: Target = at_least(0.9) if caches else at_least(0.5)
     figures = []
@@ -133,6 +134,7 @@ def workers(stage: Stage, one: ServerProcess, many: ServerProcess) -> list[Figur
         lambda: driver_one.run(call_one, WORKERS_LOAD),
         {"many": lambda: driver_many.run(call_many, WORKERS_LOAD)},
         options.rounds,
+        guard=stage.steal,
     )["many"]
     many_rps = statistics.median(t.subject.rps for t in triples)
     one_rps = statistics.median(t.reference(_rps) for t in triples)
