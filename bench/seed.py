@@ -32,7 +32,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from tests.support.postgres import connect
-from watchword_server.domain.email_addresses import email_key
+from watchword_server.model.email_addresses import email_key
 from watchword_server.security.passwords import PasswordHasher, Pepper
 
 __all__ = [

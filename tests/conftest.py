@@ -21,7 +21,7 @@ from watchword.auth.v1 import (
 )
 from watchword_server.app import WatchwordServer
 from watchword_server.config import Settings
-from watchword_server.domain.service_keys import Scope
+from watchword_server.domain.access.service_keys import Scope
 from watchword_server.storage.db import create_engine
 from watchword_server.storage.schema import upgrade
 

@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from watchword_server import __version__
 from watchword_server.app import SchemaNotReady, StartupError, WatchwordServer
 from watchword_server.config import Settings, SettingsError, load_settings
-from watchword_server.domain.admin_users import NewUser
-from watchword_server.domain.clock import SystemClock
-from watchword_server.domain.errors import DependencyUnavailable, DomainError
-from watchword_server.domain.mail import LogTransport
-from watchword_server.domain.service_keys import KeyNameTaken, KeyNotFound, Scope
-from watchword_server.domain.types import CallContext, UserStatus
+from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
+from watchword_server.domain.admin.users import NewUser
+from watchword_server.domain.common.clock import SystemClock
+from watchword_server.model.errors import DependencyUnavailable, DomainError
+from watchword_server.model.records import CallContext, UserStatus
+from watchword_server.runtime.mail_transports import LogTransport
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.schema import MigrationRefused, SchemaState, schema_state, upgrade
 from watchword_server.supervisor import AddressInUse, supervise

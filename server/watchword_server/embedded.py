@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from watchword_server.storage.db import database_file
 
 __all__ = ["embedded_key_path", "load_or_create_embedded_key"]
 
@@ -16,7 +16,7 @@ _log = logging.getLogger(__name__)
 
 def embedded_key_path(database_url: str) -> Path:
     """Where the embedded default keeps its pepper: ``<database file>.key``."""
-    database = make_url(database_url).database or "watchword.db"
+    database = database_file(database_url) or "watchword.db"
     return Path(database).with_suffix(".key")
 
 

@@ -5,30 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from watchword_server.config import Settings
-from watchword_server.domain import account_notices
-from watchword_server.domain.access import AccessChecks
-from watchword_server.domain.account_keys import MailedKeys
-from watchword_server.domain.accounts import Accounts
-from watchword_server.domain.admin_events import EventReader
-from watchword_server.domain.admin_groups import GroupAdmin
-from watchword_server.domain.admin_users import UserAdmin
-from watchword_server.domain.changes import ChangeNotices
-from watchword_server.domain.check_cache import CacheGroup, CheckCache
-from watchword_server.domain.clock import Clock
-from watchword_server.domain.event_stream import EventStream
-from watchword_server.domain.events import EventLog
-from watchword_server.domain.mail import MailSender, MailTransport, transport_from_settings
-from watchword_server.domain.paging import PageTokens
-from watchword_server.domain.password_flows import PasswordFlows
-from watchword_server.domain.profile import Profiles
-from watchword_server.domain.service_keys import ServiceKeys
-from watchword_server.domain.sessions import Sessions
-from watchword_server.domain.throttle import LoginThrottle
+from watchword_server.domain.access.changes import ChangeNotices
+from watchword_server.domain.access.check_cache import CacheGroup, CheckCache
+from watchword_server.domain.access.checks import AccessChecks
+from watchword_server.domain.access.service_keys import ServiceKeys
+from watchword_server.domain.accounts import account_notices
+from watchword_server.domain.accounts.account_keys import MailedKeys
+from watchword_server.domain.accounts.accounts import Accounts
+from watchword_server.domain.accounts.password_flows import PasswordFlows
+from watchword_server.domain.accounts.profile import Profiles
+from watchword_server.domain.accounts.sessions import Sessions
+from watchword_server.domain.accounts.throttle import LoginThrottle
+from watchword_server.domain.admin.events import EventReader
+from watchword_server.domain.admin.groups import GroupAdmin
+from watchword_server.domain.admin.users import UserAdmin
+from watchword_server.domain.audit.events import EventLog
+from watchword_server.domain.common.background import BackgroundWork
+from watchword_server.domain.common.clock import Clock
+from watchword_server.domain.common.paging import PageTokens
 from watchword_server.embedded import load_or_create_embedded_key
-from watchword_server.runtime.background import BackgroundWork
 from watchword_server.runtime.change_listener import ChangeListener
+from watchword_server.runtime.event_stream import EventStream
+from watchword_server.runtime.mail_sender import MailSender
+from watchword_server.runtime.mail_transports import MailTransport, transport_from_settings
 from watchword_server.runtime.retention import RetentionJob
-from watchword_server.runtime.touch_writer import TouchWriter
 from watchword_server.security import common_passwords
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.security.keyring import KeyRing
@@ -38,6 +38,7 @@ from watchword_server.storage import check_reads, logins
 from watchword_server.storage.check_reads import CheckReads
 from watchword_server.storage.db import Database
 from watchword_server.storage.pg_prepared import PreparedPool, conninfo_for
+from watchword_server.storage.touch_writer import TouchWriter
 
 __all__ = ["Domain", "build_domain", "build_keyring"]
 

@@ -31,8 +31,8 @@ from watchword.auth.v1 import (
 )
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
-from watchword_server.domain.clock import SystemClock
-from watchword_server.domain.service_keys import Scope
+from watchword_server.domain.access.service_keys import Scope
+from watchword_server.domain.common.clock import SystemClock
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.wiring import build_domain
 

@@ -22,7 +22,7 @@ from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword_server.app import WatchwordServer
 from watchword_server.config import Settings
-from watchword_server.domain.service_keys import Scope
+from watchword_server.domain.access.service_keys import Scope
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.support.rpc_errors import details_of
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import admin_service_pb2_grpc, auth_service_pb2_grpc, resources_pb2
 from watchword.auth.v1 import auth_service_pb2 as auth
-from watchword_server.domain.service_keys import Scope
+from watchword_server.domain.access.service_keys import Scope
 
 
 async def test_list_events_filters_and_pages(watchword: Running) -> None:

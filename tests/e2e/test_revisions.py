@@ -17,7 +17,7 @@ from tests.support.rpc_errors import failure
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2
-from watchword_server.domain.changes import Change
+from watchword_server.domain.access.changes import Change
 
 
 async def grant_edit(running: Running, user_id: str, group: str) -> str:

@@ -19,14 +19,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from watchword_server.domain.event_stream import (
+from watchword_server.model.errors import ShuttingDown, StreamOverflowed
+from watchword_server.model.records import EventKind, EventRecord
+from watchword_server.runtime.event_stream import (
     APPLICATION_NAME,
     EventStream,
-    StreamOverflow,
-    StreamUnavailable,
     Subscription,
 )
-from watchword_server.domain.types import EventKind, EventRecord
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.repositories.events import (
     events_after,
@@ -243,7 +242,7 @@ async def test_stop_ends_open_subscriptions_and_refuses_new_ones(
         async with asyncio.timeout(WAIT):
             await watcher  # the loop ended on its own
 
-        with pytest.raises(StreamUnavailable):
+        with pytest.raises(ShuttingDown):
             async with first.subscribe():
                 pass
         # The other process's stream goes on.
@@ -267,9 +266,9 @@ async def test_a_subscriber_that_never_reads_overflows_alone(
 
             # What was queued before the overflow still comes, then the error.
             assert ids(await receive(idle, 3)) == written[:3]
-            with pytest.raises(StreamOverflow):
+            with pytest.raises(StreamOverflowed):
                 await receive(idle, 1)
-            with pytest.raises(StreamOverflow):
+            with pytest.raises(StreamOverflowed):
                 await receive(idle, 1)
     finally:
         await stream.stop()
@@ -281,7 +280,7 @@ async def test_the_listener_reconnects_and_delivers_what_was_written_meanwhile(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     first, second = streams
-    caplog.set_level(logging.WARNING, logger="watchword_server.domain.event_stream")
+    caplog.set_level(logging.WARNING, logger="watchword_server.runtime.event_stream")
     async with first.subscribe() as on_first, second.subscribe() as on_second:
         old = await listener_pids(writer)
         assert len(old) == 2

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, text
 
-from watchword_server.domain.types import UserRecord, UserStatus
+from watchword_server.model.records import UserRecord, UserStatus
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.models import LoginFailure
 from watchword_server.storage.repositories import login_failures as failure_rows

@@ -21,17 +21,17 @@ from tests.support.clock import ManualClock
 from tests.support.postgres import ThrowawayCluster, postgres_database
 from tests.support.smtp import SmtpServer
 from watchword_server.config import Settings
-from watchword_server.domain.mail import (
+from watchword_server.domain.common.outbox import enqueue
+from watchword_server.model.mail import OutgoingMail
+from watchword_server.model.records import UserStatus
+from watchword_server.runtime.mail_sender import MailSender
+from watchword_server.runtime.mail_transports import (
     LogTransport,
-    MailSender,
     MailTransport,
-    OutgoingMail,
     SmtpTransport,
-    enqueue,
     load_hook,
     transport_from_settings,
 )
-from watchword_server.domain.types import UserStatus
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.models import MailOutbox, User
 from watchword_server.storage.repositories.users import insert_user
@@ -273,7 +273,7 @@ async def test_a_failing_mail_does_not_hold_up_the_others(
     await add_mail(engine, clock, "a@example.com", "gone@example.com", "c@example.com")
     sender = sender_for(engine, smtp_transport(smtp), clock)
 
-    with caplog.at_level(logging.WARNING, logger="watchword_server.domain.mail"):
+    with caplog.at_level(logging.WARNING, logger="watchword_server.runtime.mail_sender"):
         assert await sender.deliver_due() == 2
     received = await smtp.wait_for(2, timeout=WAIT)
     assert [mail.recipient for mail in received] == ["a@example.com", "c@example.com"]
@@ -281,7 +281,7 @@ async def test_a_failing_mail_does_not_hold_up_the_others(
     assert ok.sent_time is not None and also_ok.sent_time is not None
     assert (failed.sent_time, failed.attempts) == (None, 1)
     assert "550" in failed.last_error
-    [record] = [r for r in caplog.records if r.name == "watchword_server.domain.mail"]
+    [record] = [r for r in caplog.records if r.name == "watchword_server.runtime.mail_sender"]
     assert record.levelno == logging.WARNING
     assert "gone@example.com" in record.getMessage() and "550" in record.getMessage()
     assert "Öffne" not in caplog.text  # the body (and its link) is never logged

@@ -29,13 +29,10 @@ from tests.support.clock import ManualClock
 from tests.support.smtp import ReceivedMail, SmtpServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword_server.config import Settings
-from watchword_server.domain.mail import (
-    MailSender,
-    MailTransport,
-    OutgoingMail,
-    enqueue,
-    transport_from_settings,
-)
+from watchword_server.domain.common.outbox import enqueue
+from watchword_server.model.mail import OutgoingMail
+from watchword_server.runtime.mail_sender import MailSender
+from watchword_server.runtime.mail_transports import MailTransport, transport_from_settings
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.models import MailOutbox
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 from tests.conftest import settings_for
 from tests.support.clock import ManualClock
 from tests.support.postgres import postgres_database
-from watchword_server.domain.types import UserStatus
+from watchword_server.model.records import UserStatus
 from watchword_server.runtime.retention import RetentionJob
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.models import AccountKey, LoginFailure, MailOutbox, Session

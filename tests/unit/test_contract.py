@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 
 from watchword.auth.v1 import error_reason_pb2, resources_pb2
-from watchword_server.domain.errors import Reason
-from watchword_server.domain.types import EventKind, UserStatus
+from watchword_server.model.errors import Reason
+from watchword_server.model.records import EventKind, UserStatus
 from watchword_server.transport.errors import STATUS_CODES
 
 
@@ -35,8 +35,8 @@ def test_user_statuses_match_the_proto() -> None:
 
 def test_every_event_kind_has_a_configurable_template() -> None:
     from watchword_server.config import Messages
-    from watchword_server.domain.events import EventLog
-    from watchword_server.domain.types import EventKind
+    from watchword_server.domain.audit.events import EventLog
+    from watchword_server.model.records import EventKind
 
     log = EventLog(Messages(), clock=None, enabled=False)  # type: ignore[arg-type]
     for kind in EventKind:

@@ -16,7 +16,7 @@ from watchword.auth.v1 import (
     admin_service_pb2_grpc,
 )
 from watchword_server.config import Messages
-from watchword_server.domain.errors import InvalidCredentials
+from watchword_server.model.errors import InvalidCredentials
 from watchword_server.transport.guard import build_servicer
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from watchword_server.domain.changes import Change
-from watchword_server.domain.check_cache import CacheGroup
+from watchword_server.domain.access.changes import Change
+from watchword_server.domain.access.check_cache import CacheGroup
 from watchword_server.storage.db import Database
 from watchword_server.storage.listener import ListenerLost, NotificationListener
 from watchword_server.storage.notices import CHANGES_CHANNEL

@@ -13,8 +13,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import text
-
 from watchword_server.storage.db import Database, DatabaseUnavailable
 
 __all__ = ["DatabaseWatch"]
@@ -76,8 +74,8 @@ class DatabaseWatch:
     async def probe(self) -> bool:
         """Whether the database answers a query now."""
         try:
-            async with asyncio.timeout(self._timeout), self._database.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with asyncio.timeout(self._timeout):
+                await self._database.ping()
         except (DatabaseUnavailable, TimeoutError):
             return False
         return True

@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from watchword_server.config import Settings
-from watchword_server.domain.clock import Clock
+from watchword_server.domain.common.clock import Clock
 from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import retention
 

@@ -36,7 +36,7 @@ from typing import Any, Final, TypeVar
 
 # Domain errors are plain Python with no imports of ours (the model layer to be), so the
 # pool can refuse with the error every caller already maps to RESOURCE_EXHAUSTED.
-from watchword_server.domain.errors import Overloaded
+from watchword_server.model.errors import Overloaded
 from watchword_server.security.passwords import PasswordHasher
 
 __all__ = ["HashingPool", "default_thread_count"]

@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from watchword_server.domain.types import Grant, UserRecord, UserStatus
+from watchword_server.model.records import Grant, UserRecord, UserStatus
 from watchword_server.storage.db import Database
 from watchword_server.storage.models import Group, Membership, Permission, ServiceKey, Session, User
 from watchword_server.storage.pg_prepared import PgStatement, PreparedPool, compile_statement

@@ -9,25 +9,31 @@ from typing import Any, TypeAlias, TypeVar
 
 import psycopg
 import sqlalchemy.exc
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from watchword_server.domain.errors import DependencyUnavailable
+from watchword_server.model.errors import DependencyUnavailable
 from watchword_server.storage.conflicts import retrying
 
 __all__ = [
     "Connection",
     "Database",
     "DatabaseUnavailable",
+    "Engine",
     "create_engine",
+    "database_file",
     "is_unreachable",
     "normalize_url",
 ]
 
 
 T = TypeVar("T")
+
+Engine: TypeAlias = AsyncEngine
+"""The engine a server process opens once and shares (SQLAlchemy's, named here so that no
+module outside storage imports SQLAlchemy to hold one)."""
 
 
 class DatabaseUnavailable(DependencyUnavailable):
@@ -81,6 +87,11 @@ def normalize_url(url: str) -> str:
     elif parsed.drivername == "sqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     return parsed.render_as_string(hide_password=False)
+
+
+def database_file(url: str) -> str | None:
+    """The file (or path) part of a database URL: an SQLite database's file."""
+    return make_url(url).database
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -186,6 +197,12 @@ class Database:
     def connect(self) -> AbstractAsyncContextManager[Connection]:
         """A connection for reads (the caller may commit what it writes)."""
         return _reaching(self.engine.connect())
+
+    async def ping(self) -> None:
+        """Ask the database for a trivial answer (raises DatabaseUnavailable if it cannot
+        be reached)."""
+        async with self.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     @property
     def is_postgresql(self) -> bool:

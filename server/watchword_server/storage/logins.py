@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from watchword_server.domain.email_addresses import email_key
-from watchword_server.domain.types import EventKind, UserStatus
+from watchword_server.model.email_addresses import email_key
+from watchword_server.model.records import EventKind, UserStatus
 from watchword_server.storage.check_reads import user_record
 from watchword_server.storage.db import Database
 from watchword_server.storage.models import Event, LoginFailure, Session, User

@@ -84,7 +84,7 @@ class Base(DeclarativeBase):
 
 class User(Base):
     """An account; ``email`` is stored as given (in NFC), and ``email_key`` (see
-    ``domain/email_addresses.py``) makes it unique whatever its case or Unicode form."""
+    ``model/email_addresses.py``) makes it unique whatever its case or Unicode form."""
 
     __tablename__ = "users"
 

@@ -11,8 +11,8 @@ import grpc
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from watchword.auth.v1 import resources_pb2
-from watchword_server.domain.errors import FieldViolation, InvalidArgument
-from watchword_server.domain.types import (
+from watchword_server.model.errors import FieldViolation, InvalidArgument
+from watchword_server.model.records import (
     CallContext,
     EventKind,
     EventRecord,

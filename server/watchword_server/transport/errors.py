@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from watchword_server.config import Messages
-from watchword_server.domain.errors import DomainError, InvalidArgument, Reason
+from watchword_server.model.errors import DomainError, InvalidArgument, Reason
 from watchword_server.templates import TemplateError, render
 
 __all__ = ["ERROR_DOMAIN", "STATUS_CODES", "to_status", "to_status_proto"]

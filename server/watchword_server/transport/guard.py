@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from watchword_server.config import Messages
-from watchword_server.domain.errors import (
+from watchword_server.model.errors import (
     DependencyUnavailable,
     DomainError,
     FieldViolation,

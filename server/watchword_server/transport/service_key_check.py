@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 
-from watchword_server.domain.errors import DependencyUnavailable, DomainError
-from watchword_server.domain.service_keys import Caller, Scope, ServiceKeys
+from watchword_server.domain.access.service_keys import Caller, Scope, ServiceKeys
+from watchword_server.model.errors import DependencyUnavailable, DomainError
 
 __all__ = ["ServiceKeyCheck", "current_caller"]
 

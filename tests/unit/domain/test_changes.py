@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from watchword_server.domain.changes import Change, is_revision
+from watchword_server.domain.access.changes import Change, is_revision
 
 
 def test_a_change_survives_its_notification() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from watchword_server.domain.changes import Change
-from watchword_server.domain.check_cache import CheckCache
+from watchword_server.domain.access.changes import Change
+from watchword_server.domain.access.check_cache import CheckCache
 
 USER = uuid.UUID("00000000-0000-0000-0000-000000000001")
 OTHER = uuid.UUID("00000000-0000-0000-0000-000000000002")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from watchword_server.config import Settings
-from watchword_server.domain.errors import Overloaded, Reason
+from watchword_server.model.errors import Overloaded, Reason
 from watchword_server.security.hashing_pool import HashingPool, default_thread_count
 from watchword_server.security.passwords import PasswordHasher, Pepper
 

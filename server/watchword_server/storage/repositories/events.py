@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import Select, Text, cast, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchword_server.domain.types import EventKind, EventRecord
+from watchword_server.model.records import EventKind, EventRecord
 from watchword_server.storage.models import Event
 
 __all__ = [

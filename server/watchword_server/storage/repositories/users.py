@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import FromClause
 
-from watchword_server.domain.email_addresses import email_key, stored_email
-from watchword_server.domain.types import UserRecord, UserStatus
+from watchword_server.model.email_addresses import email_key, stored_email
+from watchword_server.model.records import UserRecord, UserStatus
 from watchword_server.storage.models import AccountKey, Membership, Session, User
 from watchword_server.storage.repositories import login_failures as failure_rows
 

@@ -1,6 +1,6 @@
 """users.email_key: one account per address whatever its case or Unicode form.
 
-The key is NFC, Unicode case folding, NFC (see ``domain/email_addresses.py``; repeated here
+The key is NFC, Unicode case folding, NFC (see ``model/email_addresses.py``; repeated here
 so this migration keeps meaning what it meant). It replaces the unique index on
 ``lower(email)``, which PostgreSQL and Python disagree on outside ASCII. Addresses that
 were two accounts and are one address by the new rule stop the upgrade, naming them: an

@@ -1,0 +1,224 @@
+"""Service keys: what AccessService and AdminService callers present, with a scope."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+from watchword_server.domain.access.changes import Change, ChangeNotices
+from watchword_server.domain.access.check_cache import CheckCache
+from watchword_server.domain.common.clock import Clock
+from watchword_server.model.errors import (
+    DomainError,
+    FieldViolation,
+    InvalidArgument,
+    Reason,
+)
+from watchword_server.security.tokens import token_digest
+from watchword_server.storage.check_reads import CheckReads
+from watchword_server.storage.db import Connection, Database
+from watchword_server.storage.repositories import service_keys as key_rows
+from watchword_server.storage.touch_writer import TouchWriter
+
+__all__ = [
+    "Caller",
+    "KeyNameTaken",
+    "KeyNotFound",
+    "MAX_KEY_NAME_LENGTH",
+    "Scope",
+    "ScopeInsufficient",
+    "ServiceKeyInvalid",
+    "ServiceKeyMissing",
+    "ServiceKeys",
+]
+
+# Recognisable by secret scanners, and cheap to tell from a session token.
+KEY_PREFIX = "wwk_"
+_MAX_KEY_LENGTH = 256
+# last_used_time is bookkeeping, not a security control: write it at most this often.
+_TOUCH_EVERY_SECONDS = 60.0
+
+MAX_KEY_NAME_LENGTH = 128
+"""The longest key name: it goes into every event its caller causes ("admin:<name>")."""
+
+
+class Scope(enum.StrEnum):
+    """What a key may call: ``access`` checks, or everything with ``admin``."""
+
+    ACCESS = "access"
+    ADMIN = "admin"
+
+    def includes(self, other: Scope) -> bool:
+        """Whether a key of this scope may call what ``other`` requires."""
+        return self is Scope.ADMIN or other is Scope.ACCESS
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The service behind a call, as its key identifies it."""
+
+    name: str
+    scope: Scope
+    key_id: uuid.UUID
+
+
+class ServiceKeyMissing(DomainError):
+    """The call carries no ``authorization: Bearer <key>``."""
+
+    reason = Reason.SERVICE_KEY_MISSING
+    message_key = "service_key_missing"
+
+
+class ServiceKeyInvalid(DomainError):
+    """The key is unknown or revoked."""
+
+    reason = Reason.SERVICE_KEY_INVALID
+    message_key = "service_key_invalid"
+
+
+class ScopeInsufficient(DomainError):
+    """The key is valid but its scope does not cover this service."""
+
+    reason = Reason.SCOPE_INSUFFICIENT
+    message_key = "scope_insufficient"
+
+
+class KeyNameTaken(Exception):
+    """A key with this name exists already."""
+
+
+class KeyNotFound(Exception):
+    """No key has this name."""
+
+
+class ServiceKeys:
+    """Creates, lists, revokes and checks service keys."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        reads: CheckReads,
+        cache: CheckCache,
+        notices: ChangeNotices,
+        touches: TouchWriter,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._reads = reads
+        self._cache = cache
+        self._notices = notices
+        self._touches = touches
+        self._touch_due: dict[uuid.UUID, float] = {}
+
+    async def create(self, name: str, scope: Scope) -> str:
+        """Create a key and return its secret: the only time it is ever seen."""
+        if not name or len(name) > MAX_KEY_NAME_LENGTH or not name.isprintable():
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "name", f"a printable name of at most {MAX_KEY_NAME_LENGTH} characters"
+                    )
+                ]
+            )
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+
+        async def insert(conn: Connection) -> None:
+            try:
+                await key_rows.insert_key(
+                    conn,
+                    name=name,
+                    scope=scope.value,
+                    key_digest=token_digest(secret),
+                    now=self._clock.now(),
+                )
+            except key_rows.KeyNameTaken as error:
+                raise KeyNameTaken(name) from error
+
+        await self._database.transaction(insert)
+        return secret
+
+    async def list(self) -> list[key_rows.ServiceKeyRow]:
+        """Every key (never a secret)."""
+        async with self._database.connect() as conn:
+            return await key_rows.list_keys(conn)
+
+    async def revoke(self, name: str) -> None:
+        """Delete a key at once; raises KeyNotFound if there is none of that name."""
+
+        async def delete(conn: Connection) -> None:
+            key_id = await key_rows.delete_by_name(conn, name)
+            if key_id is None:
+                raise KeyNotFound(name)
+            await self._notices.publish(conn, Change(keys=frozenset({key_id})))
+
+        await self._database.transaction(delete)
+
+    def known(self, authorization: str | None, required: Scope) -> Caller | None:
+        """The caller if its key is in the cache, without a suspension (the hot path).
+
+        None means the cache cannot tell: ``authenticate`` decides, and says why a key is
+        refused. A cached key whose scope is too small raises ScopeInsufficient here.
+        """
+        try:
+            digest = _bearer_digest(authorization)
+        except (ServiceKeyMissing, ServiceKeyInvalid):
+            return None
+        entry = self._cache.get(("service_key", digest))
+        if entry is None:
+            return None
+        return self._admit(entry.value, required)
+
+    async def authenticate(self, authorization: str | None, required: Scope) -> Caller:
+        """Check ``authorization`` metadata (``Bearer <key>``) against ``required``.
+
+        Raises:
+            ServiceKeyMissing: no bearer key was given.
+            ServiceKeyInvalid: the key is unknown or revoked.
+            ScopeInsufficient: the key's scope does not cover ``required``.
+        """
+        digest = _bearer_digest(authorization)
+        key = ("service_key", digest)
+        entry = self._cache.get(key)
+        if entry is not None:
+            return self._admit(entry.value, required)
+        generation, revision = self._cache.generation, self._cache.revision
+        row = await self._reads.service_key(digest)
+        if row is None:
+            raise ServiceKeyInvalid()
+        caller = Caller(name=row.name, scope=Scope(row.scope), key_id=row.id)
+        self._cache.put(
+            key, caller, generation=generation, revision=revision, tags=[("key", row.id)]
+        )
+        return self._admit(caller, required)
+
+    def _admit(self, caller: Caller, required: Scope) -> Caller:
+        # Bookkeeping, not a security control: at most once a minute per key (timed on the
+        # monotonic clock, cheap on every call), written in the background, batched.
+        tick = time.monotonic()
+        if tick >= self._touch_due.get(caller.key_id, 0.0):
+            self._touch_due[caller.key_id] = tick + _TOUCH_EVERY_SECONDS
+            self._touches.key_used(caller.key_id, self._clock.now())
+        if not caller.scope.includes(required):
+            raise ScopeInsufficient()
+        return caller
+
+
+def _bearer_digest(authorization: str | None) -> bytes:
+    """The digest of the key in ``Bearer <key>``.
+
+    Raises:
+        ServiceKeyMissing: no bearer key was given.
+        ServiceKeyInvalid: longer than any key this service issues.
+    """
+    scheme, _, secret = (authorization or "").strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise ServiceKeyMissing()
+    if len(secret) > _MAX_KEY_LENGTH:
+        raise ServiceKeyInvalid()
+    return token_digest(secret)

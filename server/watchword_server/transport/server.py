@@ -1,0 +1,155 @@
+"""The gRPC server of one process: our three services, health and reflection on one port.
+
+``app.py`` runs the process (schema, background work, shutdown order); this module is all
+it needs of gRPC: build the server over the domain, bind, serve, say how healthy it is,
+and stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+
+from watchword.auth.v1 import (
+    access_service_pb2,
+    access_service_pb2_grpc,
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+)
+from watchword_server.config import Settings
+from watchword_server.domain.access.service_keys import Scope
+from watchword_server.transport.guard import build_servicer
+from watchword_server.transport.registration import generic_only
+from watchword_server.transport.service_key_check import ServiceKeyCheck
+from watchword_server.transport.servicers.access import AccessServicer
+from watchword_server.transport.servicers.admin import AdminServicer
+from watchword_server.transport.servicers.auth import AuthServicer
+from watchword_server.wiring import Domain
+
+__all__ = ["RPC_NAMES", "GrpcServer"]
+
+_AUTH = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"]
+_ACCESS = access_service_pb2.DESCRIPTOR.services_by_name["AccessService"]
+_ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+RPC_NAMES: Collection[str] = frozenset(
+    method.name for service in (_AUTH, _ACCESS, _ADMIN) for method in service.methods
+)
+"""Every RPC of the contract by its short name (what ``disabled_rpcs`` names)."""
+
+
+class GrpcServer:
+    """Our services over ``domain``, with health and reflection, not yet bound.
+
+    Args:
+        settings: The process's settings (disabled RPCs, messages, keys, proxies).
+        domain: What the servicers call.
+        reuse_port: Share the port with the other workers of one ``serve --workers``.
+    """
+
+    def __init__(self, settings: Settings, domain: Domain, *, reuse_port: bool = False) -> None:
+        self._health = health.aio.HealthServicer()
+        self._server = grpc.aio.server(
+            # Sharing a port is for the workers of one `serve --workers` only: a second,
+            # unrelated server on a port in use must fail to bind, not split the traffic.
+            options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
+        )
+        self._add_ours(settings, domain)
+        self._add_standard()
+
+    def _add_ours(self, settings: Settings, domain: Domain) -> None:
+        # Every service goes in through generic handlers only, ours with bodies that cannot
+        # be decoded left to the guard: see transport/registration.py.
+        services = generic_only(self._server, lenient=True)
+        keys = domain.service_keys
+        disabled, messages = settings.disabled_rpcs, settings.messages
+        auth = build_servicer(
+            AuthServicer,
+            _AUTH,
+            domain.accounts,
+            domain.sessions,
+            domain.passwords,
+            domain.profiles,
+            settings.trusted_proxies,
+            [field.name for field in settings.custom_fields if not field.readable],
+            disabled=disabled,
+            messages=messages,
+            key_check=ServiceKeyCheck(keys, Scope.ACCESS) if settings.auth_requires_key else None,
+        )
+        auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, services)
+        access = build_servicer(
+            AccessServicer,
+            _ACCESS,
+            domain.checks,
+            messages,
+            disabled=disabled,
+            messages=messages,
+            key_check=ServiceKeyCheck(keys, Scope.ACCESS),
+        )
+        access_service_pb2_grpc.add_AccessServiceServicer_to_server(access, services)
+        admin = build_servicer(
+            AdminServicer,
+            _ADMIN,
+            domain.user_admin,
+            domain.group_admin,
+            domain.event_reader,
+            settings.trusted_proxies,
+            disabled=disabled,
+            messages=messages,
+            key_check=ServiceKeyCheck(keys, Scope.ADMIN),
+        )
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, services)
+
+    def _add_standard(self) -> None:
+        standard = generic_only(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, standard)
+        # What reflection.enable_server_reflection does for an aio server, through standard
+        # (the generated reflection module has no type hints).
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
+            reflection.aio.ReflectionServicer(
+                [
+                    _AUTH.full_name,
+                    _ACCESS.full_name,
+                    _ADMIN.full_name,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ]
+            ),
+            standard,
+        )
+
+    def bind(self, listen: str) -> int:
+        """Listen on ``listen`` (host:port); the port bound, or 0 if it cannot be bound."""
+        try:
+            return self._server.add_insecure_port(listen)
+        except RuntimeError:
+            return 0
+
+    async def start(self) -> None:
+        """Start serving on the bound port."""
+        await self._server.start()
+
+    async def set_health(self, *, serving: bool) -> None:
+        """Say SERVING or NOT_SERVING, for the whole server and each of our services."""
+        status = _SERVING if serving else _NOT_SERVING
+        for name in ("", _AUTH.full_name, _ACCESS.full_name, _ADMIN.full_name):
+            await self._health.set(name, status)
+
+    async def enter_graceful_shutdown(self) -> None:
+        """Say NOT_SERVING for good: later health changes are ignored."""
+        await self._health.enter_graceful_shutdown()
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new calls and let running ones finish within ``grace`` seconds."""
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self) -> None:
+        """Block until the server stops."""
+        await self._server.wait_for_termination()

@@ -1,0 +1,149 @@
+"""AuthService: end-user flows, translated between protos and the domain."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import grpc
+
+from watchword.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
+from watchword_server.domain.accounts.accounts import Accounts
+from watchword_server.domain.accounts.password_flows import PasswordFlows
+from watchword_server.domain.accounts.profile import Profiles
+from watchword_server.domain.accounts.sessions import Sessions
+from watchword_server.model.records import CallContext
+from watchword_server.transport.convert import (
+    call_context,
+    struct_to_dict,
+    timestamp,
+)
+from watchword_server.transport.servicers.user_views import UserViews
+
+__all__ = ["AuthServicer"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
+    """Serves AuthService; build it with ``build_servicer`` so errors map to statuses."""
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        sessions: Sessions,
+        passwords: PasswordFlows,
+        profiles: Profiles,
+        trusted_proxies: Collection[str] = (),
+        hidden_fields: Collection[str] = (),
+    ) -> None:
+        self._trusted = frozenset(trusted_proxies)
+        self._accounts = accounts
+        self._sessions = sessions
+        self._passwords = passwords
+        self._profiles = profiles
+        # Custom fields declared unreadable stay out of everything users see of themselves.
+        self._user_views = UserViews(hidden_fields)
+
+    def _call(self, context: Context) -> CallContext:
+        return call_context(context, origin="auth", trusted_proxies=self._trusted)
+
+    async def Register(  # noqa: N802 - gRPC method names
+        self, request: auth_service_pb2.RegisterRequest, context: Context
+    ) -> auth_service_pb2.RegisterResponse:
+        registration = await self._accounts.register(
+            email=request.email,
+            password=request.password,
+            first_name=request.first_name,
+            last_name=request.last_name,
+            extra=struct_to_dict(request.extra),
+            call=self._call(context),
+        )
+        response = auth_service_pb2.RegisterResponse(user=self._user_views.of(registration.user))
+        if registration.session is not None:
+            response.session_token = registration.session.token
+            response.expire_time.CopyFrom(timestamp(registration.session.expire_time))
+        return response
+
+    async def Authenticate(  # noqa: N802
+        self, request: auth_service_pb2.AuthenticateRequest, context: Context
+    ) -> auth_service_pb2.AuthenticateResponse:
+        login = await self._accounts.authenticate(
+            email=request.email,
+            password=request.password,
+            remember=request.remember,
+            call=self._call(context),
+        )
+        return auth_service_pb2.AuthenticateResponse(
+            session_token=login.session.token,
+            expire_time=timestamp(login.session.expire_time),
+            user=self._user_views.of(login.user),
+        )
+
+    async def Introspect(  # noqa: N802
+        self, request: auth_service_pb2.IntrospectRequest, context: Context
+    ) -> auth_service_pb2.IntrospectResponse:
+        result = await self._sessions.introspect(request.session_token)
+        return auth_service_pb2.IntrospectResponse(
+            user=self._user_views.of(result.user), expire_time=timestamp(result.expire_time)
+        )
+
+    async def Logout(  # noqa: N802
+        self, request: auth_service_pb2.LogoutRequest, context: Context
+    ) -> auth_service_pb2.LogoutResponse:
+        await self._accounts.logout(session_token=request.session_token, call=self._call(context))
+        return auth_service_pb2.LogoutResponse()
+
+    async def Verify(  # noqa: N802
+        self, request: auth_service_pb2.VerifyRequest, context: Context
+    ) -> auth_service_pb2.VerifyResponse:
+        user = await self._accounts.verify(
+            verification_key=request.verification_key, call=self._call(context)
+        )
+        return auth_service_pb2.VerifyResponse(user=self._user_views.of(user))
+
+    async def RequestPasswordReset(  # noqa: N802
+        self, request: auth_service_pb2.RequestPasswordResetRequest, context: Context
+    ) -> auth_service_pb2.RequestPasswordResetResponse:
+        await self._passwords.request_reset(email=request.email, call=self._call(context))
+        return auth_service_pb2.RequestPasswordResetResponse()
+
+    async def ResetPassword(  # noqa: N802
+        self, request: auth_service_pb2.ResetPasswordRequest, context: Context
+    ) -> auth_service_pb2.ResetPasswordResponse:
+        user = await self._passwords.reset(
+            reset_key=request.reset_key,
+            new_password=request.new_password,
+            call=self._call(context),
+        )
+        return auth_service_pb2.ResetPasswordResponse(user=self._user_views.of(user))
+
+    async def ChangePassword(  # noqa: N802
+        self, request: auth_service_pb2.ChangePasswordRequest, context: Context
+    ) -> auth_service_pb2.ChangePasswordResponse:
+        await self._passwords.change(
+            session_token=request.session_token,
+            old_password=request.old_password,
+            new_password=request.new_password,
+            call=self._call(context),
+        )
+        return auth_service_pb2.ChangePasswordResponse()
+
+    async def GetProfile(  # noqa: N802
+        self, request: auth_service_pb2.GetProfileRequest, context: Context
+    ) -> auth_service_pb2.GetProfileResponse:
+        user = await self._profiles.get(session_token=request.session_token)
+        return auth_service_pb2.GetProfileResponse(user=self._user_views.of(user))
+
+    async def UpdateProfile(  # noqa: N802
+        self, request: auth_service_pb2.UpdateProfileRequest, context: Context
+    ) -> auth_service_pb2.UpdateProfileResponse:
+        user = await self._profiles.update(
+            session_token=request.session_token,
+            paths=list(request.update_mask.paths),
+            first_name=request.user.first_name,
+            last_name=request.user.last_name,
+            extra=struct_to_dict(request.user.extra, "user.extra"),
+            call=self._call(context),
+        )
+        return auth_service_pb2.UpdateProfileResponse(user=self._user_views.of(user))
