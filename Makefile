@@ -68,10 +68,11 @@ BENCH_ARGS ?=
 bench: $(INSTALLED) h2load ## Benchmark a real server (BENCH_ARGS=--large adds B4; see python -m bench --help)
 	$(PY) -m bench $(BENCH_ARGS)
 
-lint: install ## ruff, mypy --strict and buf lint
+lint: install ## ruff, mypy --strict, the import rules (lint-imports) and buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(BUF) lint
 
 # The contract may grow but never break: compare with the previous commit of main (or
