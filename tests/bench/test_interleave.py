@@ -1,5 +1,5 @@
 """Side-by-side measurement: a triple measured under too much CPU steal is measured again,
-a bounded number of times, and the guard's tally says what happened.
+a bounded number of times, and the StealGuard's tally says what happened.
 
 The steal comes from a scripted tick source (the real one is /proc/stat, whose steal
 nobody can order up); the measured calls are counters, so the order of runs is visible.

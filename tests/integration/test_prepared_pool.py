@@ -90,7 +90,7 @@ async def test_a_failure_a_retry_may_cure_is_the_database_s_not_a_bug(
     pool: PreparedPool, database: Database, code: str
 ) -> None:
     # Serialization failures, deadlocks and timeouts answer UNAVAILABLE (with a retry
-    # delay) through the guard, never INTERNAL.
+    # delay) through the RPC wrapping, never INTERNAL.
     values = {"key": b"k" * 32, "client": "192.0.2.3"}
     with pytest.raises(DatabaseUnavailable, match=code):
         await pool.transaction([(_INSERT, values), (_CONFLICT, {"code": code})])

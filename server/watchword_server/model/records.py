@@ -12,6 +12,9 @@ __all__ = [
     "CallContext",
     "EventKind",
     "EventRecord",
+    "GroupRecord",
+    "MembershipRecord",
+    "PermissionRecord",
     "Grant",
     "SessionGrant",
     "UserRecord",
@@ -108,3 +111,38 @@ class Grant:
     name: str
     table_name: str
     record_id: str
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """A group of users, which permissions are granted to."""
+
+    id: uuid.UUID
+    name: str
+    description: str
+    create_time: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MembershipRecord:
+    """A membership, with its group's name."""
+
+    id: uuid.UUID
+    group: str
+    user_id: uuid.UUID
+    create_time: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PermissionRecord:
+    """A grant, with its group's name."""
+
+    id: uuid.UUID
+    group: str
+    name: str
+    table_name: str
+    record_id: str
+    create_time: datetime
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -16,10 +16,12 @@ from watchword_server.model.records import (
     CallContext,
     EventKind,
     EventRecord,
+    GroupRecord,
+    MembershipRecord,
+    PermissionRecord,
     UserRecord,
     UserStatus,
 )
-from watchword_server.storage.repositories.groups import GroupRow, MembershipRow, PermissionRow
 
 __all__ = [
     "call_context",
@@ -184,7 +186,7 @@ def kind_from_proto(value: int) -> EventKind | None:
     return _KIND_FROM_PROTO.get(int(value))
 
 
-def group_to_proto(group: GroupRow) -> resources_pb2.Group:
+def group_to_proto(group: GroupRecord) -> resources_pb2.Group:
     """A group resource."""
     return resources_pb2.Group(
         name=group.name,
@@ -194,7 +196,7 @@ def group_to_proto(group: GroupRow) -> resources_pb2.Group:
     )
 
 
-def membership_to_proto(membership: MembershipRow) -> resources_pb2.Membership:
+def membership_to_proto(membership: MembershipRecord) -> resources_pb2.Membership:
     """A membership resource."""
     return resources_pb2.Membership(
         group=membership.group,
@@ -204,7 +206,7 @@ def membership_to_proto(membership: MembershipRow) -> resources_pb2.Membership:
     )
 
 
-def permission_to_proto(permission: PermissionRow) -> resources_pb2.Permission:
+def permission_to_proto(permission: PermissionRecord) -> resources_pb2.Permission:
     """A permission resource."""
     return resources_pb2.Permission(
         id=str(permission.id),

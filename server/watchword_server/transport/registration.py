@@ -10,8 +10,8 @@ on one request, and a method is found with one dictionary lookup per service.
 
 gRPC decodes a request before any handler of ours runs, and a body it cannot decode ends
 the call with UNKNOWN, before the service key is checked. With ``lenient`` decoding such
-a body arrives as an ``Undecodable``: the guard checks the key first, then answers
-INVALID_ARGUMENT (see ``transport/guard.py``).
+a body arrives as an ``Undecodable``: the RPC wrapping checks the key first, then answers
+INVALID_ARGUMENT (see ``transport/rpc_wrapping.py``).
 """
 
 from __future__ import annotations

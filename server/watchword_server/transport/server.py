@@ -23,8 +23,8 @@ from watchword.auth.v1 import (
 )
 from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import Scope
-from watchword_server.transport.guard import build_servicer
 from watchword_server.transport.registration import generic_only
+from watchword_server.transport.rpc_wrapping import build_servicer
 from watchword_server.transport.service_key_check import ServiceKeyCheck
 from watchword_server.transport.servicers.access import AccessServicer
 from watchword_server.transport.servicers.admin import AdminServicer
@@ -66,7 +66,7 @@ class GrpcServer:
 
     def _add_ours(self, settings: Settings, domain: Domain) -> None:
         # Every service goes in through generic handlers only, ours with bodies that cannot
-        # be decoded left to the guard: see transport/registration.py.
+        # be decoded left to the RPC wrapping: see transport/registration.py.
         services = generic_only(self._server, lenient=True)
         keys = domain.service_keys
         disabled, messages = settings.disabled_rpcs, settings.messages

@@ -1,7 +1,7 @@
 """The service-key check that AccessService and AdminService (and AuthService when
 ``auth_requires_key`` is set) run before each RPC.
 
-It runs inside the RPC's guarded handler (``transport/guard.py``), not in a server
+It runs inside the RPC's guarded handler (``transport/rpc_wrapping.py``), not in a server
 interceptor: a grpc.aio interceptor is one more coroutine on every call of every service,
 Health included, and this check is on the path of every access check. Running inside the
 handler also makes the caller it finds visible to the servicer through ``current_caller``.
@@ -32,7 +32,7 @@ class ServiceKeyCheck:
 
     ``known`` answers from the cache; calling it with an RPC's context returns the caller
     (reading the database if need be), or raises the ``DomainError``
-    that says why not (the guard maps it to its status); a key store that cannot be read
+    that says why not (the RPC wrapping maps it to its status); a key store that cannot be read
     raises ``DependencyUnavailable``.
     """
 

@@ -36,7 +36,6 @@ __all__ = [
     "AccessChecks",
     "Answer",
     "BatchItem",
-    "Grant",
     "Subject",
     "SubjectKind",
 ]

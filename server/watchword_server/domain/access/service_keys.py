@@ -136,7 +136,7 @@ class ServiceKeys:
                     key_digest=token_digest(secret),
                     now=self._clock.now(),
                 )
-            except key_rows.KeyNameTaken as error:
+            except key_rows.DuplicateKeyName as error:
                 raise KeyNameTaken(name) from error
 
         await self._database.transaction(insert)

@@ -18,10 +18,15 @@ from watchword_server.model.errors import (
     MembershipNotFound,
     PermissionNotFound,
 )
-from watchword_server.model.records import CallContext, EventKind
+from watchword_server.model.records import (
+    CallContext,
+    EventKind,
+    GroupRecord,
+    MembershipRecord,
+    PermissionRecord,
+)
 from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import groups as group_rows
-from watchword_server.storage.repositories.groups import GroupRow, MembershipRow, PermissionRow
 
 __all__ = ["GroupAdmin", "NewPermission"]
 
@@ -70,7 +75,7 @@ class GroupAdmin:
 
     async def create_group(
         self, name: str, description: str, extra: dict[str, Any], call: CallContext
-    ) -> tuple[GroupRow, str]:
+    ) -> tuple[GroupRecord, str]:
         """Create a group; names are unique and case-sensitive. Returns it and the revision
         it was committed at (as every change here does)."""
         problems = Violations()
@@ -80,7 +85,7 @@ class GroupAdmin:
         if problems:
             raise InvalidArgument(problems.items)
 
-        async def insert(conn: Connection) -> tuple[GroupRow, str]:
+        async def insert(conn: Connection) -> tuple[GroupRecord, str]:
             try:
                 group = await group_rows.insert_group(
                     conn, name=name, description=description, extra=extra, now=self._clock.now()
@@ -94,7 +99,7 @@ class GroupAdmin:
 
         return await self._database.transaction(insert)
 
-    async def get_group(self, name: str) -> GroupRow:
+    async def get_group(self, name: str) -> GroupRecord:
         """The group called ``name``."""
         async with self._database.connect() as conn:
             return await _group(conn, name)
@@ -111,7 +116,7 @@ class GroupAdmin:
 
         return await self._database.transaction(remove)
 
-    async def list_groups(self, *, size: int, token: str) -> tuple[list[GroupRow], str]:
+    async def list_groups(self, *, size: int, token: str) -> tuple[list[GroupRecord], str]:
         """A page of groups by name, and the next page's token."""
         limit = page_size(size)
         position = self._pages.decode("ListGroups", token)
@@ -124,10 +129,10 @@ class GroupAdmin:
 
     async def add_membership(
         self, group: str, user_id: str, extra: dict[str, Any], call: CallContext
-    ) -> tuple[MembershipRow, str]:
+    ) -> tuple[MembershipRecord, str]:
         """Make the user a member; adding an existing membership returns it unchanged."""
 
-        async def join(conn: Connection) -> tuple[MembershipRow, str]:
+        async def join(conn: Connection) -> tuple[MembershipRecord, str]:
             found = await _group(conn, group)
             user = await existing_user(conn, user_id)
             membership = await group_rows.insert_membership(
@@ -163,7 +168,7 @@ class GroupAdmin:
 
     async def list_memberships(
         self, *, user_id: str, group: str, size: int, token: str
-    ) -> tuple[list[MembershipRow], str]:
+    ) -> tuple[list[MembershipRecord], str]:
         """Memberships of a user or of a group (or both: one membership), oldest first."""
         if not user_id and not group:
             problems = Violations()
@@ -184,7 +189,7 @@ class GroupAdmin:
 
     async def add_permission(
         self, new: NewPermission, call: CallContext
-    ) -> tuple[PermissionRow, str]:
+    ) -> tuple[PermissionRecord, str]:
         """Grant a permission to a group; granting an existing grant returns it."""
         problems = Violations()
         _check_text(problems, "name", new.name, required=True)
@@ -200,7 +205,7 @@ class GroupAdmin:
         if problems:
             raise InvalidArgument(problems.items)
 
-        async def grant(conn: Connection) -> tuple[PermissionRow, str]:
+        async def grant(conn: Connection) -> tuple[PermissionRecord, str]:
             group = await _group(conn, new.group)
             fields = {"name": new.name, "table_name": new.table_name, "record_id": new.record_id}
             permission = await group_rows.insert_permission(
@@ -251,7 +256,7 @@ class GroupAdmin:
 
     async def list_permissions(
         self, *, group: str, user_id: str, size: int, token: str
-    ) -> tuple[list[PermissionRow], str]:
+    ) -> tuple[list[PermissionRecord], str]:
         """Grants of a group, or every grant a user holds through its groups."""
         if not user_id and not group:
             problems = Violations()
@@ -271,7 +276,7 @@ class GroupAdmin:
         )
 
 
-async def _group(conn: Connection, name: str) -> GroupRow:
+async def _group(conn: Connection, name: str) -> GroupRecord:
     if not name or len(name) > _MAX_NAME or "\x00" in name:
         raise GroupNotFound()
     group = await group_rows.find_group(conn, name)

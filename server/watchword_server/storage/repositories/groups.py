@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,13 +10,11 @@ from sqlalchemy import and_, delete, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from watchword_server.model.records import GroupRecord, MembershipRecord, PermissionRecord
 from watchword_server.storage.models import Group, Membership, Permission
 
 __all__ = [
-    "GroupRow",
     "GroupTaken",
-    "MembershipRow",
-    "PermissionRow",
     "delete_group",
     "delete_membership",
     "delete_permission",
@@ -35,41 +32,6 @@ __all__ = [
 
 class GroupTaken(Exception):
     """A group with this name exists already."""
-
-
-@dataclass(frozen=True)
-class GroupRow:
-    """A group."""
-
-    id: uuid.UUID
-    name: str
-    description: str
-    create_time: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MembershipRow:
-    """A membership, with its group's name."""
-
-    id: uuid.UUID
-    group: str
-    user_id: uuid.UUID
-    create_time: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PermissionRow:
-    """A grant, with its group's name."""
-
-    id: uuid.UUID
-    group: str
-    name: str
-    table_name: str
-    record_id: str
-    create_time: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _GROUP_COLUMNS = (Group.id, Group.name, Group.description, Group.create_time, Group.extra)
@@ -91,16 +53,16 @@ _PERMISSION_COLUMNS = (
 )
 
 
-def _group(row: Any) -> GroupRow:
-    return GroupRow(row.id, row.name, row.description, row.create_time, dict(row.extra or {}))
+def _group(row: Any) -> GroupRecord:
+    return GroupRecord(row.id, row.name, row.description, row.create_time, dict(row.extra or {}))
 
 
-def _membership(row: Any) -> MembershipRow:
-    return MembershipRow(row.id, row.group, row.user_id, row.create_time, dict(row.extra or {}))
+def _membership(row: Any) -> MembershipRecord:
+    return MembershipRecord(row.id, row.group, row.user_id, row.create_time, dict(row.extra or {}))
 
 
-def _permission(row: Any) -> PermissionRow:
-    return PermissionRow(
+def _permission(row: Any) -> PermissionRecord:
+    return PermissionRecord(
         row.id,
         row.group,
         row.name,
@@ -113,9 +75,9 @@ def _permission(row: Any) -> PermissionRow:
 
 async def insert_group(
     conn: AsyncConnection, *, name: str, description: str, extra: dict[str, Any], now: datetime
-) -> GroupRow:
+) -> GroupRecord:
     """Create a group; raises GroupTaken when the name is in use."""
-    row = GroupRow(uuid.uuid4(), name, description, now, extra)
+    row = GroupRecord(uuid.uuid4(), name, description, now, extra)
     try:
         async with conn.begin_nested():
             await conn.execute(
@@ -128,7 +90,7 @@ async def insert_group(
     return row
 
 
-async def find_group(conn: AsyncConnection, name: str) -> GroupRow | None:
+async def find_group(conn: AsyncConnection, name: str) -> GroupRecord | None:
     """The group called ``name``."""
     result = await conn.execute(select(*_GROUP_COLUMNS).where(Group.name == name))
     row = result.one_or_none()
@@ -143,7 +105,7 @@ async def delete_group(conn: AsyncConnection, group_id: uuid.UUID) -> None:
     await conn.execute(delete(Group).where(Group.id == group_id))
 
 
-async def list_groups(conn: AsyncConnection, *, after: str | None, limit: int) -> list[GroupRow]:
+async def list_groups(conn: AsyncConnection, *, after: str | None, limit: int) -> list[GroupRecord]:
     """Groups by name, after ``after``."""
     statement = select(*_GROUP_COLUMNS).order_by(Group.name).limit(limit)
     if after is not None:
@@ -153,7 +115,7 @@ async def list_groups(conn: AsyncConnection, *, after: str | None, limit: int) -
 
 async def find_membership(
     conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID
-) -> MembershipRow | None:
+) -> MembershipRecord | None:
     """The membership of ``user_id`` in the group."""
     result = await conn.execute(
         select(*_MEMBERSHIP_COLUMNS)
@@ -167,13 +129,13 @@ async def find_membership(
 async def insert_membership(
     conn: AsyncConnection,
     *,
-    group: GroupRow,
+    group: GroupRecord,
     user_id: uuid.UUID,
     extra: dict[str, Any],
     now: datetime,
-) -> MembershipRow | None:
+) -> MembershipRecord | None:
     """Add a membership; returns None when it exists already (even by a racing call)."""
-    row = MembershipRow(uuid.uuid4(), group.name, user_id, now, extra)
+    row = MembershipRecord(uuid.uuid4(), group.name, user_id, now, extra)
     try:
         async with conn.begin_nested():
             await conn.execute(
@@ -201,7 +163,7 @@ async def list_memberships(
     group_id: uuid.UUID | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> list[MembershipRow]:
+) -> list[MembershipRecord]:
     """Memberships of a user and/or a group, oldest first."""
     statement = (
         select(*_MEMBERSHIP_COLUMNS)
@@ -221,15 +183,15 @@ async def list_memberships(
 async def insert_permission(
     conn: AsyncConnection,
     *,
-    group: GroupRow,
+    group: GroupRecord,
     name: str,
     table_name: str,
     record_id: str,
     extra: dict[str, Any],
     now: datetime,
-) -> PermissionRow | None:
+) -> PermissionRecord | None:
     """Add a grant; returns None when the same grant exists already."""
-    row = PermissionRow(uuid.uuid4(), group.name, name, table_name, record_id, now, extra)
+    row = PermissionRecord(uuid.uuid4(), group.name, name, table_name, record_id, now, extra)
     try:
         async with conn.begin_nested():
             await conn.execute(
@@ -256,7 +218,7 @@ async def find_permission(
     name: str = "",
     table_name: str = "",
     record_id: str = "",
-) -> PermissionRow | None:
+) -> PermissionRecord | None:
     """A grant by id, or by its group and exact fields."""
     statement = select(*_PERMISSION_COLUMNS).join(Group, Group.id == Permission.group_id)
     if permission_id is not None:
@@ -285,7 +247,7 @@ async def list_permissions(
     user_id: uuid.UUID | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> list[PermissionRow]:
+) -> list[PermissionRecord]:
     """Grants of a group, or of every group a user belongs to, oldest first."""
     statement = (
         select(*_PERMISSION_COLUMNS)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from watchword_server.storage.models import ServiceKey
 
 __all__ = [
-    "KeyNameTaken",
+    "DuplicateKeyName",
     "ServiceKeyRow",
     "delete_by_name",
     "insert_key",
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-class KeyNameTaken(Exception):
+class DuplicateKeyName(Exception):
     """Another key already has this name."""
 
 
@@ -60,7 +60,7 @@ def _row(row: object) -> ServiceKeyRow:
 async def insert_key(
     conn: AsyncConnection, *, name: str, scope: str, key_digest: bytes, now: datetime
 ) -> ServiceKeyRow:
-    """Store a new key; raises KeyNameTaken if the name is in use."""
+    """Store a new key; raises DuplicateKeyName if the name is in use."""
     key_id = uuid.uuid4()
     try:
         async with conn.begin_nested():
@@ -70,7 +70,7 @@ async def insert_key(
                 )
             )
     except IntegrityError as error:
-        raise KeyNameTaken(name) from error
+        raise DuplicateKeyName(name) from error
     return ServiceKeyRow(key_id, name, scope, now, None)
 
 

@@ -1,5 +1,5 @@
-"""The servicer guard: RPCs a servicer leaves to the generated base answer UNIMPLEMENTED
-with a reason, and domain errors become rich statuses."""
+"""The RPC wrapping (transport/rpc_wrapping.py): RPCs a servicer leaves to the generated
+base answer UNIMPLEMENTED with a reason, and domain errors become rich statuses."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from watchword.auth.v1 import (
 )
 from watchword_server.config import Messages
 from watchword_server.model.errors import InvalidCredentials
-from watchword_server.transport.guard import build_servicer
+from watchword_server.transport.rpc_wrapping import build_servicer
 
 
 class Aborted(Exception):

@@ -69,9 +69,9 @@ def build_servicer(
             _refusing(RpcDisabled, is_stream) if name in disabled else getattr(servicer, name)
         )
         guarded = (
-            _guard_stream(inner, messages, key_check)
+            _wrap_stream(inner, messages, key_check)
             if is_stream
-            else _guard_unary(inner, messages, key_check)
+            else _wrap_unary(inner, messages, key_check)
         )
         setattr(servicer, name, guarded)
     return servicer
@@ -173,7 +173,7 @@ def _refuse_undecodable(request: Any) -> None:
         )
 
 
-def _guard_unary(
+def _wrap_unary(
     method: UnaryMethod, messages: Messages, key_check: ServiceKeyCheck | None
 ) -> UnaryMethod:
     @functools.wraps(method)
@@ -198,7 +198,7 @@ def _guard_unary(
     return guarded
 
 
-def _guard_stream(
+def _wrap_stream(
     method: StreamMethod, messages: Messages, key_check: ServiceKeyCheck | None
 ) -> StreamMethod:
     @functools.wraps(method)
