@@ -10,7 +10,8 @@ trap 'rm -rf "$fresh"' EXIT
 "$root/tools/generate.sh" "$fresh"
 
 stale=0
-for tree in clients/python/watchword/auth clients/typescript/src/gen examples/bloggy/bloggy; do
+for tree in clients/python/watchword/auth clients/python/watchword/_sync clients/typescript/src/gen \
+  examples/bloggy/bloggy; do
   if [[ ! -d "$root/$tree" ]]; then
     echo "check_generated: $tree is missing" >&2
     stale=1

@@ -6,6 +6,7 @@
 # Writes, under OUT_ROOT (default: the repository root):
 #   clients/python/watchword/auth/     __init__.py, v1/__init__.py, and in v1/ for each proto:
 #                                      *_pb2.py, *_pb2.pyi, *_pb2_grpc.py, *_pb2_grpc.pyi
+#   clients/python/watchword/_sync/    the blocking client, from the asyncio one (unasync)
 #   clients/typescript/src/gen/        watchword/auth/v1/*_pb.ts (protoc-gen-es v2)
 #   examples/bloggy/bloggy/            the demo's code from examples/bloggy/protos/ (Python
 #                                      only; the same four files per proto as above)
@@ -59,6 +60,10 @@ install_tree() {  # install_tree STAGED_DIR DEST_DIR
   cp -R "$1" "$2"
 }
 install_tree "$py_pkg" "$out_root/clients/python/watchword/auth"
+
+# The blocking Python client, from the asyncio one (hand-written): see the script.
+"$python" "$root/tools/unasync_client.py" "$stage/unasync"
+install_tree "$stage/unasync/clients/python/watchword/_sync" "$out_root/clients/python/watchword/_sync"
 install_tree "$stage/clients/typescript/src/gen" "$out_root/clients/typescript/src/gen"
 
 # The bloggy demo (examples/bloggy) has its own protos, outside the buf module. They are

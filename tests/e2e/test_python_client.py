@@ -1,4 +1,8 @@
-"""The Python client (``AsyncClient`` and ``Client``) against a real server."""
+"""The Python client (``AsyncClient`` and ``Client``) against a real server.
+
+Tests that take the ``client``, ``admin`` or ``access`` fixture run once per client: the
+asyncio one and the blocking one generated from it (``tests/support/clients.py``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import grpc
 import pytest
 
 from tests.conftest import Running, StartServer
+from tests.support.clients import FLAVOURS, open_client
 from tests.support.recording import Recorder
 from watchword import (
     AlreadyExists,
@@ -37,23 +42,32 @@ from watchword.auth.v1 import access_service_pb2, admin_service_pb2, auth_servic
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(params=FLAVOURS)
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Which client the test body runs against."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def client(watchword: Running) -> AsyncIterator[AsyncClient]:
+async def client(watchword: Running, flavour: str) -> AsyncIterator[AsyncClient]:
     """A client without a service key (AuthService needs none)."""
-    async with AsyncClient(watchword.address) as client:
-        yield client
+    client = await open_client(flavour, watchword.address)
+    yield client
+    await client.close()
 
 
 @pytest.fixture
-async def admin(watchword: Running) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(watchword.address, service_key=watchword.admin_key) as client:
-        yield client
+async def admin(watchword: Running, flavour: str) -> AsyncIterator[AsyncClient]:
+    client = await open_client(flavour, watchword.address, service_key=watchword.admin_key)
+    yield client
+    await client.close()
 
 
 @pytest.fixture
-async def access(watchword: Running) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(watchword.address, service_key=watchword.access_key) as client:
-        yield client
+async def access(watchword: Running, flavour: str) -> AsyncIterator[AsyncClient]:
+    client = await open_client(flavour, watchword.address, service_key=watchword.access_key)
+    yield client
+    await client.close()
 
 
 async def _user(client: AsyncClient, email: str) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from watchword._checks import (
     MembershipCheck,
     PermissionCheck,
 )
-from watchword._sync import Client
+from watchword._sync.client import Client
 from watchword._sync_transport import EventStream
 
 __all__ = [
