@@ -244,12 +244,20 @@ def test_errors_without_rich_details() -> None:
     assert (type(unknown_detail), unknown_detail.reason) == (watchword.NotFound, "")
 
 
-def test_private_messages_do_not_clash_with_google_rpc() -> None:
-    from watchword import _rpc_status
+def test_details_are_matched_by_type_name_whatever_the_host_of_their_url() -> None:
+    info = any_pb2.Any()
+    info.Pack(
+        error_details_pb2.ErrorInfo(reason="SESSION_INVALID", domain="watchword.auth.v1"),
+        type_url_prefix="example.com/types/",
+    )
+    status = status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message="no", details=[info])
+    trailing = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
 
-    # googleapis-common-protos is installed beside the server; both coexist.
-    assert error_details_pb2.ErrorInfo.DESCRIPTOR.full_name == "google.rpc.ErrorInfo"
-    assert _rpc_status._ErrorInfo.DESCRIPTOR.full_name == "watchword.client.internal.rpc.ErrorInfo"
+    error = watchword.from_rpc_error(
+        grpc.aio.AioRpcError(grpc.StatusCode.UNAUTHENTICATED, grpc.aio.Metadata(), trailing, "no")
+    )
+
+    assert (type(error), error.reason) == (watchword.Unauthenticated, "SESSION_INVALID")
 
 
 def test_overloaded_is_resource_exhausted_with_retry_after() -> None:

@@ -5,148 +5,21 @@
  * trailer, or as a BatchCheck result's `error`) carrying one google.rpc.ErrorInfo, plus a
  * google.rpc.BadRequest for input errors, a google.rpc.RetryInfo when a retry must wait, and
  * a google.rpc.LocalizedMessage with the configured text. Connect hands those details over as
- * raw `Any` values; these message types are not part of @bufbuild/protobuf's well-known
- * types, and src/gen holds only code generated from this project's protos (and the
- * google.rpc.Status they use), so their descriptors are declared here, by hand, with just
- * the fields we read.
+ * raw `Any` values, decoded with the messages protoc-gen-es generates from the vendored
+ * google/rpc/error_details.proto (src/gen/google/rpc).
  */
 
-import { create, createFileRegistry, type Message } from "@bufbuild/protobuf";
-import { type GenMessage, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import {
-  type Duration,
-  FieldDescriptorProto_Label as Label,
-  FieldDescriptorProto_Type as Type,
-  FileDescriptorProtoSchema,
-  file_google_protobuf_duration,
-} from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  LocalizedMessageSchema,
+  RetryInfoSchema,
+  type RetryInfo,
+} from "./gen/google/rpc/error_details_pb.js";
 import type { Status } from "./gen/google/rpc/status_pb.js";
 import type { ErrorReason } from "./gen/watchword/auth/v1/error_reason_pb.js";
-
-/** google.rpc.ErrorInfo: why a call failed, as a machine-readable reason. */
-export type ErrorInfo = Message<"google.rpc.ErrorInfo"> & {
-  reason: string;
-  domain: string;
-  metadata: { [key: string]: string };
-};
-
-/** google.rpc.LocalizedMessage: a message text meant for end users. */
-export type LocalizedMessage = Message<"google.rpc.LocalizedMessage"> & {
-  locale: string;
-  message: string;
-};
-
-/** google.rpc.BadRequest.FieldViolation: one invalid request field. */
-export type BadRequest_FieldViolation = Message<"google.rpc.BadRequest.FieldViolation"> & {
-  field: string;
-  description: string;
-  reason: string;
-  localizedMessage?: LocalizedMessage | undefined;
-};
-
-/** google.rpc.BadRequest: the invalid fields of a request. */
-export type BadRequest = Message<"google.rpc.BadRequest"> & {
-  fieldViolations: BadRequest_FieldViolation[];
-};
-
-/** google.rpc.RetryInfo: how long to wait before trying again. */
-export type RetryInfo = Message<"google.rpc.RetryInfo"> & {
-  retryDelay?: Duration | undefined;
-};
-
-// The subset of google/rpc/error_details.proto that Watchword sends. Field numbers and
-// names must match googleapis exactly: they are what the bytes on the wire mean.
-const string = (name: string, number: number) =>
-  ({ name, number, type: Type.STRING, label: Label.OPTIONAL }) as const;
-
-const errorDetailsFile = createFileRegistry(
-  create(FileDescriptorProtoSchema, {
-    name: "google/rpc/error_details.proto",
-    package: "google.rpc",
-    syntax: "proto3",
-    dependency: ["google/protobuf/duration.proto"],
-    messageType: [
-      {
-        name: "ErrorInfo",
-        field: [
-          string("reason", 1),
-          string("domain", 2),
-          {
-            name: "metadata",
-            number: 3,
-            type: Type.MESSAGE,
-            label: Label.REPEATED,
-            typeName: ".google.rpc.ErrorInfo.MetadataEntry",
-          },
-        ],
-        nestedType: [
-          {
-            name: "MetadataEntry",
-            field: [string("key", 1), string("value", 2)],
-            options: { mapEntry: true },
-          },
-        ],
-      },
-      {
-        name: "BadRequest",
-        field: [
-          {
-            name: "field_violations",
-            number: 1,
-            type: Type.MESSAGE,
-            label: Label.REPEATED,
-            typeName: ".google.rpc.BadRequest.FieldViolation",
-          },
-        ],
-        nestedType: [
-          {
-            name: "FieldViolation",
-            field: [
-              string("field", 1),
-              string("description", 2),
-              string("reason", 3),
-              {
-                name: "localized_message",
-                number: 4,
-                type: Type.MESSAGE,
-                label: Label.OPTIONAL,
-                typeName: ".google.rpc.LocalizedMessage",
-              },
-            ],
-          },
-        ],
-      },
-      { name: "LocalizedMessage", field: [string("locale", 1), string("message", 2)] },
-      {
-        name: "RetryInfo",
-        field: [
-          {
-            name: "retry_delay",
-            number: 1,
-            type: Type.MESSAGE,
-            label: Label.OPTIONAL,
-            typeName: ".google.protobuf.Duration",
-          },
-        ],
-      },
-    ],
-  }),
-  (name) => (name === "google/protobuf/duration.proto" ? file_google_protobuf_duration : undefined),
-).getFile("google/rpc/error_details.proto")!;
-
-/** Describes google.rpc.ErrorInfo (for `ConnectError.findDetails` and `toBinary`). */
-export const ErrorInfoSchema: GenMessage<ErrorInfo> = messageDesc(errorDetailsFile, 0);
-/** Describes google.rpc.BadRequest. */
-export const BadRequestSchema: GenMessage<BadRequest> = messageDesc(errorDetailsFile, 1);
-/** Describes google.rpc.LocalizedMessage. */
-export const LocalizedMessageSchema: GenMessage<LocalizedMessage> = messageDesc(
-  errorDetailsFile,
-  2,
-);
-/** Describes google.rpc.RetryInfo. */
-export const RetryInfoSchema: GenMessage<RetryInfo> = messageDesc(errorDetailsFile, 3);
 
 /**
  * The reasons the server sends (`ErrorReason` value names without their prefix, e.g.

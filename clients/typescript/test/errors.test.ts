@@ -10,7 +10,7 @@ import {
   ErrorInfoSchema,
   LocalizedMessageSchema,
   RetryInfoSchema,
-} from "../src/errors.js";
+} from "../src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../src/gen/google/rpc/status_pb.js";
 import {
   Code,
