@@ -17,7 +17,7 @@ from watchword_server.supervisor import AddressInUse, free_address
 from watchword_server.transport.server import RPC_NAMES, GrpcServer
 from watchword_server.wiring import Domain, build_domain
 
-__all__ = ["SchemaNotReady", "StartupError", "WatchwordServer"]
+__all__ = ["SchemaNotReady", "StartupError", "WatchwordServer", "check_schema"]
 
 _log = logging.getLogger(__name__)
 
@@ -28,6 +28,24 @@ class StartupError(RuntimeError):
 
 class SchemaNotReady(StartupError):
     """The database schema does not match this server; the message says what to run."""
+
+
+async def check_schema(engine: Engine, settings: Settings) -> None:
+    """Make sure the schema is this server's: the embedded default brings its own up to
+    date; otherwise raise SchemaNotReady, saying what to run."""
+    state = await schema_state(engine)
+    if state is SchemaState.BEHIND and settings.migrates_itself:
+        _log.info("bringing the embedded database schema up to date")
+        try:
+            await upgrade(engine)
+        except MigrationRefused as error:
+            raise StartupError(str(error)) from None
+    elif state is SchemaState.BEHIND:
+        raise SchemaNotReady(
+            "the database schema is behind this server: run `watchword migrate` first"
+        )
+    elif state is SchemaState.UNKNOWN:
+        raise SchemaNotReady("the database schema is newer than this server: upgrade the server")
 
 
 class WatchwordServer:
@@ -56,29 +74,12 @@ class WatchwordServer:
         self.domain: Domain | None = None
         self.port = 0
 
-    async def _check_schema(self) -> None:
-        state = await schema_state(self.engine)
-        if state is SchemaState.BEHIND and self.settings.migrates_itself:
-            _log.info("bringing the embedded database schema up to date")
-            try:
-                await upgrade(self.engine)
-            except MigrationRefused as error:
-                raise StartupError(str(error)) from None
-        elif state is SchemaState.BEHIND:
-            raise SchemaNotReady(
-                "the database schema is behind this server: run `watchword migrate` first"
-            )
-        elif state is SchemaState.UNKNOWN:
-            raise SchemaNotReady(
-                "the database schema is newer than this server: upgrade the server"
-            )
-
     async def start(self) -> int:
         """Check the schema, bind ``settings.listen`` and start serving; returns the port."""
         unknown = sorted(set(self.settings.disabled_rpcs) - set(RPC_NAMES))
         if unknown:
             raise StartupError(f"disabled_rpcs names no RPC of the contract: {unknown}")
-        await self._check_schema()
+        await check_schema(self.engine, self.settings)
         domain = build_domain(
             self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport
         )

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pydantic import ValidationError
 
 from watchword_server import __version__
-from watchword_server.app import SchemaNotReady, StartupError, WatchwordServer
+from watchword_server.app import StartupError, WatchwordServer, check_schema
 from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.admin.users import NewUser
@@ -24,7 +24,7 @@ from watchword_server.model.errors import DependencyUnavailable, DomainError
 from watchword_server.model.records import CallContext, UserStatus
 from watchword_server.runtime.mail_transports import LogTransport
 from watchword_server.storage.db import Database, create_engine
-from watchword_server.storage.schema import MigrationRefused, SchemaState, schema_state, upgrade
+from watchword_server.storage.schema import MigrationRefused, upgrade
 from watchword_server.supervisor import AddressInUse, supervise
 from watchword_server.wiring import Domain, build_domain
 
@@ -65,11 +65,7 @@ class CommandError(Exception):
 async def _domain(settings: Settings) -> AsyncIterator[Domain]:
     engine = create_engine(settings.database_url)
     try:
-        state = await schema_state(engine)
-        if state is SchemaState.BEHIND and settings.migrates_itself:
-            await upgrade(engine)
-        elif state is not SchemaState.CURRENT:
-            raise SchemaNotReady("the database schema is not current: run `watchword migrate`")
+        await check_schema(engine, settings)
         # The CLI sends no mail: a user created here needs none.
         yield build_domain(settings, Database(engine), SystemClock(), mail_transport=LogTransport())
     finally:

@@ -14,6 +14,7 @@ from watchword_server.domain.accounts.account_keys import MailedKeys
 from watchword_server.domain.accounts.accounts import Accounts
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
+from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.accounts.sessions import Sessions
 from watchword_server.domain.accounts.throttle import LoginThrottle
 from watchword_server.domain.admin.events import EventReader
@@ -143,7 +144,7 @@ def build_domain(
     background = BackgroundWork()
     # One for both: on SQLite it is also where reservations of the throttle queue.
     login_rows = logins.Logins(database, prepared)
-    accounts = Accounts(
+    shared = AccountServices(
         settings,
         database,
         hasher,
@@ -156,20 +157,8 @@ def build_domain(
         login_rows,
         mail_queued=sender.wake,
     )
-    passwords = PasswordFlows(
-        settings,
-        database,
-        hasher,
-        sessions,
-        events,
-        keys,
-        throttle,
-        clock,
-        notices,
-        login_rows,
-        background,
-        mail_queued=sender.wake,
-    )
+    accounts = Accounts(shared)
+    passwords = PasswordFlows(shared, background)
     profiles = Profiles(settings, database, sessions, events, clock, notices)
     pages = PageTokens(derived_token(keyring.current, "page-tokens", b"").encode())
     stream = EventStream(database)

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from watchword_server.config import Settings
-from watchword_server.domain.access.changes import Change, ChangeNotices
-from watchword_server.domain.accounts.account_keys import MailedKeys, Purpose
+from watchword_server.domain.access.changes import Change
+from watchword_server.domain.accounts.account_keys import Purpose
 from watchword_server.domain.accounts.account_notices import REGISTRATION_EXISTS
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
-from watchword_server.domain.accounts.sessions import Sessions
-from watchword_server.domain.accounts.throttle import LoginThrottle
-from watchword_server.domain.audit.events import EventLog
+from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.common import outbox
-from watchword_server.domain.common.clock import Clock
 from watchword_server.domain.common.custom_fields import Writer, check_extra
 from watchword_server.domain.common.validation import Violations
 from watchword_server.model.email_addresses import stored_email
@@ -40,9 +35,8 @@ from watchword_server.model.records import (
     UserRecord,
     UserStatus,
 )
-from watchword_server.security.hashing_pool import HashingPool
-from watchword_server.storage.db import Connection, Database
-from watchword_server.storage.logins import Attempt, Logins, LoginWrite
+from watchword_server.storage.db import Connection
+from watchword_server.storage.logins import Attempt, LoginWrite
 from watchword_server.storage.repositories import users as user_rows
 
 __all__ = ["Accounts", "Registration", "Login"]
@@ -75,32 +69,18 @@ class Login:
 class Accounts:
     """Registration, verification, login and logout, each in one transaction."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        database: Database,
-        hasher: HashingPool,
-        sessions: Sessions,
-        events: EventLog,
-        keys: MailedKeys,
-        throttle: LoginThrottle,
-        clock: Clock,
-        notices: ChangeNotices,
-        logins: Logins,
-        *,
-        mail_queued: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._notices = notices
-        self._logins = logins
-        self._throttle = throttle
-        self._settings = settings
-        self._database = database
-        self._hasher = hasher
-        self._sessions = sessions
-        self._events = events
-        self._keys = keys
-        self._clock = clock
-        self._mail_queued = mail_queued
+    def __init__(self, services: AccountServices) -> None:
+        self._notices = services.notices
+        self._logins = services.logins
+        self._throttle = services.throttle
+        self._settings = services.settings
+        self._database = services.database
+        self._hasher = services.hasher
+        self._sessions = services.sessions
+        self._events = services.events
+        self._keys = services.keys
+        self._clock = services.clock
+        self._mail_queued = services.mail_queued
 
     def _initial_status(self) -> UserStatus:
         if self._settings.registration_verification:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
-from watchword_server.config import Settings
-from watchword_server.domain.access.changes import Change, ChangeNotices
-from watchword_server.domain.accounts.account_keys import MailedKeys, Purpose
+from watchword_server.domain.access.changes import Change
+from watchword_server.domain.accounts.account_keys import Purpose
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
-from watchword_server.domain.accounts.sessions import Sessions
-from watchword_server.domain.accounts.throttle import LoginThrottle
-from watchword_server.domain.audit.events import EventLog
+from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.common.background import BackgroundWork
-from watchword_server.domain.common.clock import Clock
 from watchword_server.domain.common.validation import Violations
 from watchword_server.model.errors import (
     InvalidArgument,
@@ -23,9 +18,7 @@ from watchword_server.model.errors import (
     SessionInvalid,
 )
 from watchword_server.model.records import CallContext, EventKind, UserRecord, UserStatus
-from watchword_server.security.hashing_pool import HashingPool
-from watchword_server.storage.db import Connection, Database
-from watchword_server.storage.logins import Logins
+from watchword_server.storage.db import Connection
 from watchword_server.storage.repositories import account_keys as key_rows
 from watchword_server.storage.repositories import sessions as session_rows
 from watchword_server.storage.repositories import users as user_rows
@@ -39,34 +32,19 @@ _NO_RESET = frozenset({UserStatus.BLOCKED, UserStatus.PENDING_APPROVAL})
 class PasswordFlows:
     """RequestPasswordReset, ResetPassword and ChangePassword."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        database: Database,
-        hasher: HashingPool,
-        sessions: Sessions,
-        events: EventLog,
-        keys: MailedKeys,
-        throttle: LoginThrottle,
-        clock: Clock,
-        notices: ChangeNotices,
-        logins: Logins,
-        background: BackgroundWork,
-        *,
-        mail_queued: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._logins = logins
+    def __init__(self, services: AccountServices, background: BackgroundWork) -> None:
         self._background = background
-        self._notices = notices
-        self._throttle = throttle
-        self._settings = settings
-        self._database = database
-        self._hasher = hasher
-        self._sessions = sessions
-        self._events = events
-        self._keys = keys
-        self._clock = clock
-        self._mail_queued = mail_queued
+        self._notices = services.notices
+        self._logins = services.logins
+        self._throttle = services.throttle
+        self._settings = services.settings
+        self._database = services.database
+        self._hasher = services.hasher
+        self._sessions = services.sessions
+        self._events = services.events
+        self._keys = services.keys
+        self._clock = services.clock
+        self._mail_queued = services.mail_queued
 
     def _check_new_password(self, problems: Violations, field: str, password: str) -> None:
         # Length and the common list; the account's own address and name come once the
