@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -13,6 +12,7 @@ import pytest
 from tests.support.clock import ManualClock
 from tests.support.metadata import bearer_interceptors
 from tests.support.postgres import connect, isolation_level, postgres_database, postgres_server
+from tests.support.servers import Running, StartServer, migrate, settings_for
 from tests.support.smtp import SmtpServer
 from watchword.auth.v1 import (
     access_service_pb2_grpc,
@@ -20,25 +20,12 @@ from watchword.auth.v1 import (
     auth_service_pb2_grpc,
 )
 from watchword_server.app import WatchwordServer
-from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import Scope
-from watchword_server.storage.db import create_engine
-from watchword_server.storage.schema import upgrade
 
-TEST_PEPPER = "test-pepper-0123456789abcdef"
 _TABLES = (
     "users, sessions, account_keys, groups, memberships, permissions, events, "
     "service_keys, mail_outbox, login_failures"
 )
-
-
-async def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the current schema."""
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -70,39 +57,6 @@ def database_url(migrated_database: str) -> Iterator[str]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@dataclass
-class Running:
-    """A started server, with stubs that carry service keys (``access``, ``admin``) and a
-    plain ``channel`` that carries none."""
-
-    server: WatchwordServer
-    channel: grpc.aio.Channel
-    auth: auth_service_pb2_grpc.AuthServiceAsyncStub
-    access: access_service_pb2_grpc.AccessServiceAsyncStub
-    admin: admin_service_pb2_grpc.AdminServiceAsyncStub
-    clock: ManualClock
-    address: str
-    access_key: str
-    admin_key: str
-    keyed_channels: list[grpc.aio.Channel]
-
-
-StartServer = Callable[..., Awaitable[Running]]
-
-
-def settings_for(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "hmac_key": TEST_PEPPER,
-        "hmac_alg": "bcrypt(4)",
-        "listen": "127.0.0.1:0",
-        "registration_verification": False,
-        "grace_period": 0,
-    }
-    values.update(overrides)
-    return Settings(**values)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from bench import calls
 from bench.h2load import Answer, Call, H2loadError, Load, run, start
 from bench.stage import SessionTally
-from tests.conftest import Running
 from tests.support.flows import PASSWORD, register
+from tests.support.servers import Running
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import auth_service_pb2 as auth
 

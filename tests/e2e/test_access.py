@@ -7,9 +7,9 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.conftest import Running
 from tests.support.flows import login, register
 from tests.support.rpc_errors import details_of
+from tests.support.servers import Running
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2

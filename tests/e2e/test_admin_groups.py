@@ -7,9 +7,9 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
-from tests.conftest import Running
 from tests.support.flows import register
 from tests.support.rpc_errors import failure
+from tests.support.servers import Running
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2

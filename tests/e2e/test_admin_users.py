@@ -8,10 +8,10 @@ from typing import Any
 import grpc
 from google.protobuf import field_mask_pb2
 
-from tests.conftest import Running, StartServer
 from tests.support.flows import PASSWORD, login, register
 from tests.support.postgres import connect
 from tests.support.rpc_errors import failure
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import access_service_pb2_grpc, admin_service_pb2_grpc, resources_pb2
 from watchword.auth.v1 import admin_service_pb2 as admin

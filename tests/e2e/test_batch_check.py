@@ -9,9 +9,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.conftest import Running, StartServer
 from tests.support.flows import login, register
 from tests.support.rpc_errors import failure
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import access_service_pb2_grpc, resources_pb2
 from watchword.auth.v1 import admin_service_pb2 as admin

@@ -17,9 +17,9 @@ import pytest
 
 from examples.bloggy.bloggy.v1 import bloggy_pb2, bloggy_pb2_grpc
 from examples.bloggy.server import ADMINS, build_server
-from tests.conftest import Running
 from tests.support.flows import PASSWORD, register
 from tests.support.net import free_port
+from tests.support.servers import Running
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2
 from watchword.client import AsyncClient

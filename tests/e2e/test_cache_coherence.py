@@ -17,11 +17,12 @@ import pytest
 import pytest_asyncio
 from google.protobuf import field_mask_pb2
 
-from tests.conftest import migrate, settings_for
+from tests.support.flows import PASSWORD
 from tests.support.metadata import bearer_interceptors
 from tests.support.postgres import connect, postgres_database
 from tests.support.processes import ServerProcess, serve_process, server_env
 from tests.support.rpc_errors import details_of
+from tests.support.servers import migrate, settings_for
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import (
     access_service_pb2_grpc,
@@ -40,7 +41,6 @@ from watchword_server.wiring import build_domain
 # what takes time. Each test makes users and groups of its own.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-PASSWORD = "correct horse battery"
 # Every change must be seen within this many seconds (the bound).
 BOUND = 1.0
 ROUNDS = 3

@@ -8,9 +8,9 @@ import sys
 
 import grpc
 
-from tests.conftest import TEST_PEPPER, Running
 from tests.support.flows import login
 from tests.support.postgres import connect
+from tests.support.servers import TEST_PEPPER, Running
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import access_service_pb2_grpc, admin_service_pb2_grpc, resources_pb2
 from watchword.auth.v1 import admin_service_pb2 as admin

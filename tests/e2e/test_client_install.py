@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.conftest import Running
+from tests.support.servers import Running
 
 ROOT = Path(__file__).parents[2]
 # googleapis-common-protos carries google.rpc.Status (BatchCheck's per-check errors); grpcio's

@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer
 from tests.support.flows import PASSWORD, login
 from tests.support.rpc_errors import details_of
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 
 # Each row: the address registered first, then other forms of the same address.

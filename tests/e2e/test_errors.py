@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from tests.conftest import StartServer
 from tests.support.rpc_errors import details_of
+from tests.support.servers import StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 
 
@@ -41,8 +41,8 @@ async def test_disabled_rpcs_answer_unimplemented(start_server: StartServer) -> 
 
 
 async def test_an_unknown_disabled_rpc_stops_the_start(database_url: str) -> None:
-    from tests.conftest import settings_for
     from tests.support.clock import ManualClock
+    from tests.support.servers import settings_for
     from watchword_server.app import StartupError, WatchwordServer
 
     server = WatchwordServer(

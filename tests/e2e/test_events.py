@@ -7,11 +7,10 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer
+from tests.support.flows import PASSWORD
 from tests.support.postgres import connect
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
-
-PASSWORD = "correct horse battery"
 
 
 def events(database_url: str) -> list[dict[str, Any]]:

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from tests.conftest import TEST_PEPPER, Running
 from tests.support.flows import PASSWORD, login, register
 from tests.support.net import free_port
 from tests.support.rpc_errors import details_of
+from tests.support.servers import TEST_PEPPER, Running
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import admin_service_pb2_grpc, auth_service_pb2_grpc, resources_pb2
 from watchword.auth.v1 import auth_service_pb2 as auth

@@ -8,8 +8,8 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2, struct_pb2
 
-from tests.conftest import Running
 from tests.support.rpc_errors import details_of
+from tests.support.servers import Running
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
 

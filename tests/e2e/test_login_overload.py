@@ -16,9 +16,9 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from tests.conftest import Running, StartServer
 from tests.support.flows import PASSWORD, register
 from tests.support.postgres import connect
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword_server.security.passwords import PasswordHasher
 

@@ -9,13 +9,13 @@ import time
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer, smtp_settings
+from tests.conftest import smtp_settings
+from tests.support.flows import PASSWORD
 from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of
+from tests.support.servers import Running, StartServer
 from tests.support.smtp import SmtpServer
 from watchword.auth.v1 import auth_service_pb2 as auth
-
-PASSWORD = "correct horse battery"
 
 
 async def register(running: Running, email: str, password: str = PASSWORD) -> str:

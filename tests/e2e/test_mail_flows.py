@@ -8,14 +8,15 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer, smtp_settings
+from tests.conftest import smtp_settings
+from tests.support.flows import PASSWORD
 from tests.support.postgres import connect
 from tests.support.rpc_errors import failure
+from tests.support.servers import Running, StartServer
 from tests.support.smtp import ReceivedMail, SmtpServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
 
-PASSWORD = "correct horse battery"
 KEY_IN_LINK = re.compile(r"http://localhost:8000/(verify|reset)/([A-Za-z0-9_-]+)")
 
 

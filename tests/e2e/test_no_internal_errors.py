@@ -9,8 +9,8 @@ import grpc
 import pytest
 from google.protobuf import descriptor, message
 
-from tests.conftest import Running
 from tests.support.flows import register
+from tests.support.servers import Running
 from watchword.auth.v1 import access_service_pb2, admin_service_pb2, auth_service_pb2
 
 HOSTILE = ["\x00", "x" * 10_000, "' OR 1=1 --", "\ud7ff\ue000", "00000000-0000-0000-0000-0000"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from tests.conftest import TEST_PEPPER, Running, StartServer
 from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of
+from tests.support.servers import TEST_PEPPER, Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 
 EMMETT_HASH = "pbkdf2(2000,20,sha512)$0123456789abcdef$7801fac685382031f97f8da983134b333dfcc89f"

@@ -8,14 +8,14 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2, struct_pb2
 
-from tests.conftest import Running, StartServer
+from tests.support.flows import PASSWORD
 from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of, failure
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
 
-PASSWORD = "correct horse battery"
 FIELDS = [
     {"name": "nickname", "registration": True, "profile": True},
     {"name": "age", "type": "integer", "registration": True, "profile": True},

@@ -14,9 +14,10 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer
 from tests.support.clients import FLAVOURS, open_client
+from tests.support.flows import PASSWORD
 from tests.support.recording import Recorder
+from tests.support.servers import Running, StartServer
 from watchword import (
     AlreadyExists,
     AsyncClient,
@@ -38,8 +39,6 @@ from watchword import (
     from_status,
 )
 from watchword.auth.v1 import access_service_pb2, admin_service_pb2, auth_service_pb2, resources_pb2
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(params=FLAVOURS)

@@ -8,9 +8,9 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from tests.conftest import Running, StartServer
 from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
 

@@ -17,9 +17,9 @@ import pytest
 from google.rpc import status_pb2
 
 from examples.bloggy.bloggy.v1 import bloggy_pb2, bloggy_pb2_grpc
-from tests.conftest import Running, StartServer
 from tests.support.flows import register
 from tests.support.recording import Recorder
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import access_service_pb2, resources_pb2
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth

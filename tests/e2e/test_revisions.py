@@ -11,9 +11,9 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from tests.conftest import Running, StartServer
 from tests.support.flows import PASSWORD, register
 from tests.support.rpc_errors import failure
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2

@@ -16,10 +16,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.conftest import TEST_PEPPER, Running, settings_for
 from tests.support.clock import ManualClock
 from tests.support.net import free_port
 from tests.support.postgres import postgres_database
+from tests.support.servers import TEST_PEPPER, Running, settings_for
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import auth_service_pb2_grpc
 from watchword_server.app import SchemaNotReady, WatchwordServer

@@ -7,13 +7,12 @@ from datetime import UTC, timedelta
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer
+from tests.support.flows import PASSWORD
 from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
-
-PASSWORD = "correct horse battery"
 
 
 async def register(running: Running, email: str = "ada@example.com") -> auth.RegisterResponse:

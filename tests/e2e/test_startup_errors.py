@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import TEST_PEPPER
 from tests.support.net import free_port
+from tests.support.servers import TEST_PEPPER
 from watchword_server.config import check_environment
 
 _COMMAND = [sys.executable, "-m", "watchword_server"]

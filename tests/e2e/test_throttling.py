@@ -8,9 +8,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import Running, StartServer
 from tests.support.flows import PASSWORD, register
 from tests.support.rpc_errors import ErrorDetails, details_of
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 
 

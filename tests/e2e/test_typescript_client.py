@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Running
+from tests.support.servers import Running
 
 TS = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 # The tests in clients/typescript/test/*.test.ts; update when adding or removing one there.

@@ -10,8 +10,8 @@ import grpc
 import pytest
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 
-from tests.conftest import Running
 from tests.support.rpc_errors import ErrorDetails, details_of
+from tests.support.servers import Running
 from watchword.auth.v1 import access_service_pb2, admin_service_pb2, auth_service_pb2
 
 _SERVICES = (

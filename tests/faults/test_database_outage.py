@@ -16,9 +16,9 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from tests.conftest import Running, StartServer, migrate
 from tests.support.flows import PASSWORD, register
 from tests.support.postgres import ThrowawayCluster, connect, postgres_database
+from tests.support.servers import Running, StartServer, migrate
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth

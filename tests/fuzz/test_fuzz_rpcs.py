@@ -23,8 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Running, StartServer
 from tests.support.flows import register
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import access_service_pb2, admin_service_pb2, auth_service_pb2
 from watchword.auth.v1 import resources_pb2 as resources
 

@@ -24,8 +24,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import StartServer, smtp_settings
+from tests.conftest import smtp_settings
 from tests.support.clock import ManualClock
+from tests.support.flows import PASSWORD
+from tests.support.servers import StartServer
 from tests.support.smtp import ReceivedMail, SmtpServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword_server.config import Settings
@@ -38,7 +40,6 @@ from watchword_server.storage.models import MailOutbox
 
 SENDER = "Watchword <noreply@watchword.test>"
 WAIT = 5.0
-PASSWORD = "correct horse battery"
 RESET_LINK = re.compile(r"/reset/([A-Za-z0-9_-]+)")
 
 Mode = Literal["starttls", "implicit"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
-from tests.conftest import settings_for
 from tests.support.clock import ManualClock
 from tests.support.postgres import postgres_database
+from tests.support.servers import settings_for
 from watchword_server.model.records import UserStatus
 from watchword_server.runtime.retention import RetentionJob
 from watchword_server.storage.db import Database, create_engine

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.conftest import Running, StartServer
 from tests.support.postgres import conninfo
+from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2 as resources
 

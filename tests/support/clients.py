@@ -1,11 +1,11 @@
 """Both Python clients behind one awaitable face, so one test body runs against each.
 
 The blocking ``Client`` is generated from ``AsyncClient`` (tools/unasync_client.py); a test
-written once against ``AsyncClient`` runs against both through the ``flavour`` fixture
-(``tests/conftest.py``), as authzed-py runs one body against its clients. A blocking call
-must not run on the event loop that also serves the test server, so ``Threaded`` runs each
-call in a worker thread and awaits it: page iterators become async iterators, everything
-else an awaitable method; plain attributes pass through.
+written once against ``AsyncClient`` runs against both through a ``flavour`` fixture (see
+``tests/e2e/test_python_client.py``), as authzed-py runs one body against its clients. A
+blocking call must not run on the event loop that also serves the test server, so
+``Threaded`` runs each call in a worker thread and awaits it: page iterators become async
+iterators, everything else an awaitable method; plain attributes pass through.
 """
 
 from __future__ import annotations

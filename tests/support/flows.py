@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Running
+from tests.support.servers import Running
 from watchword.auth.v1 import auth_service_pb2 as auth
 
 __all__ = ["PASSWORD", "login", "register"]

@@ -19,8 +19,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import TEST_PEPPER
 from tests.support.net import free_port
+from tests.support.servers import TEST_PEPPER
 
 __all__ = ["ServerProcess", "connection_owners", "server_env", "serve_process"]
 
