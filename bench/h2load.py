@@ -52,10 +52,16 @@ __all__ = [
 _SLACK_SECONDS = 60.0
 # A counted run has no nominal length; this bounds it.
 _COUNTED_TIMEOUT = 600.0
+# Timed runs in which no call finished, run again twice as long, before one more is final.
+_LONGER_TRIES = 3
 
 
 class H2loadError(RuntimeError):
     """h2load is missing, failed, or the answers were not the expected ones."""
+
+
+class NothingDone(H2loadError):
+    """A timed run ended before any of its calls finished (none failed either)."""
 
 
 @dataclass(frozen=True)
@@ -291,7 +297,19 @@ def run(
     requests: int | None = None,
     tally: Tally | None = None,
 ) -> Run:
-    """:func:`start` and wait: the run, or H2loadError if h2load failed or a call did."""
+    """:func:`start` and wait: the run, or H2loadError if h2load failed or a call did.
+
+    A timed run in which no call finished (a very short run on a machine whose cores were
+    taken for a moment) is run again, twice as long, up to ``_LONGER_TRIES`` times.
+    """
+    for _ in range(_LONGER_TRIES):
+        pending = start(target, call, load=load, duration=duration, requests=requests, tally=tally)
+        try:
+            return pending.wait()
+        except NothingDone:
+            if duration is None:
+                raise
+            duration *= 2
     pending = start(target, call, load=load, duration=duration, requests=requests, tally=tally)
     return pending.wait()
 
@@ -321,6 +339,9 @@ def _parse(call: Call, output: str, latencies: tuple[float, ...], ended: float) 
     rate = float(finished.group(3))
     received = int(data.group(3))
     low, high = done * call.answer.low, done * call.answer.high
+    if done == 0 and int(requests.group(2)) > 0 and int(requests.group(1)) == 0:
+        # A timed run whose calls were all still in flight when it ended measured nothing.
+        raise NothingDone(f"{call.name}: no call finished within the run\n{output}")
     if done == 0 or succeeded != done or not low <= received <= high:
         expected = f"{low}" if low == high else f"{low} to {high}"
         raise H2loadError(
