@@ -47,11 +47,17 @@ def migrated_database(postgres_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(migrated_database: str) -> Iterator[str]:
-    """The run's database, emptied before each test."""
+def postgres_database_url(migrated_database: str) -> Iterator[str]:
+    """The run's PostgreSQL database, emptied before each test."""
     with connect(migrated_database, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
     yield migrated_database
+
+
+@pytest.fixture
+def database_url(postgres_database_url: str) -> str:
+    """The test's database (PostgreSQL here; tests/e2e runs on SQLite too)."""
+    return postgres_database_url
 
 
 @pytest.fixture

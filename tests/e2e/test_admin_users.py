@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import field_mask_pb2
 
 from tests.support.flows import PASSWORD, login, register
@@ -46,6 +47,7 @@ async def test_create_get_lookup_update_delete(watchword: Running) -> None:
     assert (gone.code, gone.reason) == (grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")
 
 
+@pytest.mark.postgres_only
 async def test_create_in_any_status_sends_no_session_and_no_mail(
     watchword: Running, database_url: str
 ) -> None:
@@ -249,6 +251,7 @@ async def test_the_key_is_checked_before_anything_else(start_server: StartServer
         assert refused.reason == reason
 
 
+@pytest.mark.postgres_only
 async def test_database_holds_no_service_key_in_clear(
     watchword: Running, database_url: str
 ) -> None:
@@ -262,6 +265,7 @@ async def test_database_holds_no_service_key_in_clear(
         assert key not in dump and key.removeprefix("wwk_") not in dump
 
 
+@pytest.mark.postgres_only
 async def test_a_key_s_last_use_is_written_once_a_minute_at_most(
     watchword: Running, database_url: str
 ) -> None:
@@ -287,6 +291,7 @@ async def test_a_key_s_last_use_is_written_once_a_minute_at_most(
     assert last_used() == first
 
 
+@pytest.mark.postgres_only
 async def test_admin_actions_write_events_with_the_key_as_origin(
     watchword: Running, database_url: str
 ) -> None:

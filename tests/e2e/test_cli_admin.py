@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import grpc
+import pytest
 
 from tests.support.flows import login
 from tests.support.postgres import connect
@@ -36,6 +37,7 @@ def watchword_cli(
     )
 
 
+@pytest.mark.postgres_only
 async def test_first_admin_and_a_key_from_the_command_line(
     watchword: Running, database_url: str
 ) -> None:
@@ -85,6 +87,7 @@ async def test_first_admin_and_a_key_from_the_command_line(
         assert left.fetchone() == (0,)
 
 
+@pytest.mark.postgres_only
 async def test_key_names_have_one_limit_and_the_longest_works(
     watchword: Running, database_url: str
 ) -> None:
@@ -106,6 +109,7 @@ async def test_key_names_have_one_limit_and_the_longest_works(
     assert rows == [(f"admin:{longest}",)]
 
 
+@pytest.mark.postgres_only
 async def test_users_create_with_groups_is_all_or_nothing(
     watchword: Running, database_url: str
 ) -> None:
@@ -143,6 +147,7 @@ async def test_users_create_with_groups_is_all_or_nothing(
     assert memberships == (1,)
 
 
+@pytest.mark.postgres_only
 def test_mail_given_up_is_listed_and_sent_again_from_the_command_line(database_url: str) -> None:
     with connect(database_url) as conn:
         row = conn.execute(

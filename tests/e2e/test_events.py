@@ -43,6 +43,7 @@ async def flows(running: Running, metadata: tuple[tuple[str, str], ...] = ()) ->
     return str(registered.user.id)
 
 
+@pytest.mark.postgres_only
 async def test_each_flow_writes_a_rendered_event(watchword: Running, database_url: str) -> None:
     user_id = await flows(watchword)
     rows = events(database_url)
@@ -56,6 +57,7 @@ async def test_each_flow_writes_a_rendered_event(watchword: Running, database_ur
     assert {row["origin"] for row in rows} == {"auth"}
 
 
+@pytest.mark.postgres_only
 async def test_failed_login_of_unknown_email_is_logged_without_user(
     watchword: Running, database_url: str
 ) -> None:
@@ -69,11 +71,13 @@ async def test_failed_login_of_unknown_email_is_logged_without_user(
     assert row["description"] == "Failed login for ghost@example.com"
 
 
+@pytest.mark.postgres_only
 async def test_backend_reports_the_end_users_address(watchword: Running, database_url: str) -> None:
     await flows(watchword, metadata=(("x-forwarded-for", "203.0.113.7, 10.0.0.1"),))
     assert {row["client_ip"] for row in events(database_url)} == {"203.0.113.7"}
 
 
+@pytest.mark.postgres_only
 async def test_templates_come_from_messages(start_server: StartServer, database_url: str) -> None:
     running = await start_server(messages={"login_log": "{email} came in ({unknown})"})
     await flows(running)
@@ -81,6 +85,7 @@ async def test_templates_come_from_messages(start_server: StartServer, database_
     assert [row["description"] for row in logins] == ["ada@example.com came in ()"]
 
 
+@pytest.mark.postgres_only
 async def test_log_events_off_writes_nothing(start_server: StartServer, database_url: str) -> None:
     running = await start_server(log_events=False)
     await flows(running)

@@ -110,6 +110,7 @@ def table_counts(database_url: str) -> dict[str, int]:
     }
 
 
+@pytest.mark.postgres_only
 async def test_a_burst_beyond_the_queue_is_refused_with_a_retry_delay(
     start_server: StartServer, database_url: str, gate: Gate
 ) -> None:
@@ -144,6 +145,7 @@ async def test_a_burst_beyond_the_queue_is_refused_with_a_retry_delay(
     assert after == {**before, "sessions": before["sessions"] + 2, "login_events": 2}
 
 
+@pytest.mark.postgres_only
 async def test_unknown_addresses_are_refused_alike_and_no_refusal_counts_as_a_failure(
     start_server: StartServer, database_url: str, gate: Gate
 ) -> None:

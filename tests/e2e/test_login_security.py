@@ -58,6 +58,7 @@ async def test_unknown_email_takes_as_long_as_a_wrong_password(
     assert 0.75 <= ratio <= 1.25, f"unknown/wrong median ratio {ratio:.2f}"
 
 
+@pytest.mark.postgres_only
 async def test_sessions_table_holds_no_token_in_clear(
     watchword: Running, database_url: str
 ) -> None:
@@ -90,6 +91,7 @@ async def test_passwords_longer_than_72_bytes_are_not_truncated(watchword: Runni
     assert login.session_token
 
 
+@pytest.mark.postgres_only
 async def test_password_hash_is_bcrypt_with_the_key_id(
     watchword: Running, database_url: str
 ) -> None:

@@ -93,6 +93,7 @@ async def test_verification_key_expires(start_server: StartServer, smtp: SmtpSer
     assert expired.reason == "VERIFICATION_KEY_INVALID"
 
 
+@pytest.mark.postgres_only
 @pytest.mark.parametrize("word", ["blocked", "pending", "disabled", ""])
 async def test_status_words_are_never_keys(
     start_server: StartServer, smtp: SmtpServer, database_url: str, word: str
@@ -223,6 +224,7 @@ async def test_a_password_change_voids_outstanding_reset_keys(
     assert await login(running, password="changed on purpose")
 
 
+@pytest.mark.postgres_only
 async def test_reset_reenables_disabled_but_not_blocked(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
@@ -279,6 +281,7 @@ async def test_malformed_email_for_reset_is_invalid_argument(watchword: Running)
     assert set(refused.violations) == {"email"}
 
 
+@pytest.mark.postgres_only
 async def test_database_holds_no_key_in_clear(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
@@ -351,6 +354,7 @@ async def test_a_hook_replaces_the_sender(start_server: StartServer) -> None:
     assert verified.user.status == resources_pb2.USER_STATUS_ACTIVE
 
 
+@pytest.mark.postgres_only
 async def test_every_flow_leaves_an_event(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
@@ -388,6 +392,7 @@ async def test_every_flow_leaves_an_event(
     assert all(description and "{" not in description for _, description in rows)
 
 
+@pytest.mark.postgres_only
 async def test_enumeration_safe_registration_answers_as_for_a_new_address_and_mails_the_owner(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:

@@ -41,6 +41,7 @@ async def login(running: Running, password: str) -> str:
     return str(reply.session_token)
 
 
+@pytest.mark.postgres_only
 async def test_emmett_hash_logs_in_and_is_upgraded(watchword: Running, database_url: str) -> None:
     await register(watchword)
     set_stored_hash(database_url, EMMETT_HASH)  # as `import-emmett` would store it
@@ -51,6 +52,7 @@ async def test_emmett_hash_logs_in_and_is_upgraded(watchword: Running, database_
     assert stored_hash(database_url) == upgraded  # no rehash once current
 
 
+@pytest.mark.postgres_only
 async def test_pbkdf2_algorithm_and_switch_back_to_bcrypt(
     start_server: StartServer, database_url: str
 ) -> None:
@@ -62,6 +64,7 @@ async def test_pbkdf2_algorithm_and_switch_back_to_bcrypt(
     assert stored_hash(database_url).startswith("hmac-bcrypt$k1$$2b$04$")
 
 
+@pytest.mark.postgres_only
 async def test_old_pepper_still_logs_in_after_rotation_and_is_rehashed(
     start_server: StartServer, database_url: str
 ) -> None:

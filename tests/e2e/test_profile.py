@@ -146,6 +146,7 @@ async def test_email_and_status_are_read_only(watchword: Running, path: str) -> 
     assert set(details.violations) == {"update_mask"}
 
 
+@pytest.mark.postgres_only
 async def test_custom_fields_at_registration(start_server: StartServer, database_url: str) -> None:
     running = await start_server(custom_fields=FIELDS)
     registered = await register(running, nickname="ada", age=36, country="UK")

@@ -107,6 +107,7 @@ async def test_registration_states_follow_the_settings(start_server: StartServer
     assert waiting.session_token == ""
 
 
+@pytest.mark.postgres_only
 async def test_a_hundred_concurrent_registrations_are_all_stored(
     watchword: Running, database_url: str
 ) -> None:
@@ -117,6 +118,7 @@ async def test_a_hundred_concurrent_registrations_are_all_stored(
     assert count_users(database_url) == 100
 
 
+@pytest.mark.postgres_only
 async def test_concurrent_registrations_of_one_email_make_one_account(
     watchword: Running, database_url: str
 ) -> None:

@@ -99,6 +99,7 @@ async def start_sqlite_server(start_server: StartServer, tmp_path: Path) -> Star
     return start
 
 
+@pytest.mark.postgres_only
 async def test_a_check_with_the_revision_of_an_unheard_change_reads_it(
     start_server: StartServer,
 ) -> None:

@@ -72,6 +72,7 @@ async def test_huge_echoed_input_still_gets_a_rich_status(watchword: Running) ->
     assert all(len(field) <= 200 for field in details.violations)
 
 
+@pytest.mark.postgres_only
 async def test_an_expired_session_is_deleted_when_presented(
     watchword: Running, database_url: str
 ) -> None:
@@ -99,6 +100,7 @@ async def test_unknown_enum_filters_are_refused(watchword: Running) -> None:
     assert set(bad_kind.violations) == {"kind"}
 
 
+@pytest.mark.postgres_only
 async def test_forwarded_addresses_count_only_from_trusted_proxies(
     start_server: StartServer, database_url: str
 ) -> None:
@@ -140,6 +142,7 @@ async def test_keys_mailed_to_a_replaced_address_stop_working(
     assert stale.reason == "RESET_KEY_INVALID"
 
 
+@pytest.mark.postgres_only
 async def test_a_block_landing_during_a_login_is_not_undone_by_it(
     watchword: Running, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

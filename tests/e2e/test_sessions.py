@@ -130,6 +130,7 @@ def last_seen(database_url: str) -> object:
     return row[0]
 
 
+@pytest.mark.postgres_only
 async def test_last_seen_is_written_at_most_every_tenth_of_the_window(
     start_server: StartServer, database_url: str
 ) -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from tests.e2e.test_cache_coherence import (
     Stubs,
@@ -64,6 +65,7 @@ async def pinned_stubs(
     return by_worker
 
 
+@pytest.mark.postgres_only
 async def test_two_workers_serve_share_changes_and_drain_on_sigterm(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -109,6 +111,7 @@ def serve_again(env: dict[str, str], address: str, *extra: str) -> subprocess.Co
     )
 
 
+@pytest.mark.postgres_only
 async def test_a_second_server_on_a_port_in_use_refuses_to_start(
     database_url: str, tmp_path: Path
 ) -> None:

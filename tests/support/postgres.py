@@ -52,6 +52,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 __all__ = [
+    "ISOLATION_ENV",
     "MODE_ENV",
     "URL_ENV",
     "ThrowawayCluster",
@@ -66,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 URL_ENV = "WATCHWORD_TEST_DATABASE_URL"
 MODE_ENV = "WATCHWORD_TEST_POSTGRES"
+ISOLATION_ENV = "WATCHWORD_TEST_ISOLATION"
 _MODES = ("auto", "throwaway")
 
 _LOCAL_SERVER: Mapping[str, str] = {
@@ -170,7 +172,7 @@ _ISOLATIONS = ("read committed", "repeatable read", "serializable")
 
 def isolation_level() -> str:
     """The isolation level ``WATCHWORD_TEST_ISOLATION`` asks for (PostgreSQL's words)."""
-    asked = os.environ.get("WATCHWORD_TEST_ISOLATION", "").strip().lower()
+    asked = os.environ.get(ISOLATION_ENV, "").strip().lower()
     level = asked.replace("-", " ").replace("_", " ") or "read committed"
     if level not in _ISOLATIONS:
         raise ValueError(
