@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.support.clock import ManualClock
 from tests.support.metadata import bearer_interceptors
+from tests.support.servers import settings_for
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import (
     access_service_pb2_grpc,
@@ -104,3 +106,31 @@ async def test_admin_access_and_events_on_sqlite(
             access.HasMembershipRequest(user_id=ids[0], group="ops")
         )
         assert not blocked.member
+
+
+def _start_and_stop(database_url: str) -> None:
+    async def main() -> None:
+        server = WatchwordServer(
+            settings_for(database_url, retention_interval=3600), clock=ManualClock()
+        )
+        await server.start()
+        await server.stop(0)
+
+    asyncio.run(main())
+
+
+async def test_a_server_stopped_at_once_leaves_no_database_work_behind(tmp_path: Path) -> None:
+    # Its background jobs (the retention round and the health probe start at once) are
+    # stopped between database calls: a call cancelled half-way would leave aiosqlite's
+    # thread to answer an event loop that is closed by then.
+    errors: list[BaseException | None] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        for attempt in range(10):
+            url = f"sqlite+aiosqlite:///{tmp_path / f'watchword-{attempt}.db'}"
+            await asyncio.to_thread(_start_and_stop, url)
+        await asyncio.sleep(0.5)  # long enough for a leftover driver call to finish
+    finally:
+        threading.excepthook = previous
+    assert errors == []

@@ -9,10 +9,10 @@ orchestrators send callers elsewhere meanwhile, and back once it answers again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from watchword_server.runtime.periodic import Periodic
 from watchword_server.storage.db import Database, DatabaseUnavailable
 
 __all__ = ["DatabaseWatch"]
@@ -44,32 +44,25 @@ class DatabaseWatch:
         self._interval = interval
         self._timeout = timeout
         self.reachable = True
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic(self._round, interval, "watchword-database-watch")
 
     async def start(self) -> None:
         """Start probing."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="watchword-database-watch")
+        self._job.start()
 
     async def stop(self) -> None:
-        """Stop probing."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop probing (a probe under way finishes first)."""
+        await self._job.stop(grace=self._timeout)
 
-    async def _run(self) -> None:
-        while True:
-            reachable = await self.probe()
-            if reachable != self.reachable:
-                self.reachable = reachable
-                if reachable:
-                    _log.info("the database answers again")
-                else:
-                    _log.warning("the database does not answer: health is NOT_SERVING")
-                await self._on_change(reachable)
-            await asyncio.sleep(self._interval)
+    async def _round(self) -> None:
+        reachable = await self.probe()
+        if reachable != self.reachable:
+            self.reachable = reachable
+            if reachable:
+                _log.info("the database answers again")
+            else:
+                _log.warning("the database does not answer: health is NOT_SERVING")
+            await self._on_change(reachable)
 
     async def probe(self) -> bool:
         """Whether the database answers a query now."""

@@ -5,13 +5,12 @@ next one tries again."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from watchword_server.config import Settings
 from watchword_server.domain.common.clock import Clock
+from watchword_server.runtime.periodic import Periodic
 from watchword_server.storage.db import Database
 from watchword_server.storage.repositories import retention
 
@@ -27,20 +26,17 @@ class RetentionJob:
         self._engine = database.engine
         self._settings = settings
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic(self._round, settings.retention_interval, "watchword-retention")
 
     async def start(self) -> None:
         """Start the rounds (none when ``retention_interval`` is 0)."""
-        if self._task is None and self._settings.retention_interval > 0:
-            self._task = asyncio.create_task(self._run(), name="watchword-retention")
+        if self._settings.retention_interval > 0:
+            self._job.start()
 
     async def stop(self) -> None:
-        """Stop the rounds (a round under way is cancelled: its batches are atomic)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the rounds: a batch under way finishes (within a few seconds; past that
+        it is cancelled, which its atomic batches allow)."""
+        await self._job.stop()
 
     async def purge(self) -> dict[str, int]:
         """One round; how many rows went, by kind."""
@@ -67,10 +63,8 @@ class RetentionJob:
             )
         return removed
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.purge()
-            except Exception as error:  # the database may be down: the next round retries
-                _log.warning("retention round failed: %s", error)
-            await asyncio.sleep(self._settings.retention_interval)
+    async def _round(self) -> None:
+        try:
+            await self.purge()
+        except Exception as error:  # the database may be down: the next round retries
+            _log.warning("retention round failed: %s", error)

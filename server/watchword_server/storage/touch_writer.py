@@ -19,6 +19,9 @@ from watchword_server.storage.repositories import sessions as session_rows
 
 __all__ = ["TouchWriter"]
 
+# Seconds a write under way at stop may take before it is cancelled.
+_STOP_GRACE = 5.0
+
 _log = logging.getLogger(__name__)
 
 
@@ -37,6 +40,7 @@ class TouchWriter:
         self._keys: dict[uuid.UUID, datetime] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def session_used(self, session_id: uuid.UUID, when: datetime) -> None:
         """Note that a session was used at ``when`` (its window slides to there)."""
@@ -53,12 +57,17 @@ class TouchWriter:
     async def start(self) -> None:
         """Start writing in the background."""
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name="watchword-touches")
 
     async def stop(self) -> None:
         """Write what is pending and stop."""
         task, self._task = self._task, None
         if task is not None:
+            # A write under way finishes first: cancelled inside a database call, the
+            # driver's work would run on without us (see runtime/periodic.py).
+            self._stopping.set()
+            await asyncio.wait([task], timeout=_STOP_GRACE)
             task.cancel()
             await asyncio.wait([task])
         try:
@@ -88,7 +97,12 @@ class TouchWriter:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+            except TimeoutError:
+                pass
+            else:
+                return
             try:
                 await self.flush()
             except Exception as error:
