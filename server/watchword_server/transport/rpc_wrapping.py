@@ -10,7 +10,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -29,7 +29,7 @@ from watchword_server.transport.errors import to_status
 from watchword_server.transport.registration import Undecodable
 from watchword_server.transport.service_key_check import ServiceKeyCheck, current_caller
 
-__all__ = ["build_servicer"]
+__all__ = ["wrap_servicer"]
 
 _log = logging.getLogger(__name__)
 
@@ -41,39 +41,38 @@ UnaryMethod = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]
 StreamMethod = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 
-def build_servicer(
-    servicer_class: Callable[..., S],
+def wrap_servicer(
+    servicer: S,
     service: ServiceDescriptor,
-    *args: Any,
+    *,
     disabled: Collection[str],
     messages: Messages,
     key_check: ServiceKeyCheck | None = None,
 ) -> S:
-    """Instantiate ``servicer_class`` with every RPC of ``service`` guarded.
+    """``servicer`` with every RPC of ``service`` wrapped (in place; returned for ease).
 
-    RPCs the class does not implement (still abstract in the generated base) answer
-    UNIMPLEMENTED ``RPC_UNIMPLEMENTED``; those named in ``disabled`` (the deployment's
+    RPCs its class does not implement (left to the generated base) answer UNIMPLEMENTED
+    ``RPC_UNIMPLEMENTED``; those named in ``disabled`` (the deployment's
     ``disabled_rpcs``) answer UNIMPLEMENTED ``RPC_DISABLED``. With ``key_check``, every
     RPC first requires a service key (a switched-off one too, so that a caller without a
     key learns nothing about the deployment); a unary RPC sees its caller in
     ``current_caller``.
     """
-    streaming = {method.name: method.server_streaming for method in service.methods}
-    missing = [name for name in streaming if _only_generated(servicer_class, name)]
-    fillers = {name: staticmethod(_refusing(RpcUnimplemented, streaming[name])) for name in missing}
-    # Generated servicer bases are abstract, so mypy only lets them pass as callables.
-    base = cast(type, servicer_class)
-    servicer: S = type(base.__name__, (base,), fillers)(*args)
-    for name, is_stream in streaming.items():
-        inner: Any = (
-            _refusing(RpcDisabled, is_stream) if name in disabled else getattr(servicer, name)
-        )
-        guarded = (
+    for method in service.methods:
+        name, is_stream = method.name, method.server_streaming
+        inner: Any
+        if name in disabled:
+            inner = _refusing(RpcDisabled, is_stream)
+        elif _only_generated(type(servicer), name):
+            inner = _refusing(RpcUnimplemented, is_stream)
+        else:
+            inner = getattr(servicer, name)
+        wrapped = (
             _wrap_stream(inner, messages, key_check)
             if is_stream
             else _wrap_unary(inner, messages, key_check)
         )
-        setattr(servicer, name, guarded)
+        setattr(servicer, name, wrapped)
     return servicer
 
 

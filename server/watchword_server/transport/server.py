@@ -24,7 +24,7 @@ from watchword.auth.v1 import (
 from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import Scope
 from watchword_server.transport.registration import generic_only
-from watchword_server.transport.rpc_wrapping import build_servicer
+from watchword_server.transport.rpc_wrapping import wrap_servicer
 from watchword_server.transport.service_key_check import ServiceKeyCheck
 from watchword_server.transport.servicers.access import AccessServicer
 from watchword_server.transport.servicers.admin import AdminServicer
@@ -70,37 +70,34 @@ class GrpcServer:
         services = generic_only(self._server, lenient=True)
         keys = domain.service_keys
         disabled, messages = settings.disabled_rpcs, settings.messages
-        auth = build_servicer(
-            AuthServicer,
+        auth = wrap_servicer(
+            AuthServicer(
+                domain.accounts,
+                domain.sessions,
+                domain.passwords,
+                domain.profiles,
+                settings.trusted_proxies,
+                [field.name for field in settings.custom_fields if not field.readable],
+            ),
             _AUTH,
-            domain.accounts,
-            domain.sessions,
-            domain.passwords,
-            domain.profiles,
-            settings.trusted_proxies,
-            [field.name for field in settings.custom_fields if not field.readable],
             disabled=disabled,
             messages=messages,
             key_check=ServiceKeyCheck(keys, Scope.ACCESS) if settings.auth_requires_key else None,
         )
         auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, services)
-        access = build_servicer(
-            AccessServicer,
+        access = wrap_servicer(
+            AccessServicer(domain.checks, messages),
             _ACCESS,
-            domain.checks,
-            messages,
             disabled=disabled,
             messages=messages,
             key_check=ServiceKeyCheck(keys, Scope.ACCESS),
         )
         access_service_pb2_grpc.add_AccessServiceServicer_to_server(access, services)
-        admin = build_servicer(
-            AdminServicer,
+        admin = wrap_servicer(
+            AdminServicer(
+                domain.user_admin, domain.group_admin, domain.event_reader, settings.trusted_proxies
+            ),
             _ADMIN,
-            domain.user_admin,
-            domain.group_admin,
-            domain.event_reader,
-            settings.trusted_proxies,
             disabled=disabled,
             messages=messages,
             key_check=ServiceKeyCheck(keys, Scope.ADMIN),

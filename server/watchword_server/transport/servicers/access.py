@@ -53,7 +53,7 @@ def _item(check: access_service_pb2.Check) -> BatchItem:
 
 
 class AccessServicer(access_service_pb2_grpc.AccessServiceServicer):
-    """Serves AccessService; build it with ``build_servicer``."""
+    """Serves AccessService; wrap it with ``wrap_servicer``."""
 
     def __init__(self, checks: AccessChecks, messages: Messages) -> None:
         self._checks = checks

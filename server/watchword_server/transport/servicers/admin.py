@@ -35,7 +35,7 @@ _MAX_ORIGIN = 255
 
 
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
-    """Serves AdminService; build it with ``build_servicer``."""
+    """Serves AdminService; wrap it with ``wrap_servicer``."""
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
-    """Serves AuthService; build it with ``build_servicer`` so errors map to statuses."""
+    """Serves AuthService; wrap it with ``wrap_servicer`` so errors map to statuses."""
 
     def __init__(
         self,
