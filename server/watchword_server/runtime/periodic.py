@@ -28,11 +28,6 @@ class Periodic:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def running(self) -> bool:
-        """Whether the job's task is started and not yet stopped."""
-        return self._task is not None
-
     def start(self) -> None:
         """Start the job (again, after a stop)."""
         if self._task is None:
