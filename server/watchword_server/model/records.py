@@ -6,7 +6,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "CallContext",
@@ -104,9 +104,10 @@ class EventRecord:
     create_time: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What a permission check asks about: a name on a table's record ("" = none)."""
+class Grant(NamedTuple):
+    """What a permission check asks about: a name on a table's record ("" = none).
+
+    A named tuple, not a frozen dataclass: one is made for every permission check."""
 
     name: str
     table_name: str

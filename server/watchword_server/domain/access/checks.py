@@ -16,6 +16,7 @@ import enum
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, cast
 
 from watchword_server.domain.access.changes import is_revision
 from watchword_server.domain.access.check_cache import CheckCache
@@ -54,17 +55,21 @@ class SubjectKind(enum.Enum):
     GROUP = "group"
 
 
-@dataclass(frozen=True, slots=True)
-class Subject:
+# Subject and Answer are named tuples rather than frozen dataclasses: one is made for
+# every check, and a frozen dataclass's __init__ costs several times a tuple's.
+
+
+class Subject(NamedTuple):
     """The subject of a check: a user (by id or session) or a group's own grants."""
 
     kind: SubjectKind
     value: str
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A check's answer and the revision of the state it reflects ("" if none known)."""
+class Answer(NamedTuple):
+    """A check's answer and the revision of the state it reflects ("" if none known).
+
+    Cached as it is: an entry's value is the Answer itself."""
 
     allowed: bool
     revision: str
@@ -99,41 +104,39 @@ class AccessChecks:
         self, subject: Subject | None, group: str, min_revision: str = ""
     ) -> Answer | None:
         """``has_membership``'s answer if the cache holds it, else None."""
-        user = self._known_user(subject, min_revision)
+        if subject is None:
+            return None
+        kind = subject.kind
+        if kind is SubjectKind.SESSION_TOKEN:
+            user = self._sessions.known_user_key(subject.value, min_revision)
+        elif kind is SubjectKind.USER_ID:
+            user = subject.value
+        else:
+            return None
         if user is None:
             return None
         entry = self._cache.get(("m", user, group), min_revision)
-        return None if entry is None else Answer(entry.value, entry.revision)
+        return None if entry is None else entry.value
 
     def known_permission(
         self, subject: Subject | None, grant: Grant, min_revision: str = ""
     ) -> Answer | None:
         """``has_permission``'s answer if the cache holds it, else None."""
-        if subject is not None and subject.kind is SubjectKind.GROUP:
+        if subject is None:
+            return None
+        kind = subject.kind
+        if kind is SubjectKind.USER_ID:
+            owner, prefix = subject.value, "p"
+        elif kind is SubjectKind.GROUP:
             owner, prefix = subject.value, "gp"
         else:
-            user = self._known_user(subject, min_revision)
+            user = self._sessions.known_user_key(subject.value, min_revision)
             if user is None:
                 return None
             owner, prefix = user, "p"
         key = (prefix, owner, grant.name, grant.table_name, grant.record_id)
         entry = self._cache.get(key, min_revision)
-        return None if entry is None else Answer(entry.value, entry.revision)
-
-    def _known_user(self, subject: Subject | None, min_revision: str) -> str | None:
-        # The user id under which the subject's answers are cached, if known without a read.
-        if subject is None:
-            return None
-        if subject.kind is SubjectKind.USER_ID:
-            return subject.value
-        if subject.kind is SubjectKind.SESSION_TOKEN:
-            try:
-                digest = digest_or_invalid(subject.value)
-            except SessionInvalid:
-                return None
-            valid = self._sessions.cached(digest, min_revision)
-            return None if valid is None else valid.user_key
-        return None
+        return None if entry is None else entry.value
 
     # --- HasMembership -------------------------------------------------------------------
 
@@ -146,7 +149,7 @@ class AccessChecks:
             key = ("m", subject.value, group)
             entry = self._cache.get(key, min_revision)
             if entry is not None:
-                return Answer(entry.value, entry.revision)
+                return cast(Answer, entry.value)
             user_id = parse_id(subject.value, UserNotFound)
             generation, revision = self._cache.generation, self._cache.revision
             found = await self._reads.user_membership(user_id, group)
@@ -158,7 +161,7 @@ class AccessChecks:
             key = ("m", valid.user_key, group)
             entry = self._cache.get(key, min_revision)
             if entry is not None:
-                return Answer(entry.value, entry.revision)
+                return cast(Answer, entry.value)
             generation, revision = self._cache.generation, self._cache.revision
             found = await self._reads.user_membership(user.id, group)
             return self._store_user_answer(key, user.id, found, generation, revision, group=group)
@@ -180,7 +183,7 @@ class AccessChecks:
             key = ("p", subject.value, name, table, record)
             entry = self._cache.get(key, min_revision)
             if entry is not None:
-                return Answer(entry.value, entry.revision)
+                return cast(Answer, entry.value)
             user_id = parse_id(subject.value, UserNotFound)
             generation, revision = self._cache.generation, self._cache.revision
             found = await self._reads.user_permission(user_id, grant)
@@ -189,19 +192,19 @@ class AccessChecks:
             key = ("gp", subject.value, name, table, record)
             entry = self._cache.get(key, min_revision)
             if entry is not None:
-                return Answer(entry.value, entry.revision)
+                return cast(Answer, entry.value)
             if "\x00" in subject.value:
                 return Answer(False, self._cache.revision)
             generation, revision = self._cache.generation, self._cache.revision
-            allowed = await self._reads.group_permission(subject.value, grant)
+            answer = Answer(await self._reads.group_permission(subject.value, grant), revision)
             self._cache.put(
                 key,
-                allowed,
+                answer,
                 generation=generation,
                 revision=revision,
                 tags=[("group", subject.value), ("name", name)],
             )
-            return Answer(allowed, revision)
+            return answer
         digest = digest_or_invalid(subject.value)
         valid = self._sessions.cached(digest, min_revision)
         if valid is not None:
@@ -209,7 +212,7 @@ class AccessChecks:
             key = ("p", valid.user_key, name, table, record)
             entry = self._cache.get(key, min_revision)
             if entry is not None:
-                return Answer(entry.value, entry.revision)
+                return cast(Answer, entry.value)
             generation, revision = self._cache.generation, self._cache.revision
             found = await self._reads.user_permission(user.id, grant)
             return self._store_user_answer(key, user.id, found, generation, revision, name=name)
@@ -278,8 +281,9 @@ class AccessChecks:
             tags.append(("group", group))
         if name is not None:
             tags.append(("name", name))
-        self._cache.put(key, allowed, generation=generation, revision=revision, tags=tags)
-        return Answer(allowed, revision)
+        answer = Answer(allowed, revision)
+        self._cache.put(key, answer, generation=generation, revision=revision, tags=tags)
+        return answer
 
     async def _through_session(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -52,35 +52,65 @@ def _item(check: access_service_pb2.Check) -> BatchItem:
     return BatchItem(None)
 
 
+# Built answers kept per servicer: distinct ones are few (allowed or not, at the revisions
+# current lately), and building a message costs more than a check's own cached work. gRPC
+# only serializes a response, so one object may answer many calls.
+_MAX_BUILT = 256
+
+Built = TypeVar("Built")
+
+
+def _remember(built: dict[Answer, Built], answer: Answer, response: Built) -> Built:
+    if len(built) >= _MAX_BUILT:
+        built.clear()  # revisions long past; the current ones come back at once
+    built[answer] = response
+    return response
+
+
 class AccessServicer(access_service_pb2_grpc.AccessServiceServicer):
     """Serves AccessService; wrap it with ``wrap_servicer``."""
 
     def __init__(self, checks: AccessChecks, messages: Messages) -> None:
         self._checks = checks
         self._messages = messages
+        self._memberships: dict[Answer, access_service_pb2.HasMembershipResponse] = {}
+        self._permissions: dict[Answer, access_service_pb2.HasPermissionResponse] = {}
 
     async def HasMembership(  # noqa: N802 - gRPC method names
         self, request: access_service_pb2.HasMembershipRequest, context: Context
     ) -> access_service_pb2.HasMembershipResponse:
-        subject, group, min_revision = _subject(request), request.group, request.min_revision
+        which = request.WhichOneof("subject")  # _subject inlined: this is the hot path
+        subject = None if which is None else Subject(_KINDS[which], getattr(request, which))
+        group, min_revision = request.group, request.min_revision
         checks = self._checks
         answer = checks.known_membership(subject, group, min_revision) or (
             await checks.has_membership(subject, group, min_revision)
         )
-        return access_service_pb2.HasMembershipResponse(
-            member=answer.allowed, revision=answer.revision
+        return self._memberships.get(answer) or _remember(
+            self._memberships,
+            answer,
+            access_service_pb2.HasMembershipResponse(
+                member=answer.allowed, revision=answer.revision
+            ),
         )
 
     async def HasPermission(  # noqa: N802
         self, request: access_service_pb2.HasPermissionRequest, context: Context
     ) -> access_service_pb2.HasPermissionResponse:
-        subject, grant, min_revision = _subject(request), _grant(request), request.min_revision
+        which = request.WhichOneof("subject")  # _subject and _grant inlined (the hot path)
+        subject = None if which is None else Subject(_KINDS[which], getattr(request, which))
+        grant = Grant(request.name, request.table_name, request.record_id)
+        min_revision = request.min_revision
         checks = self._checks
         answer = checks.known_permission(subject, grant, min_revision) or (
             await checks.has_permission(subject, grant, min_revision)
         )
-        return access_service_pb2.HasPermissionResponse(
-            allowed=answer.allowed, revision=answer.revision
+        return self._permissions.get(answer) or _remember(
+            self._permissions,
+            answer,
+            access_service_pb2.HasPermissionResponse(
+                allowed=answer.allowed, revision=answer.revision
+            ),
         )
 
     async def BatchCheck(  # noqa: N802

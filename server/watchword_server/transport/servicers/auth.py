@@ -84,9 +84,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self, request: auth_service_pb2.IntrospectRequest, context: Context
     ) -> auth_service_pb2.IntrospectResponse:
         result = await self._sessions.introspect(request.session_token)
-        return auth_service_pb2.IntrospectResponse(
-            user=self._user_views.of(result.user), expire_time=timestamp(result.expire_time)
-        )
+        return self._user_views.introspection(result.user, result.expire_time)
 
     async def Logout(  # noqa: N802
         self, request: auth_service_pb2.LogoutRequest, context: Context
