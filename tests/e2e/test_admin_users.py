@@ -11,7 +11,7 @@ from google.protobuf import field_mask_pb2
 
 from tests.support.flows import PASSWORD, login, register
 from tests.support.postgres import connect
-from tests.support.rpc_errors import failure
+from tests.support.rpc_errors import details_of, failure
 from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import access_service_pb2_grpc, admin_service_pb2_grpc, resources_pb2
@@ -226,6 +226,39 @@ async def test_auth_requires_key_when_configured(start_server: StartServer) -> N
         metadata=(("authorization", f"Bearer {running.access_key}"),),
     )
     assert keyed.session_token
+    # The key is cached now: a call without it is refused all the same.
+    again = await failure(register(running, "bob@example.com"))
+    assert again.reason == "SERVICE_KEY_MISSING"
+
+
+async def test_concurrent_calls_are_each_judged_by_their_own_key(watchword: Running) -> None:
+    # The key gate decides per call, from that call's metadata: calls with a cached key
+    # interleaved with calls with none, with a made-up one and with one of too small a scope.
+    plain_access = access_service_pb2_grpc.AccessServiceStub(watchword.channel)
+    plain_admin = admin_service_pb2_grpc.AdminServiceStub(watchword.channel)
+    check = access.HasPermissionRequest(group="g", name="n")
+    good = (("authorization", f"Bearer {watchword.access_key}"),)
+    made_up = (("authorization", "Bearer wwk_made_up"),)
+    await plain_access.HasPermission(check, metadata=good)  # the key is cached from here
+
+    async def outcome(metadata: tuple[tuple[str, str], ...]) -> str:
+        try:
+            await plain_access.HasPermission(check, metadata=metadata)
+        except grpc.aio.AioRpcError as error:
+            return details_of(error).reason
+        return "answered"
+
+    kinds = [good, (), made_up, good, good, ()] * 20
+    outcomes = await asyncio.gather(*(outcome(metadata) for metadata in kinds))
+    expected = {good: "answered", (): "SERVICE_KEY_MISSING", made_up: "SERVICE_KEY_INVALID"}
+    assert outcomes == [expected[metadata] for metadata in kinds]
+    too_small = await asyncio.gather(
+        *(
+            failure(plain_admin.ListUsers(admin.ListUsersRequest(), metadata=good))
+            for _ in range(10)
+        )
+    )
+    assert {error.reason for error in too_small} == {"SCOPE_INSUFFICIENT"}
 
 
 async def test_the_key_is_checked_before_anything_else(start_server: StartServer) -> None:

@@ -12,18 +12,28 @@ gRPC decodes a request before any handler of ours runs, and a body it cannot dec
 the call with UNKNOWN, before the service key is checked. With ``lenient`` decoding such
 a body arrives as an ``Undecodable``: the RPC wrapping checks the key first, then answers
 INVALID_ARGUMENT (see ``transport/rpc_wrapping.py``).
+
+A keyed service may be added behind a key gate (``add_key_gated``): gRPC asks a generic
+handler for each call's handler with that call's metadata, already read for the purpose,
+so a key the cache vouches for is checked there, and the call runs the RPC without a
+second check; any other call runs the RPC with its key check, which awaits the database or
+refuses. This spares every keyed call reading its metadata again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf.message import DecodeError
 
-__all__ = ["Undecodable", "generic_only"]
+__all__ = ["Metadata", "Undecodable", "add_key_gated", "generic_only"]
+
+Metadata = Iterable[tuple[str, str | bytes]]
+Servicer = TypeVar("Servicer")
+Handlers = dict[str, "grpc.RpcMethodHandler[Any, Any]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,79 @@ class _GenericOnly:
             handlers = {name: _lenient(handler) for name, handler in method_handlers.items()}
         generic = grpc.method_handlers_generic_handler(service_name, handlers)
         self._server.add_generic_rpc_handlers((generic,))
+
+
+class _Collecting:
+    """Stands in for the server in a generated ``add_*_to_server`` call, keeping its
+    handlers by full method name."""
+
+    def __init__(self, *, lenient: bool) -> None:
+        self._lenient = lenient
+        self.handlers: Handlers = {}
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        """Ignored, as in ``_GenericOnly``."""
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        for name, handler in method_handlers.items():
+            self.handlers[f"/{service_name}/{name}"] = (
+                _lenient(handler) if self._lenient else handler
+            )
+
+
+class _KeyGate(grpc.GenericRpcHandler):
+    """A keyed service's handlers, chosen per call by what the key cache says of its key."""
+
+    def __init__(self, checked: Handlers, admitted: Handlers, admits: Callable[[Metadata], bool]):
+        self._checked = checked
+        # Unary RPCs only: a stream keeps checking its key for as long as it runs.
+        self._admitted = {
+            method: admitted[method]
+            for method, handler in checked.items()
+            if handler.unary_unary is not None
+        }
+        self._admits = admits
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method
+        checked = self._checked.get(method)
+        if checked is None:
+            return None  # another service's call: it costs one lookup here
+        if self._admits(handler_call_details.invocation_metadata or ()):
+            return self._admitted.get(method, checked)
+        return checked
+
+
+def add_key_gated(
+    server: grpc.aio.Server,
+    add_to_server: Callable[[Servicer, grpc.aio.Server], None],
+    *,
+    checked: Servicer,
+    admitted: Servicer,
+    admits: Callable[[Metadata], bool],
+    lenient: bool = False,
+) -> None:
+    """Add a keyed service behind a key gate (see the module docstring).
+
+    Args:
+        server: The server to add to.
+        add_to_server: The service's generated ``add_*_to_server`` function.
+        checked: The servicer whose RPCs check the key.
+        admitted: The same servicer without the check, for calls ``admits`` vouches for.
+        admits: Whether a call's metadata carries a key the cache vouches for (a False
+            only means the checked RPC decides).
+        lenient: As in ``generic_only``.
+    """
+    handlers: list[Handlers] = []
+    for servicer in (checked, admitted):
+        collecting = _Collecting(lenient=lenient)
+        add_to_server(servicer, cast(grpc.aio.Server, collecting))
+        handlers.append(collecting.handlers)
+    server.add_generic_rpc_handlers((_KeyGate(handlers[0], handlers[1], admits),))
 
 
 def generic_only(server: grpc.aio.Server, *, lenient: bool = False) -> grpc.aio.Server:

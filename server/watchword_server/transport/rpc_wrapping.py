@@ -48,6 +48,7 @@ def wrap_servicer(
     disabled: Collection[str],
     messages: Messages,
     key_check: ServiceKeyCheck | None = None,
+    publish_caller: bool = False,
 ) -> S:
     """``servicer`` with every RPC of ``service`` wrapped (in place; returned for ease).
 
@@ -55,8 +56,8 @@ def wrap_servicer(
     ``RPC_UNIMPLEMENTED``; those named in ``disabled`` (the deployment's
     ``disabled_rpcs``) answer UNIMPLEMENTED ``RPC_DISABLED``. With ``key_check``, every
     RPC first requires a service key (a switched-off one too, so that a caller without a
-    key learns nothing about the deployment); a unary RPC sees its caller in
-    ``current_caller``.
+    key learns nothing about the deployment); with ``publish_caller`` too, a unary RPC
+    sees its caller in ``current_caller``.
     """
     for method in service.methods:
         name, is_stream = method.name, method.server_streaming
@@ -70,7 +71,7 @@ def wrap_servicer(
         wrapped = (
             _wrap_stream(inner, messages, key_check)
             if is_stream
-            else _wrap_unary(inner, messages, key_check)
+            else _wrap_unary(inner, messages, key_check, publish_caller=publish_caller)
         )
         setattr(servicer, name, wrapped)
     return servicer
@@ -163,27 +164,61 @@ async def _fail(
     await context.abort_with_status(to_status(error, messages))
 
 
-def _refuse_undecodable(request: Any) -> None:
+def _refuse_undecodable(request: Undecodable) -> None:
     # After the key check: a caller without a key learns nothing, not even that its
     # body was wrong.
-    if type(request) is Undecodable:
-        raise InvalidArgument(
-            [FieldViolation("request", f"not a valid request message: {request.error}")]
-        )
+    raise InvalidArgument(
+        [FieldViolation("request", f"not a valid request message: {request.error}")]
+    )
 
 
 def _wrap_unary(
-    method: UnaryMethod, messages: Messages, key_check: ServiceKeyCheck | None
+    method: UnaryMethod,
+    messages: Messages,
+    key_check: ServiceKeyCheck | None,
+    *,
+    publish_caller: bool,
 ) -> UnaryMethod:
-    @functools.wraps(method)
-    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            if key_check is None:
-                _refuse_undecodable(request)
+    # Three shapes, so that a check (keyed, its caller unused) pays for no branch or
+    # context variable it does not need: this wrapper runs on every call.
+    if key_check is None:
+
+        @functools.wraps(method)
+        async def open_call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                if type(request) is Undecodable:
+                    _refuse_undecodable(request)
                 return await method(request, context)
-            # A cached key answers without a suspension; only a miss awaits the database.
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:  # noqa: BLE001 - every failure gets its status here
+                await _fail(context, error, method, messages)
+
+        return open_call
+
+    if not publish_caller:
+
+        @functools.wraps(method)
+        async def keyed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                # A cached key answers without a suspension; only a miss awaits the database.
+                key_check.known(context) or await key_check(context)
+                if type(request) is Undecodable:
+                    _refuse_undecodable(request)
+                return await method(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:  # noqa: BLE001 - every failure gets its status here
+                await _fail(context, error, method, messages)
+
+        return keyed
+
+    @functools.wraps(method)
+    async def keyed_with_caller(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
             caller = key_check.known(context) or await key_check(context)
-            _refuse_undecodable(request)
+            if type(request) is Undecodable:
+                _refuse_undecodable(request)
             token = current_caller.set(caller)
             try:
                 return await method(request, context)
@@ -194,7 +229,7 @@ def _wrap_unary(
         except Exception as error:  # noqa: BLE001 - every failure gets its status here
             await _fail(context, error, method, messages)
 
-    return guarded
+    return keyed_with_caller
 
 
 def _wrap_stream(
@@ -209,7 +244,8 @@ def _wrap_stream(
             # (and a context variable cannot be reset safely across an async generator).
             if key_check is not None and key_check.known(context) is None:
                 await key_check(context)
-            _refuse_undecodable(request)
+            if type(request) is Undecodable:
+                _refuse_undecodable(request)
             responses = method(request, context)
             if key_check is not None:
                 responses = _while_key_holds(responses, key_check, context)

@@ -7,9 +7,12 @@ and stop.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import copy
+from collections.abc import Callable, Collection
+from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
@@ -23,7 +26,7 @@ from watchword.auth.v1 import (
 )
 from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import Scope
-from watchword_server.transport.registration import generic_only
+from watchword_server.transport.registration import add_key_gated, generic_only
 from watchword_server.transport.rpc_wrapping import wrap_servicer
 from watchword_server.transport.service_key_check import ServiceKeyCheck
 from watchword_server.transport.servicers.access import AccessServicer
@@ -36,6 +39,9 @@ __all__ = ["RPC_NAMES", "GrpcServer"]
 _AUTH = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"]
 _ACCESS = access_service_pb2.DESCRIPTOR.services_by_name["AccessService"]
 _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
+# A generated add_*_to_server function.
+AddToServer = Callable[[Any, grpc.aio.Server], None]
+
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -67,42 +73,76 @@ class GrpcServer:
     def _add_ours(self, settings: Settings, domain: Domain) -> None:
         # Every service goes in through generic handlers only, ours with bodies that cannot
         # be decoded left to the RPC wrapping: see transport/registration.py.
-        services = generic_only(self._server, lenient=True)
         keys = domain.service_keys
-        disabled, messages = settings.disabled_rpcs, settings.messages
-        auth = wrap_servicer(
-            AuthServicer(
-                domain.accounts,
-                domain.sessions,
-                domain.passwords,
-                domain.profiles,
-                settings.trusted_proxies,
-                [field.name for field in settings.custom_fields if not field.readable],
-            ),
-            _AUTH,
-            disabled=disabled,
-            messages=messages,
-            key_check=ServiceKeyCheck(keys, Scope.ACCESS) if settings.auth_requires_key else None,
+        auth = AuthServicer(
+            domain.accounts,
+            domain.sessions,
+            domain.passwords,
+            domain.profiles,
+            settings.trusted_proxies,
+            [field.name for field in settings.custom_fields if not field.readable],
         )
-        auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, services)
-        access = wrap_servicer(
-            AccessServicer(domain.checks, messages),
+        add_auth = auth_service_pb2_grpc.add_AuthServiceServicer_to_server
+        if settings.auth_requires_key:
+            self._add_key_gated(
+                settings, add_auth, auth, _AUTH, ServiceKeyCheck(keys, Scope.ACCESS)
+            )
+        else:
+            self._add_open(settings, add_auth, auth, _AUTH)
+        self._add_key_gated(
+            settings,
+            access_service_pb2_grpc.add_AccessServiceServicer_to_server,
+            AccessServicer(domain.checks, settings.messages),
             _ACCESS,
-            disabled=disabled,
-            messages=messages,
-            key_check=ServiceKeyCheck(keys, Scope.ACCESS),
+            ServiceKeyCheck(keys, Scope.ACCESS),
         )
-        access_service_pb2_grpc.add_AccessServiceServicer_to_server(access, services)
         admin = wrap_servicer(
             AdminServicer(
                 domain.user_admin, domain.group_admin, domain.event_reader, settings.trusted_proxies
             ),
             _ADMIN,
-            disabled=disabled,
-            messages=messages,
+            disabled=settings.disabled_rpcs,
+            messages=settings.messages,
             key_check=ServiceKeyCheck(keys, Scope.ADMIN),
+            publish_caller=True,  # its writes are made on the caller's behalf: no gate
         )
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, services)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            admin, generic_only(self._server, lenient=True)
+        )
+
+    def _add_open(
+        self, settings: Settings, add: AddToServer, servicer: object, service: ServiceDescriptor
+    ) -> None:
+        wrapped = wrap_servicer(
+            servicer, service, disabled=settings.disabled_rpcs, messages=settings.messages
+        )
+        add(wrapped, generic_only(self._server, lenient=True))
+
+    def _add_key_gated(
+        self,
+        settings: Settings,
+        add: AddToServer,
+        servicer: object,
+        service: ServiceDescriptor,
+        key_check: ServiceKeyCheck,
+    ) -> None:
+        # Two wrappings of one servicer (the copy shares its state): with the key check,
+        # and without it for the calls whose key the gate found in the cache.
+        disabled, messages = settings.disabled_rpcs, settings.messages
+        add_key_gated(
+            self._server,
+            add,
+            checked=wrap_servicer(
+                copy.copy(servicer),
+                service,
+                disabled=disabled,
+                messages=messages,
+                key_check=key_check,
+            ),
+            admitted=wrap_servicer(servicer, service, disabled=disabled, messages=messages),
+            admits=key_check.admits,
+            lenient=True,
+        )
 
     def _add_standard(self) -> None:
         standard = generic_only(self._server)

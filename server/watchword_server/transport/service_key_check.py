@@ -5,6 +5,9 @@ It runs inside the RPC's guarded handler (``transport/rpc_wrapping.py``), not in
 interceptor: a grpc.aio interceptor is one more coroutine on every call of every service,
 Health included, and this check is on the path of every access check. Running inside the
 handler also makes the caller it finds visible to the servicer through ``current_caller``.
+Where the servicer needs no caller, the key gate (``transport/registration.py``) asks
+``admits`` first, with the metadata gRPC read to find the handler, and a call whose key the
+cache vouches for skips the check in the handler.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import grpc
 
 from watchword_server.domain.access.service_keys import Caller, Scope, ServiceKeys
 from watchword_server.model.errors import DependencyUnavailable, DomainError
+from watchword_server.transport.registration import Metadata
 
 __all__ = ["ServiceKeyCheck", "current_caller"]
 
@@ -43,11 +47,26 @@ class ServiceKeyCheck:
     def known(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller | None:
         """The caller when its key is cached, without a suspension; else None (then
         await the check itself)."""
-        return self._keys.known(_authorization(context), self._scope)
+        authorization = _authorization(context.invocation_metadata() or ())
+        return None if authorization is None else self._keys.known(authorization, self._scope)
+
+    def admits(self, metadata: Metadata) -> bool:
+        """Whether the cache vouches for the key in a call's ``metadata`` (the key gate's
+        question, see ``transport/registration.py``). False says only that the check
+        itself must decide: no key, a key not cached, or one whose scope is too small."""
+        authorization = _authorization(metadata)
+        if authorization is None:
+            return False
+        try:
+            return self._keys.known(authorization, self._scope) is not None
+        except DomainError:
+            return False
 
     async def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
         try:
-            return await self._keys.authenticate(_authorization(context), self._scope)
+            return await self._keys.authenticate(
+                _authorization(context.invocation_metadata() or ()), self._scope
+            )
         except (DomainError, DependencyUnavailable):
             raise
         except Exception as error:
@@ -56,9 +75,9 @@ class ServiceKeyCheck:
             raise DependencyUnavailable("the service key cannot be checked") from error
 
 
-def _authorization(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+def _authorization(metadata: Metadata) -> str | None:
     authorization = None
-    for key, value in context.invocation_metadata() or ():
+    for key, value in metadata:
         if key == "authorization" and isinstance(value, str):
             authorization = value
     return authorization
