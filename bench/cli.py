@@ -59,7 +59,8 @@ def parser() -> argparse.ArgumentParser:
             "(found or started as the tests do; WATCHWORD_TEST_DATABASE_URL picks one), "
             "seeded, driven by h2load. Prints a table of ratios measured side by side in "
             "this run, each with the target of issue 8, and writes them as JSON. "
-            "Scenarios: B1 checks ÷ Health/Check (warm caches and caches off); B2 "
+            "Scenarios: B1 checks ÷ Health/Check (warm caches and caches off); B1i "
+            "the same warm, in instructions (needs --instructions); B2 "
             "Authenticate ÷ the hashing bound; B3 check p99 in a login storm ÷ idle; B4 "
             "check p50 on a large database ÷ small (needs --large); B5 100 checks ÷ one "
             "BatchCheck; B6 cached `requires` overhead (µs); B7 a login ÷ its hash; "
@@ -106,6 +107,19 @@ def parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.large_users,
         metavar="N",
         help="users of B4's large database",
+    )
+    result.add_argument(
+        "--instructions",
+        action="store_true",
+        help="run B1i: B1's warm ratios in instructions per call, the server under "
+        "valgrind's callgrind (steal cannot move them; a few minutes)",
+    )
+    result.add_argument(
+        "--instruction-calls",
+        type=_positive_int,
+        default=_DEFAULTS.instruction_calls,
+        metavar="N",
+        help="calls per counted run of B1i",
     )
     result.add_argument(
         "--users",
@@ -164,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         users=arguments.users,
         large=arguments.large,
         large_users=arguments.large_users,
+        instructions=arguments.instructions,
+        instruction_calls=arguments.instruction_calls,
         memberships_per_user=arguments.memberships_per_user,
         bcrypt_cost=arguments.bcrypt_cost,
         client_calls=arguments.client_calls,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 __all__ = ["DEFAULT_JSON", "PBKDF2_ALG", "SCENARIOS", "Options"]
 
-SCENARIOS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "workers")
+SCENARIOS = ("B1", "B1i", "B2", "B3", "B4", "B5", "B6", "B7", "workers")
 """Every scenario, in the order they are reported."""
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
@@ -27,6 +27,8 @@ class Options:
         users: Users of the everyday database (B1-B3, B5-B7, workers; B4's small side).
         large: Run B4 (builds a database of ``large_users`` users first).
         large_users: Users of B4's large database.
+        instructions: Run B1i (the server under callgrind; a few minutes).
+        instruction_calls: Calls per counted run of B1i.
         memberships_per_user: Groups each seeded user belongs to.
         bcrypt_cost: The cost of the login hash for B2 and B3 (the server's default is 12).
         client_calls: Calls per timing in B6 (in-process, so many are cheap).
@@ -42,6 +44,8 @@ class Options:
     users: int = 1000
     large: bool = False
     large_users: int = 1_000_000
+    instructions: bool = False
+    instruction_calls: int = 2_000
     memberships_per_user: int = 5
     bcrypt_cost: int = 12
     client_calls: int = 20_000

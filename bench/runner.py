@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from bench.h2load import find_h2load
 from bench.options import SCENARIOS, Options
 from bench.results import Figure, Report
-from bench.scenarios import batch, client, logins, scale, throughput
+from bench.scenarios import batch, client, instructions, logins, scale, throughput
 from bench.stage import Database, Role, Stage, cores, open_stage, progress, server_settings
 from tests.support.postgres import connect
 
@@ -24,6 +24,7 @@ __all__ = ["run"]
 
 _NAMES = {
     "B1": "checks ÷ Health/Check",
+    "B1i": "warm checks ÷ Health/Check, instructions",
     "B2": "Authenticate req/s ÷ hashing bound",
     "B3": "check p99 during a login storm ÷ idle",
     "B4": "check p50, large ÷ small database, caches off",
@@ -34,6 +35,7 @@ _NAMES = {
 }
 _METHODS = {
     "B1": throughput.B1_METHOD,
+    "B1i": instructions.B1I_METHOD,
     "B2": logins.B2_METHOD,
     "B3": logins.B3_METHOD,
     "B4": scale.B4_METHOD,
@@ -175,6 +177,34 @@ def _others(run: _Run, options: Options) -> None:
         run.fail(run.missing(wanted, since), error)
 
 
+def _instructions(run: _Run, options: Options) -> None:
+    """B1i, on a server of its own under callgrind (``--instructions``)."""
+    if not options.wants("B1i"):
+        return
+    if not options.instructions:
+        figure = Figure.missing("B1i", _NAMES["B1i"], "skipped: needs --instructions")
+        run.report.add([figure], _METHODS["B1i"])
+        return
+    unavailable = instructions.callgrind_unavailable()
+    if unavailable is not None:
+        run.report.add([unavailable], _METHODS["B1i"])
+        return
+    stage = run.stage
+    callgrind = instructions.Callgrind(stage.logs)
+    role = Role(server_settings(options), wrapper=callgrind.prefix())
+    since = len(run.report.figures)
+    try:
+        with stage.servers({"callgrind": role}) as servers:
+            run.attempt(
+                "B1i",
+                lambda: instructions.b1_instructions(
+                    stage, servers["callgrind"], callgrind, options.instruction_calls
+                ),
+            )
+    except Exception as error:  # the server did not start (or stop)
+        run.fail(run.missing(["B1i"], since), error)
+
+
 def _context(stage: Stage) -> dict[str, object]:
     with connect(stage.everyday.url, autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
@@ -212,6 +242,7 @@ def run(options: Options) -> tuple[Report, bool]:
         current.report.context = _context(stage)
         _everyday(current, options)
         _others(current, options)
+        _instructions(current, options)
         succeeded = not stage.keep_logs
         steal = stage.steal.summary()
     report = current.report

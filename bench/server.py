@@ -94,9 +94,14 @@ def workers_supported() -> bool:
 
 
 def _wait_serving(
-    target: str, process: subprocess.Popen[bytes], log: Path, offset: int, workers: int
+    target: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    offset: int,
+    workers: int,
+    timeout: float,
 ) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT
+    deadline = time.monotonic() + timeout
     healthy = False
     with grpc.insecure_channel(target) as channel:
         # The health stubs' types lack the methods the generated class adds.
@@ -146,6 +151,9 @@ class ServerSpec:
     log: Path
     settings: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1
+    wrapper: tuple[str, ...] = ()
+    """A command line the server runs under (valgrind's), which also gives it ten times
+    as long to start."""
 
 
 @contextlib.contextmanager
@@ -156,7 +164,8 @@ def serve(specs: Sequence[ServerSpec]) -> Iterator[list[ServerProcess]]:
     try:
         for spec in specs:
             target = f"127.0.0.1:{spec.port}"
-            argv = [sys.executable, "-m", "watchword_server", "serve", "--listen", target]
+            argv = [*spec.wrapper, sys.executable, "-m", "watchword_server", "serve"]
+            argv += ["--listen", target]
             if spec.workers != 1:
                 argv += ["--workers", str(spec.workers)]
             offset = spec.log.stat().st_size if spec.log.exists() else 0
@@ -171,7 +180,8 @@ def serve(specs: Sequence[ServerSpec]) -> Iterator[list[ServerProcess]]:
         servers = []
         for spec, process, offset in started:
             target = f"127.0.0.1:{spec.port}"
-            _wait_serving(target, process, spec.log, offset, spec.workers)
+            timeout = _READY_TIMEOUT * (10 if spec.wrapper else 1)
+            _wait_serving(target, process, spec.log, offset, spec.workers, timeout)
             servers.append(ServerProcess(target=target, pid=process.pid, log=spec.log))
         yield servers
     finally:

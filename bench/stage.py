@@ -122,6 +122,7 @@ class Role:
     settings: Mapping[str, str]
     database: Database | None = None
     workers: int = 1
+    wrapper: tuple[str, ...] = ()
 
 
 class Stage:
@@ -187,6 +188,7 @@ class Stage:
                 log=self.logs / f"server-{name.replace(' ', '-')}.log",
                 settings=role.settings,
                 workers=role.workers,
+                wrapper=role.wrapper,
             )
             for name, role in roles.items()
         ]

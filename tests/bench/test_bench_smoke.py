@@ -60,6 +60,11 @@ def test_every_scenario_reports_a_positive_figure(
         if figure["id"] == "workers" and not workers_supported():
             assert figure["status"].startswith("not available"), figure
             continue
+        if figure["id"] == "B1i":
+            # Under callgrind the server takes minutes: tests/bench/test_instructions.py
+            # covers its counter; here it must say how to turn it on.
+            assert figure["status"] == "skipped: needs --instructions", figure
+            continue
         assert figure["status"] == "measured", figure
         assert math.isfinite(figure["value"]) and figure["value"] > 0, figure
         assert all(value > 0 for value in figure["numbers"].values()), figure
