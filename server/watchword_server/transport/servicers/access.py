@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -24,6 +26,13 @@ __all__ = ["AccessServicer"]
 Context = grpc.aio.ServicerContext[Any, Any]
 
 _KINDS = {kind.value: kind for kind in SubjectKind}
+
+
+# Subject(kind, value) without a Python frame on the hot path: a named tuple's own __new__
+# is Python code, tuple's is not, and makes the same object.
+_new_subject: Callable[[tuple[SubjectKind, str]], Subject] = functools.partial(
+    tuple.__new__, Subject
+)
 
 
 def _subject(request: Any) -> Subject | None:
@@ -80,7 +89,7 @@ class AccessServicer(access_service_pb2_grpc.AccessServiceServicer):
         self, request: access_service_pb2.HasMembershipRequest, context: Context
     ) -> access_service_pb2.HasMembershipResponse:
         which = request.WhichOneof("subject")  # _subject inlined: this is the hot path
-        subject = None if which is None else Subject(_KINDS[which], getattr(request, which))
+        subject = None if which is None else _new_subject((_KINDS[which], getattr(request, which)))
         group, min_revision = request.group, request.min_revision
         checks = self._checks
         answer = checks.known_membership(subject, group, min_revision) or (
@@ -98,7 +107,7 @@ class AccessServicer(access_service_pb2_grpc.AccessServiceServicer):
         self, request: access_service_pb2.HasPermissionRequest, context: Context
     ) -> access_service_pb2.HasPermissionResponse:
         which = request.WhichOneof("subject")  # _subject and _grant inlined (the hot path)
-        subject = None if which is None else Subject(_KINDS[which], getattr(request, which))
+        subject = None if which is None else _new_subject((_KINDS[which], getattr(request, which)))
         grant = Grant(request.name, request.table_name, request.record_id)
         min_revision = request.min_revision
         checks = self._checks
