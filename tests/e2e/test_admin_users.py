@@ -11,6 +11,7 @@ from google.protobuf import field_mask_pb2
 
 from tests.support.flows import PASSWORD, login, register
 from tests.support.postgres import connect
+from tests.support.rows import table_rows
 from tests.support.rpc_errors import details_of, failure
 from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import access_service_pb2 as access
@@ -47,7 +48,6 @@ async def test_create_get_lookup_update_delete(watchword: Running) -> None:
     assert (gone.code, gone.reason) == (grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")
 
 
-@pytest.mark.postgres_only
 async def test_create_in_any_status_sends_no_session_and_no_mail(
     watchword: Running, database_url: str
 ) -> None:
@@ -55,8 +55,7 @@ async def test_create_in_any_status_sends_no_session_and_no_mail(
         watchword, "pending@example.com", status=resources_pb2.USER_STATUS_PENDING_APPROVAL
     )
     assert user.status == resources_pb2.USER_STATUS_PENDING_APPROVAL
-    with connect(database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM mail_outbox").fetchone() == (0,)
+    assert table_rows(database_url, "mail_outbox") == []
 
 
 async def test_duplicates_and_unknowns(watchword: Running) -> None:
@@ -298,16 +297,12 @@ async def test_database_holds_no_service_key_in_clear(
         assert key not in dump and key.removeprefix("wwk_") not in dump
 
 
-@pytest.mark.postgres_only
 async def test_a_key_s_last_use_is_written_once_a_minute_at_most(
     watchword: Running, database_url: str
 ) -> None:
     def last_used() -> list[object]:
-        with connect(database_url) as conn:
-            rows = conn.execute(
-                "SELECT last_used_time FROM service_keys WHERE scope = 'access'"
-            ).fetchall()
-        return [row[0] for row in rows]
+        rows = table_rows(database_url, "service_keys", "scope", "last_used_time")
+        return [row["last_used_time"] for row in rows if row["scope"] == "access"]
 
     assert watchword.server.domain is not None
     touches = watchword.server.domain.touches
@@ -324,17 +319,15 @@ async def test_a_key_s_last_use_is_written_once_a_minute_at_most(
     assert last_used() == first
 
 
-@pytest.mark.postgres_only
 async def test_admin_actions_write_events_with_the_key_as_origin(
     watchword: Running, database_url: str
 ) -> None:
     user = await create(watchword, "ada@example.com")
     await watchword.admin.BlockUser(admin.BlockUserRequest(user_id=user.id))
-    with connect(database_url) as conn:
-        rows = conn.execute("SELECT kind, origin, description FROM events ORDER BY id").fetchall()
-    assert [row[0] for row in rows] == ["user_created", "user_blocked"]
-    assert all(row[1].startswith("admin:test-admin-") for row in rows)
-    assert rows[1][2] == f"User {user.id} blocked by {rows[1][1]}"
+    rows = table_rows(database_url, "events", "kind", "origin", "description", order_by="id")
+    assert [row["kind"] for row in rows] == ["user_created", "user_blocked"]
+    assert all(row["origin"].startswith("admin:test-admin-") for row in rows)
+    assert rows[1]["description"] == f"User {user.id} blocked by {rows[1]['origin']}"
 
 
 async def test_any_status_but_active_ends_the_sessions_for_good(watchword: Running) -> None:

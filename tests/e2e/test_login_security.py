@@ -10,19 +10,13 @@ import grpc
 import pytest
 
 from tests.conftest import smtp_settings
-from tests.support.flows import PASSWORD
+from tests.support.flows import PASSWORD, register_reply
 from tests.support.postgres import connect
+from tests.support.rows import table_rows
 from tests.support.rpc_errors import details_of
 from tests.support.servers import Running, StartServer
 from tests.support.smtp import SmtpServer
 from watchword.auth.v1 import auth_service_pb2 as auth
-
-
-async def register(running: Running, email: str, password: str = PASSWORD) -> str:
-    reply = await running.auth.Register(
-        auth.RegisterRequest(email=email, password=password, first_name="A", last_name="B")
-    )
-    return str(reply.session_token)
 
 
 async def login_error(running: Running, email: str, password: str) -> grpc.aio.AioRpcError:
@@ -32,7 +26,7 @@ async def login_error(running: Running, email: str, password: str) -> grpc.aio.A
 
 
 async def test_unknown_email_and_wrong_password_answer_the_same(watchword: Running) -> None:
-    await register(watchword, "ada@example.com")
+    await register_reply(watchword, "ada@example.com")
     unknown = await login_error(watchword, "nobody@example.com", PASSWORD)
     wrong = await login_error(watchword, "ada@example.com", "wrong password!")
     assert unknown.code() == wrong.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -46,7 +40,7 @@ async def test_unknown_email_takes_as_long_as_a_wrong_password(
 ) -> None:
     # A real cost, so that hashing (not noise) dominates and a skipped hash would show.
     running = await start_server(hmac_alg="bcrypt(9)", login_max_failures=0)
-    await register(running, "ada@example.com")
+    await register_reply(running, "ada@example.com")
     unknown: list[float] = []
     wrong: list[float] = []
     for _ in range(20):  # interleaved, so drift on the machine hits both alike
@@ -62,7 +56,9 @@ async def test_unknown_email_takes_as_long_as_a_wrong_password(
 async def test_sessions_table_holds_no_token_in_clear(
     watchword: Running, database_url: str
 ) -> None:
-    tokens = [await register(watchword, f"u{i}@example.com") for i in range(3)]
+    tokens = [
+        (await register_reply(watchword, f"u{i}@example.com")).session_token for i in range(3)
+    ]
     login = await watchword.auth.Authenticate(
         auth.AuthenticateRequest(email="u0@example.com", password=PASSWORD, remember=True)
     )
@@ -82,7 +78,7 @@ async def test_sessions_table_holds_no_token_in_clear(
 
 async def test_passwords_longer_than_72_bytes_are_not_truncated(watchword: Running) -> None:
     long_password = "x" * 80 + "1"
-    await register(watchword, "ada@example.com", long_password)
+    await register_reply(watchword, "ada@example.com", long_password)
     error = await login_error(watchword, "ada@example.com", "x" * 80 + "2")
     assert details_of(error).reason == "INVALID_CREDENTIALS"
     login = await watchword.auth.Authenticate(
@@ -91,16 +87,13 @@ async def test_passwords_longer_than_72_bytes_are_not_truncated(watchword: Runni
     assert login.session_token
 
 
-@pytest.mark.postgres_only
 async def test_password_hash_is_bcrypt_with_the_key_id(
     watchword: Running, database_url: str
 ) -> None:
-    await register(watchword, "ada@example.com")
-    with connect(database_url) as conn:
-        row = conn.execute("SELECT password_hash FROM users").fetchone()
-    assert row is not None
-    assert row[0].startswith("hmac-bcrypt$k1$$2b$04$")
-    assert PASSWORD not in row[0]
+    await register_reply(watchword, "ada@example.com")
+    [row] = table_rows(database_url, "users", "password_hash")
+    assert row["password_hash"].startswith("hmac-bcrypt$k1$$2b$04$")
+    assert PASSWORD not in row["password_hash"]
 
 
 async def test_missing_login_fields_are_invalid_argument(watchword: Running) -> None:
@@ -115,7 +108,7 @@ async def test_account_state_is_told_only_after_a_correct_password(
     start_server: StartServer,
 ) -> None:
     running = await start_server(registration_verification=True)
-    await register(running, "ada@example.com")
+    await register_reply(running, "ada@example.com")
     wrong = await login_error(running, "ada@example.com", "wrong password!")
     assert details_of(wrong).reason == "INVALID_CREDENTIALS"
     right = await login_error(running, "ada@example.com", PASSWORD)
@@ -130,7 +123,7 @@ async def test_a_reset_request_takes_as_long_for_a_known_address_as_for_an_unkno
     running = await start_server(**smtp_settings(smtp))
     known = [f"user{i}@example.com" for i in range(100)]
     for email in known:
-        await register(running, email)
+        await register_reply(running, email)
     unknown = [f"nobody{i}@example.com" for i in range(100)]
     # The leak this guards against made a known address answer 1.5-2x slower, every time; a
     # round of 100 pairs on a machine whose CPU is stolen in bursts can miss 1.1 by chance

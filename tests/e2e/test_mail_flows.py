@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from tests.conftest import smtp_settings
-from tests.support.flows import PASSWORD
+from tests.support.flows import PASSWORD, register_reply
 from tests.support.postgres import connect
 from tests.support.rpc_errors import failure
 from tests.support.servers import Running, StartServer
@@ -24,13 +24,6 @@ def key_of(mail: ReceivedMail) -> str:
     match = KEY_IN_LINK.search(mail.body)
     assert match is not None, mail.body
     return match.group(2)
-
-
-async def register(running: Running, email: str = "ada@example.com") -> auth.RegisterResponse:
-    reply: auth.RegisterResponse = await running.auth.Register(
-        auth.RegisterRequest(email=email, password=PASSWORD, first_name="Ada", last_name="L")
-    )
-    return reply
 
 
 async def login(running: Running, email: str = "ada@example.com", password: str = PASSWORD) -> str:
@@ -56,7 +49,7 @@ async def settle(running: Running) -> None:
 
 async def test_register_verify_login(start_server: StartServer, smtp: SmtpServer) -> None:
     running = await mailing_server(start_server, smtp)
-    registered = await register(running)
+    registered = await register_reply(running)
     assert registered.user.status == resources_pb2.USER_STATUS_PENDING_VERIFICATION
     assert not registered.session_token
 
@@ -86,7 +79,7 @@ async def test_register_verify_login(start_server: StartServer, smtp: SmtpServer
 
 async def test_verification_key_expires(start_server: StartServer, smtp: SmtpServer) -> None:
     running = await mailing_server(start_server, smtp, verification_key_ttl=600)
-    await register(running)
+    await register_reply(running)
     [mail] = await smtp.wait_for(1)
     running.clock.advance(601)
     expired = await failure(running.auth.Verify(auth.VerifyRequest(verification_key=key_of(mail))))
@@ -99,7 +92,7 @@ async def test_status_words_are_never_keys(
     start_server: StartServer, smtp: SmtpServer, database_url: str, word: str
 ) -> None:
     running = await mailing_server(start_server, smtp)
-    await register(running)
+    await register_reply(running)
     await smtp.wait_for(1)
     refused = await failure(running.auth.Verify(auth.VerifyRequest(verification_key=word)))
     assert refused.reason == "VERIFICATION_KEY_INVALID"
@@ -110,7 +103,7 @@ async def test_status_words_are_never_keys(
 
 async def test_approval_after_verification(start_server: StartServer, smtp: SmtpServer) -> None:
     running = await mailing_server(start_server, smtp, registration_approval=True)
-    await register(running)
+    await register_reply(running)
     [mail] = await smtp.wait_for(1)
     verified = await running.auth.Verify(auth.VerifyRequest(verification_key=key_of(mail)))
     assert verified.user.status == resources_pb2.USER_STATUS_PENDING_APPROVAL
@@ -125,7 +118,7 @@ async def test_approval_after_verification(start_server: StartServer, smtp: Smtp
 
 async def test_approval_only_sends_no_mail(start_server: StartServer, smtp: SmtpServer) -> None:
     running = await start_server(registration_approval=True, **smtp_settings(smtp))
-    registered = await register(running)
+    registered = await register_reply(running)
     assert registered.user.status == resources_pb2.USER_STATUS_PENDING_APPROVAL
     await settle(running)
     assert smtp.messages == []
@@ -135,7 +128,7 @@ async def test_reset_for_an_unknown_email_looks_the_same_and_sends_nothing(
     start_server: StartServer, smtp: SmtpServer
 ) -> None:
     running = await start_server(**smtp_settings(smtp))
-    await register(running)
+    await register_reply(running)
     known = await running.auth.RequestPasswordReset(
         auth.RequestPasswordResetRequest(email="ada@example.com")
     )
@@ -152,7 +145,7 @@ async def test_reset_works_once_and_kills_earlier_sessions(
     start_server: StartServer, smtp: SmtpServer
 ) -> None:
     running = await start_server(**smtp_settings(smtp))
-    early = (await register(running)).session_token
+    early = (await register_reply(running)).session_token
     await running.auth.RequestPasswordReset(
         auth.RequestPasswordResetRequest(email="ADA@example.com")
     )
@@ -179,7 +172,7 @@ async def test_reset_keys_expire_and_are_superseded(
     start_server: StartServer, smtp: SmtpServer
 ) -> None:
     running = await start_server(reset_key_ttl=3600, **smtp_settings(smtp))
-    await register(running)
+    await register_reply(running)
     request = auth.RequestPasswordResetRequest(email="ada@example.com")
     await running.auth.RequestPasswordReset(request)
     await running.auth.RequestPasswordReset(request)
@@ -205,7 +198,7 @@ async def test_a_password_change_voids_outstanding_reset_keys(
     # A reset key mailed before the change (perhaps to an attacker reading the mailbox)
     # must not undo it.
     running = await start_server(**smtp_settings(smtp))
-    token = (await register(running)).session_token
+    token = (await register_reply(running)).session_token
     await running.auth.RequestPasswordReset(
         auth.RequestPasswordResetRequest(email="ada@example.com")
     )
@@ -229,8 +222,8 @@ async def test_reset_reenables_disabled_but_not_blocked(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
     running = await start_server(**smtp_settings(smtp))
-    await register(running, "dis@example.com")
-    await register(running, "blk@example.com")
+    await register_reply(running, "dis@example.com")
+    await register_reply(running, "blk@example.com")
     for email in ("dis@example.com", "blk@example.com"):
         await running.auth.RequestPasswordReset(auth.RequestPasswordResetRequest(email=email))
     mails = {mail.recipient: mail for mail in await smtp.wait_for(2)}
@@ -286,7 +279,7 @@ async def test_database_holds_no_key_in_clear(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
     running = await mailing_server(start_server, smtp)
-    await register(running)
+    await register_reply(running)
     await running.auth.RequestPasswordReset(
         auth.RequestPasswordResetRequest(email="ada@example.com")
     )
@@ -313,7 +306,7 @@ async def test_smtp_down_loses_and_duplicates_nothing_across_a_restart(
 ) -> None:
     smtp.stop()
     first = await mailing_server(start_server, smtp)
-    replies = [await register(first, f"user{i}@example.com") for i in range(20)]
+    replies = [await register_reply(first, f"user{i}@example.com") for i in range(20)]
     assert all(r.user.status == resources_pb2.USER_STATUS_PENDING_VERIFICATION for r in replies)
     await settle(first)  # every attempt fails while SMTP is down
     await first.channel.close(None)
@@ -344,7 +337,7 @@ async def test_a_hook_replaces_the_sender(start_server: StartServer) -> None:
     running = await start_server(
         registration_verification=True, mail_hook="tests.e2e.test_mail_flows:collect"
     )
-    await register(running)
+    await register_reply(running)
     await settle(running)
     [mail] = HOOKED
     assert mail.kind == "verification"
@@ -359,7 +352,7 @@ async def test_every_flow_leaves_an_event(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
     running = await mailing_server(start_server, smtp)
-    await register(running)
+    await register_reply(running)
     [mail] = await smtp.wait_for(1)
     await running.auth.Verify(auth.VerifyRequest(verification_key=key_of(mail)))
     token = await login(running)
@@ -397,10 +390,10 @@ async def test_enumeration_safe_registration_answers_as_for_a_new_address_and_ma
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
     running = await mailing_server(start_server, smtp, registration_enumeration_safe=True)
-    await register(running, "ada@example.com")
+    await register_reply(running, "ada@example.com")
     (verification,) = await smtp.wait_for(1)
-    again = await register(running, "ADA@example.com")
-    fresh = await register(running, "bob@example.com")
+    again = await register_reply(running, "ADA@example.com")
+    fresh = await register_reply(running, "bob@example.com")
     # The same answer in every field a caller could compare, but the id and the address.
     assert not again.session_token and not fresh.session_token
     for reply in (again, fresh):

@@ -8,8 +8,8 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2, struct_pb2
 
-from tests.support.flows import PASSWORD
-from tests.support.postgres import connect
+from tests.support.flows import PASSWORD, register_reply
+from tests.support.rows import table_rows
 from tests.support.rpc_errors import details_of, failure
 from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import admin_service_pb2 as admin
@@ -31,23 +31,10 @@ def struct(values: dict[str, Any]) -> struct_pb2.Struct:
     return result
 
 
-async def register(running: Running, **extra: Any) -> auth.RegisterResponse:
-    reply: auth.RegisterResponse = await running.auth.Register(
-        auth.RegisterRequest(
-            email="ada@example.com",
-            password=PASSWORD,
-            first_name="Ada",
-            last_name="Lovelace",
-            extra=struct(extra),
-        )
-    )
-    return reply
-
-
 async def test_change_password_keeps_this_session_and_revokes_the_others(
     watchword: Running,
 ) -> None:
-    current = (await register(watchword)).session_token
+    current = (await register_reply(watchword)).session_token
     other = (
         await watchword.auth.Authenticate(
             auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
@@ -73,7 +60,7 @@ async def test_change_password_keeps_this_session_and_revokes_the_others(
 
 
 async def test_change_password_with_a_wrong_old_password(watchword: Running) -> None:
-    token = (await register(watchword)).session_token
+    token = (await register_reply(watchword)).session_token
     details = await failure(
         watchword.auth.ChangePassword(
             auth.ChangePasswordRequest(
@@ -87,7 +74,7 @@ async def test_change_password_with_a_wrong_old_password(watchword: Running) -> 
 
 
 async def test_change_password_checks_the_new_one_and_the_session(watchword: Running) -> None:
-    token = (await register(watchword)).session_token
+    token = (await register_reply(watchword)).session_token
     short = await failure(
         watchword.auth.ChangePassword(
             auth.ChangePasswordRequest(
@@ -107,7 +94,7 @@ async def test_change_password_checks_the_new_one_and_the_session(watchword: Run
 
 
 async def test_get_profile(watchword: Running) -> None:
-    registered = await register(watchword)
+    registered = await register_reply(watchword)
     profile = await watchword.auth.GetProfile(
         auth.GetProfileRequest(session_token=registered.session_token)
     )
@@ -115,7 +102,7 @@ async def test_get_profile(watchword: Running) -> None:
 
 
 async def test_update_profile_names_with_a_mask(watchword: Running) -> None:
-    token = (await register(watchword)).session_token
+    token = (await register_reply(watchword)).session_token
     reply = await watchword.auth.UpdateProfile(
         auth.UpdateProfileRequest(
             session_token=token,
@@ -130,7 +117,7 @@ async def test_update_profile_names_with_a_mask(watchword: Running) -> None:
 
 @pytest.mark.parametrize("path", ["email", "status", "id"])
 async def test_email_and_status_are_read_only(watchword: Running, path: str) -> None:
-    token = (await register(watchword)).session_token
+    token = (await register_reply(watchword)).session_token
     details = await failure(
         watchword.auth.UpdateProfile(
             auth.UpdateProfileRequest(
@@ -146,14 +133,14 @@ async def test_email_and_status_are_read_only(watchword: Running, path: str) -> 
     assert set(details.violations) == {"update_mask"}
 
 
-@pytest.mark.postgres_only
 async def test_custom_fields_at_registration(start_server: StartServer, database_url: str) -> None:
     running = await start_server(custom_fields=FIELDS)
-    registered = await register(running, nickname="ada", age=36, country="UK")
+    registered = await register_reply(
+        running, extra={"nickname": "ada", "age": 36, "country": "UK"}
+    )
     assert dict(registered.user.extra) == {"nickname": "ada", "age": 36, "country": "UK"}
-    with connect(database_url) as conn:
-        row = conn.execute("SELECT extra FROM users").fetchone()
-    assert row is not None and row[0] == {"nickname": "ada", "age": 36, "country": "UK"}
+    [row] = table_rows(database_url, "users", "extra")
+    assert row["extra"] == {"nickname": "ada", "age": 36, "country": "UK"}
 
 
 @pytest.mark.parametrize(
@@ -172,7 +159,7 @@ async def test_bad_custom_fields_at_registration(
 ) -> None:
     running = await start_server(custom_fields=FIELDS)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await register(running, **extra)
+        await register_reply(running, extra=extra)
     details = details_of(caught.value)
     assert details.code == grpc.StatusCode.INVALID_ARGUMENT
     assert set(details.violations) == {bad}
@@ -180,7 +167,9 @@ async def test_bad_custom_fields_at_registration(
 
 async def test_profile_updates_profile_writable_fields_only(start_server: StartServer) -> None:
     running = await start_server(custom_fields=FIELDS)
-    token = (await register(running, nickname="ada", country="UK")).session_token
+    token = (
+        await register_reply(running, extra={"nickname": "ada", "country": "UK"})
+    ).session_token
     updated = await running.auth.UpdateProfile(
         auth.UpdateProfileRequest(
             session_token=token,
@@ -213,9 +202,9 @@ async def test_profile_updates_profile_writable_fields_only(start_server: StartS
 async def test_a_field_is_users_to_write_only_when_declared_so(start_server: StartServer) -> None:
     # {"name": "role"} says nothing about who writes it: only administrators may.
     running = await start_server(custom_fields=[{"name": "role"}])
-    refused = await failure(register(running, role="admin"))
+    refused = await failure(register_reply(running, extra={"role": "admin"}))
     assert set(refused.violations) == {"extra.role"}
-    reply = await register(running)
+    reply = await register_reply(running)
     profile_write = await failure(
         running.auth.UpdateProfile(
             auth.UpdateProfileRequest(
@@ -244,7 +233,7 @@ async def test_an_unreadable_field_is_hidden_from_the_user_not_the_admin(
             {"name": "risk", "readable": False},
         ]
     )
-    reply = await register(running, nickname="ada")
+    reply = await register_reply(running, extra={"nickname": "ada"})
     await running.admin.UpdateUser(
         admin.UpdateUserRequest(
             user=resources_pb2.User(

@@ -7,19 +7,12 @@ from datetime import UTC, timedelta
 import grpc
 import pytest
 
-from tests.support.flows import PASSWORD
+from tests.support.flows import PASSWORD, register_reply
 from tests.support.postgres import connect
 from tests.support.rpc_errors import details_of
 from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
-
-
-async def register(running: Running, email: str = "ada@example.com") -> auth.RegisterResponse:
-    response: auth.RegisterResponse = await running.auth.Register(
-        auth.RegisterRequest(email=email, password=PASSWORD, first_name="Ada", last_name="Lovelace")
-    )
-    return response
 
 
 async def assert_session_invalid(running: Running, token: str) -> None:
@@ -31,7 +24,7 @@ async def assert_session_invalid(running: Running, token: str) -> None:
 
 
 async def test_register_login_introspect_logout(watchword: Running) -> None:
-    registered = await register(watchword)
+    registered = await register_reply(watchword)
     assert registered.user.status == resources_pb2.USER_STATUS_ACTIVE
     assert registered.user.email == "ada@example.com"
     assert registered.user.id
@@ -56,14 +49,14 @@ async def test_register_login_introspect_logout(watchword: Running) -> None:
 
 
 async def test_every_login_gets_a_new_token(watchword: Running) -> None:
-    await register(watchword)
+    await register_reply(watchword)
     request = auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
     tokens = {(await watchword.auth.Authenticate(request)).session_token for _ in range(3)}
     assert len(tokens) == 3
 
 
 async def test_login_with_email_in_other_letter_case(watchword: Running) -> None:
-    await register(watchword, "Grace.Hopper@Example.com")
+    await register_reply(watchword, "Grace.Hopper@Example.com")
     login = await watchword.auth.Authenticate(
         auth.AuthenticateRequest(email="grace.hopper@example.COM", password=PASSWORD)
     )
@@ -72,7 +65,7 @@ async def test_login_with_email_in_other_letter_case(watchword: Running) -> None
 
 async def test_remember_gives_the_long_window(start_server: StartServer) -> None:
     running = await start_server(session_expiration=3600, session_long_expiration=86400)
-    await register(running)
+    await register_reply(running)
     now = running.clock.now().timestamp()
 
     short = await running.auth.Authenticate(
@@ -92,7 +85,7 @@ async def test_remember_gives_the_long_window(start_server: StartServer) -> None
 
 async def test_remember_is_ignored_when_the_option_is_off(start_server: StartServer) -> None:
     running = await start_server(remember_option=False, session_expiration=600)
-    await register(running)
+    await register_reply(running)
     login = await running.auth.Authenticate(
         auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD, remember=True)
     )
@@ -101,7 +94,7 @@ async def test_remember_is_ignored_when_the_option_is_off(start_server: StartSer
 
 async def test_window_slides_on_use_and_expires_when_idle(start_server: StartServer) -> None:
     running = await start_server(session_expiration=1000)
-    token = (await register(running)).session_token
+    token = (await register_reply(running)).session_token
     for _ in range(5):  # 5 x 600 s = well past one window, but never idle for a whole one
         running.clock.advance(600)
         seen = await running.auth.Introspect(auth.IntrospectRequest(session_token=token))
@@ -111,7 +104,7 @@ async def test_window_slides_on_use_and_expires_when_idle(start_server: StartSer
 
 
 async def test_logout_twice_is_session_invalid(watchword: Running) -> None:
-    token = (await register(watchword)).session_token
+    token = (await register_reply(watchword)).session_token
     await watchword.auth.Logout(auth.LogoutRequest(session_token=token))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await watchword.auth.Logout(auth.LogoutRequest(session_token=token))
@@ -135,7 +128,7 @@ async def test_last_seen_is_written_at_most_every_tenth_of_the_window(
     start_server: StartServer, database_url: str
 ) -> None:
     running = await start_server(session_expiration=1000)
-    token = (await register(running)).session_token
+    token = (await register_reply(running)).session_token
     written = last_seen(database_url)
     # The server writes last uses in batches about once a second; flush them at once here.
     assert running.server.domain is not None

@@ -13,7 +13,8 @@ import psycopg
 from google.protobuf import field_mask_pb2
 
 from tests.conftest import smtp_settings
-from tests.e2e.test_mail_flows import key_of, register
+from tests.e2e.test_mail_flows import key_of
+from tests.support.flows import register_reply
 from tests.support.postgres import connect, conninfo
 from tests.support.servers import StartServer
 from tests.support.smtp import SmtpServer
@@ -63,7 +64,7 @@ async def test_a_block_during_a_password_reset_is_kept(
     start_server: StartServer, database_url: str, smtp: SmtpServer
 ) -> None:
     running = await start_server(**smtp_settings(smtp))
-    user = (await register(running)).user
+    user = (await register_reply(running)).user
     await running.admin.DisableUser(admin.DisableUserRequest(user_id=user.id))
     await running.auth.RequestPasswordReset(
         auth.RequestPasswordResetRequest(email="ada@example.com")
@@ -84,7 +85,7 @@ async def test_a_block_during_a_verification_is_kept(
     start_server: StartServer, database_url: str, smtp: SmtpServer
 ) -> None:
     running = await start_server(registration_verification=True, **smtp_settings(smtp))
-    user = (await register(running)).user
+    user = (await register_reply(running)).user
     (mail,) = await smtp.wait_for(1)
     request = auth.VerifyRequest(verification_key=key_of(mail))
     await _race(
@@ -101,7 +102,7 @@ async def test_an_admin_change_to_extra_during_a_profile_update_is_kept(
 ) -> None:
     fields = [{"name": "nickname", "profile": True}, {"name": "role"}]
     running = await start_server(custom_fields=fields)
-    reply = await register(running)
+    reply = await register_reply(running)
     request = auth.UpdateProfileRequest(
         session_token=reply.session_token,
         user=resources_pb2.User(),
