@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import smtp_settings
 from tests.support.flows import PASSWORD, register_reply
 from tests.support.postgres import connect
+from tests.support.rows import table_rows, update_rows
 from tests.support.rpc_errors import failure
 from tests.support.servers import Running, StartServer
 from tests.support.smtp import ReceivedMail, SmtpServer
@@ -86,7 +87,6 @@ async def test_verification_key_expires(start_server: StartServer, smtp: SmtpSer
     assert expired.reason == "VERIFICATION_KEY_INVALID"
 
 
-@pytest.mark.postgres_only
 @pytest.mark.parametrize("word", ["blocked", "pending", "disabled", ""])
 async def test_status_words_are_never_keys(
     start_server: StartServer, smtp: SmtpServer, database_url: str, word: str
@@ -96,9 +96,8 @@ async def test_status_words_are_never_keys(
     await smtp.wait_for(1)
     refused = await failure(running.auth.Verify(auth.VerifyRequest(verification_key=word)))
     assert refused.reason == "VERIFICATION_KEY_INVALID"
-    with connect(database_url) as conn:
-        row = conn.execute("SELECT status, email_verified FROM users").fetchone()
-    assert row == ("pending_verification", False)
+    [row] = table_rows(database_url, "users", "status", "email_verified")
+    assert (row["status"], row["email_verified"]) == ("pending_verification", False)
 
 
 async def test_approval_after_verification(start_server: StartServer, smtp: SmtpServer) -> None:
@@ -217,7 +216,6 @@ async def test_a_password_change_voids_outstanding_reset_keys(
     assert await login(running, password="changed on purpose")
 
 
-@pytest.mark.postgres_only
 async def test_reset_reenables_disabled_but_not_blocked(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
@@ -227,10 +225,9 @@ async def test_reset_reenables_disabled_but_not_blocked(
     for email in ("dis@example.com", "blk@example.com"):
         await running.auth.RequestPasswordReset(auth.RequestPasswordResetRequest(email=email))
     mails = {mail.recipient: mail for mail in await smtp.wait_for(2)}
-    with connect(database_url) as conn:  # as DisableUser / BlockUser would leave them
-        conn.execute("UPDATE users SET status = 'disabled' WHERE email = 'dis@example.com'")
-        conn.execute("UPDATE users SET status = 'blocked' WHERE email = 'blk@example.com'")
-        conn.commit()
+    # As DisableUser / BlockUser would leave them.
+    update_rows(database_url, "users", where={"email": "dis@example.com"}, status="disabled")
+    update_rows(database_url, "users", where={"email": "blk@example.com"}, status="blocked")
     disabled = await failure(
         running.auth.Authenticate(
             auth.AuthenticateRequest(email="dis@example.com", password=PASSWORD)
@@ -347,7 +344,6 @@ async def test_a_hook_replaces_the_sender(start_server: StartServer) -> None:
     assert verified.user.status == resources_pb2.USER_STATUS_ACTIVE
 
 
-@pytest.mark.postgres_only
 async def test_every_flow_leaves_an_event(
     start_server: StartServer, smtp: SmtpServer, database_url: str
 ) -> None:
@@ -371,9 +367,8 @@ async def test_every_flow_leaves_an_event(
     await running.auth.ResetPassword(
         auth.ResetPasswordRequest(reset_key=key_of(reset_mail), new_password="third secret")
     )
-    with connect(database_url) as conn:
-        rows = conn.execute("SELECT kind, description FROM events ORDER BY id").fetchall()
-    assert [kind for kind, _ in rows] == [
+    rows = table_rows(database_url, "events", "kind", "description", order_by="id")
+    assert [row["kind"] for row in rows] == [
         "registration",
         "email_verification",
         "login",
@@ -382,7 +377,7 @@ async def test_every_flow_leaves_an_event(
         "password_retrieval",
         "password_reset",
     ]
-    assert all(description and "{" not in description for _, description in rows)
+    assert all(row["description"] and "{" not in row["description"] for row in rows)
 
 
 @pytest.mark.postgres_only

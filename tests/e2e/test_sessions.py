@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from tests.support.flows import PASSWORD, register_reply
-from tests.support.postgres import connect
+from tests.support.rows import table_rows
 from tests.support.rpc_errors import details_of
 from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
@@ -117,13 +117,10 @@ async def test_garbage_tokens_are_session_invalid(watchword: Running, token: str
 
 
 def last_seen(database_url: str) -> object:
-    with connect(database_url) as conn:
-        row = conn.execute("SELECT last_seen_time FROM sessions").fetchone()
-    assert row is not None
-    return row[0]
+    [row] = table_rows(database_url, "sessions", "last_seen_time")
+    return row["last_seen_time"]
 
 
-@pytest.mark.postgres_only
 async def test_last_seen_is_written_at_most_every_tenth_of_the_window(
     start_server: StartServer, database_url: str
 ) -> None:

@@ -7,6 +7,7 @@ UUID, a time an aware datetime), and such a test runs on both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import create_engine, select, update
@@ -35,13 +36,19 @@ def table_rows(
         engine.dispose()
 
 
-def update_rows(database_url: str, table: str, **values: Any) -> None:
-    """Set ``values`` (column name to value) on every row of ``table``, behind the
-    server's back (as another tool would write)."""
+def update_rows(
+    database_url: str, table: str, *, where: Mapping[str, Any] | None = None, **values: Any
+) -> None:
+    """Set ``values`` (column name to value) on the rows of ``table`` whose columns equal
+    ``where`` (every row without it), behind the server's back, as another tool would."""
+    schema_table = Base.metadata.tables[table]
+    statement = update(schema_table).values(**values)
+    for name, value in (where or {}).items():
+        statement = statement.where(schema_table.c[name] == value)
     engine = create_engine(_blocking(database_url))
     try:
         with engine.begin() as conn:
-            conn.execute(update(Base.metadata.tables[table]).values(**values))
+            conn.execute(statement)
     finally:
         engine.dispose()
 
