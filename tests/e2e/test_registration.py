@@ -8,7 +8,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from tests.support.postgres import connect
+from tests.support.rows import table_rows
 from tests.support.rpc_errors import details_of
 from tests.support.servers import Running, StartServer
 from watchword.auth.v1 import auth_service_pb2 as auth
@@ -38,10 +38,7 @@ async def invalid_fields(running: Running, message: auth.RegisterRequest) -> dic
 
 
 def count_users(database_url: str) -> int:
-    with connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM users").fetchone()
-    assert row is not None
-    return int(row[0])
+    return len(table_rows(database_url, "users", "id"))
 
 
 async def test_same_email_in_other_case_is_already_exists(watchword: Running) -> None:
@@ -107,7 +104,6 @@ async def test_registration_states_follow_the_settings(start_server: StartServer
     assert waiting.session_token == ""
 
 
-@pytest.mark.postgres_only
 async def test_a_hundred_concurrent_registrations_are_all_stored(
     watchword: Running, database_url: str
 ) -> None:
@@ -118,7 +114,6 @@ async def test_a_hundred_concurrent_registrations_are_all_stored(
     assert count_users(database_url) == 100
 
 
-@pytest.mark.postgres_only
 async def test_concurrent_registrations_of_one_email_make_one_account(
     watchword: Running, database_url: str
 ) -> None:
