@@ -3,6 +3,7 @@ one run in one transaction, all or nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -25,6 +26,11 @@ _COUNT = PgStatement(
     ("client",),
     {},
 )
+_SLOW_ECHO = PgStatement(
+    "watchword_test_slow_echo", "SELECT $1::int FROM pg_sleep(0.3)", ("value",), {}
+)
+_ECHO = PgStatement("watchword_test_echo", "SELECT $1::int", ("value",), {})
+_BACKEND = PgStatement("watchword_test_backend", "SELECT pg_backend_pid()", (), {})
 _DIVIDE = PgStatement("watchword_test_divide", "SELECT 1 / $1::int", ("by",), {})
 # A statement that fails as a serialization failure or a deadlock does (SQLSTATE $1).
 _CONFLICT = PgStatement(
@@ -49,7 +55,7 @@ async def pool(database: Database) -> AsyncIterator[PreparedPool]:
                 "END $$"
             )
         )
-    statements = (_INSERT, _COUNT, _DIVIDE, _CONFLICT)
+    statements = (_INSERT, _COUNT, _DIVIDE, _CONFLICT, _SLOW_ECHO, _ECHO, _BACKEND)
     prepared = PreparedPool(conninfo_for(database), statements, size=1)
     yield prepared
     await prepared.close()
@@ -99,3 +105,19 @@ async def test_a_failure_a_retry_may_cure_is_the_database_s_not_a_bug(
     assert await _stored(database, "192.0.2.3") == 0
     with pytest.raises(RuntimeError, match="22012"):  # a bug of ours stays one
         await pool.fetch_one(_CONFLICT, {"code": "22012"})
+
+
+async def test_a_caller_that_stops_waiting_leaves_the_connection_in_step(
+    pool: PreparedPool,
+) -> None:
+    # A client's deadline cancels checks in flight; that must not cost a new connection
+    # (and its statements prepared again) each time, nor hand its answer to the next call.
+    (backend,) = await pool.fetch_one(_BACKEND, {}) or (None,)
+    slow = asyncio.ensure_future(pool.fetch_one(_SLOW_ECHO, {"value": 1}))
+    await asyncio.sleep(0.05)  # sent, not answered
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    # Sent behind the abandoned request on the pool's one connection: its own answer.
+    assert await pool.fetch_one(_ECHO, {"value": 2}) == (2,)
+    assert await pool.fetch_one(_BACKEND, {}) == (backend,)

@@ -17,7 +17,9 @@ autocommit would run. A request may also hold session locks around its transacti
 groups of their own but still one round trip (``transaction(..., holding=...)``). A request
 that loses to a concurrent transaction (serialization failure, deadlock) is sent again
 (``storage.conflicts``). A connection that breaks is dropped and the call fails with
-DatabaseUnavailable; the next call opens a new one.
+DatabaseUnavailable; the next call opens a new one. A caller that stops waiting (a client's
+deadline) costs no connection: its request is answered and the answer dropped, unless it
+held session locks, whose fate it can then no longer learn (the session is ended).
 """
 
 from __future__ import annotations
@@ -146,58 +148,103 @@ def _encode(value: Any) -> tuple[bytes | None, int]:
     raise TypeError(f"cannot send a {type(value).__name__} to a prepared statement")
 
 
+class _Request:
+    """A request on its way: the caller's future, the Syncs still due, and the answers so
+    far (one list of results per statement)."""
+
+    __slots__ = ("answer", "answers", "future", "syncs_due")
+
+    def __init__(self, future: asyncio.Future[list[list[pq.abc.PGresult]]], syncs: int) -> None:
+        self.future = future
+        self.syncs_due = syncs
+        self.answers: list[list[pq.abc.PGresult]] = []
+        self.answer: list[pq.abc.PGresult] = []
+
+
 class _Connection:
-    """One libpq connection in pipeline mode with a reader registered for its whole life."""
+    """One libpq connection in pipeline mode with a reader registered for its whole life.
+
+    PostgreSQL answers requests in the order they were sent, so each result belongs to the
+    oldest request not yet answered. A caller that stops waiting (cancelled: a client's
+    deadline) leaves its request in that queue, to be answered and dropped: the connection
+    stays good, and the next request, sent behind it, gets its own answer.
+    """
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self._connection = connection
         self._pg = connection.pgconn
         self._transformer = Transformer(connection)
         self._loop = asyncio.get_running_loop()
-        self._waiting: asyncio.Future[list[list[pq.abc.PGresult]]] | None = None
-        self._answers: list[list[pq.abc.PGresult]] = []  # one list per statement
-        self._answer: list[pq.abc.PGresult] = []
-        self._syncs_due = 0  # the request is answered when its last group's Sync is
+        self._requests: collections.deque[_Request] = collections.deque()  # oldest first
+        self._writing = False  # what libpq still holds is sent when the socket is writable
         self.broken = False
         self._socket = self._pg.socket
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request (a cancelled caller's) is still on its way."""
+        return bool(self._requests)
 
     def _readable(self) -> None:
         try:
             self._pg.consume_input()
+            requests = self._requests
             while not self._pg.is_busy():
                 result = self._pg.get_result()
+                if not requests:
+                    if result is not None:  # an answer nobody asked for: out of step
+                        self._break(None)
+                    break
+                head = requests[0]
                 if result is None:  # a statement's results are complete, or none are due
-                    if not self._answer:
+                    if not head.answer:
                         break
-                    self._answers.append(self._answer)
-                    self._answer = []
+                    head.answers.append(head.answer)
+                    head.answer = []
                 elif result.status == pq.ExecStatus.PIPELINE_SYNC:  # a group is done
-                    self._syncs_due -= 1
-                    if self._syncs_due <= 0:  # and with it the request
-                        answers, self._answers = self._answers, []
-                        self._settle(answers, None)
+                    head.syncs_due -= 1
+                    if head.syncs_due <= 0:  # and with it the request
+                        requests.popleft()
+                        if not head.future.done():  # its caller may have stopped waiting
+                            head.future.set_result(head.answers)
                 else:
-                    self._answer.append(result)
+                    head.answer.append(result)
         except psycopg.Error as error:
             self._break(error)
         if self._pg.status != pq.ConnStatus.OK:
             self._break(None)
 
-    def _settle(self, answers: list[list[pq.abc.PGresult]], error: BaseException | None) -> None:
-        waiting, self._waiting = self._waiting, None
-        if waiting is None or waiting.done():
+    def _flush(self) -> None:
+        # Sends what libpq holds; what the kernel does not take now goes when the socket is
+        # writable again (this callback, on the loop: no caller waits for it, so none can
+        # be cancelled half-way through a request).
+        if self.broken:
             return
-        if error is not None:
-            waiting.set_exception(error)
-        else:
-            waiting.set_result(answers)
+        try:
+            pending = self._pg.flush() == 1
+        except psycopg.Error as error:
+            self._break(error)
+            return
+        if pending and not self._writing:
+            self._writing = True
+            self._loop.add_writer(self._socket, self._flush)
+        elif not pending and self._writing:
+            self._writing = False
+            self._loop.remove_writer(self._socket)
 
     def _break(self, error: BaseException | None) -> None:
         if not self.broken:
             self.broken = True
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._socket)
-        self._settle([], DatabaseUnavailable(f"the database connection broke: {error or ''}"))
+                if self._writing:
+                    self._loop.remove_writer(self._socket)
+        requests, self._requests = self._requests, collections.deque()
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(
+                    DatabaseUnavailable(f"the database connection broke: {error or ''}")
+                )
 
     async def run(
         self, groups: Sequence[_Group]
@@ -210,8 +257,10 @@ class _Connection:
             StatementFailed: PostgreSQL refused a statement of a request of one group.
             DatabaseUnavailable: the connection broke.
         """
-        waiting = self._waiting = self._loop.create_future()
-        self._syncs_due = len(groups)
+        if self.broken:
+            raise DatabaseUnavailable("the database connection broke")
+        request = _Request(self._loop.create_future(), len(groups))
+        self._requests.append(request)
         count = 0
         try:
             for statements in groups:
@@ -224,21 +273,10 @@ class _Connection:
                     self._pg.send_query_prepared(name, values, formats)
                     count += 1
                 self._pg.pipeline_sync()
-            while self._pg.flush() == 1:  # the kernel's buffer is full: wait until writable
-                writable = self._loop.create_future()
-                self._loop.add_writer(self._socket, writable.set_result, None)
-                try:
-                    await writable
-                finally:
-                    self._loop.remove_writer(self._socket)
         except psycopg.Error as error:
             self._break(error)
-        try:
-            answers = await waiting
-        except asyncio.CancelledError:
-            # Its answer is still on the way and would be taken for the next request's.
-            self._break(None)
-            raise
+        self._flush()
+        answers = await request.future
         if len(answers) != count:
             self._break(None)  # out of step with the server: never trust it again
             raise DatabaseUnavailable("the database connection lost track of its answers")
@@ -279,9 +317,7 @@ class _Connection:
         self._loop.add_reader(self._socket, self._readable)
 
     async def close(self) -> None:
-        self.broken = True
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self._socket)
+        self._break(None)  # and whoever still waits for an answer hears so
         with contextlib.suppress(psycopg.Error, OSError):
             await self._connection.close()
 
@@ -379,7 +415,13 @@ class PreparedPool:
                 if failure is not None:
                     raise failure
             return rows, failures
+        except asyncio.CancelledError:
+            if holding:  # whether its locks were given back will never be known here
+                connection.drop()
+            raise
         finally:
+            # A cancelled caller's request may still be on its way: the next one is sent
+            # behind it and gets its own answer (see _Connection).
             self._give_back(connection)
 
     async def _take(self) -> _Connection:
@@ -420,7 +462,10 @@ class PreparedPool:
             if not waiter.done():
                 waiter.set_result(connection)
                 return
-        self._idle.append(connection)
+        if connection.busy:  # taken last: whoever takes it waits for the answer before
+            self._idle.appendleft(connection)
+        else:
+            self._idle.append(connection)
 
     def _wake(self, handed: _Connection | None) -> None:
         while self._waiters:
