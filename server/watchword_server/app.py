@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import ServiceKeys
+from watchword_server.domain.common import outbox
 from watchword_server.domain.common.clock import Clock, SystemClock
+from watchword_server.model.errors import DependencyUnavailable
 from watchword_server.runtime.database_watch import DatabaseWatch
 from watchword_server.runtime.event_stream import EventStream
 from watchword_server.runtime.mail_sender import MailSender
 from watchword_server.runtime.mail_transports import MailTransport
+from watchword_server.runtime.metrics import (
+    MULTIPROCESS_DIR,
+    Metrics,
+    MetricsServer,
+    PoolUse,
+    serve_metrics,
+)
+from watchword_server.runtime.periodic import Periodic
 from watchword_server.storage.db import Database, Engine, create_engine
 from watchword_server.storage.schema import MigrationRefused, SchemaState, schema_state, upgrade
 from watchword_server.supervisor import AddressInUse, free_address
@@ -20,6 +31,9 @@ from watchword_server.wiring import Domain, build_domain
 __all__ = ["SchemaNotReady", "StartupError", "WatchwordServer", "check_schema"]
 
 _log = logging.getLogger(__name__)
+
+# Seconds between reads of what metrics report from the database (the mail outbox).
+_METRICS_REFRESH = 10.0
 
 
 class StartupError(RuntimeError):
@@ -73,6 +87,9 @@ class WatchwordServer:
         self.service_keys: ServiceKeys | None = None
         self.domain: Domain | None = None
         self.port = 0
+        self.metrics_port = 0
+        self._metrics_server: MetricsServer | None = None
+        self._metrics_refresh: Periodic | None = None
 
     async def start(self) -> int:
         """Check the schema, bind ``settings.listen`` and start serving; returns the port."""
@@ -84,7 +101,13 @@ class WatchwordServer:
             self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport
         )
         settings = self.settings
-        server = GrpcServer(settings, domain, reuse_port=self._reuse_port)
+        metrics = self._metrics(domain)
+        server = GrpcServer(
+            settings,
+            domain,
+            reuse_port=self._reuse_port,
+            metrics=None if metrics is None else metrics.rpc,
+        )
         self.port = server.bind(settings.listen)
         if self.port == 0:
             try:  # say why: taken, or not an address of this machine
@@ -93,6 +116,8 @@ class WatchwordServer:
                 raise StartupError(str(error)) from None
             raise StartupError(f"cannot listen on {settings.listen}")
         self.domain = domain
+        if metrics is not None:
+            self._start_metrics(metrics)  # before serving: a port it cannot have stops us
         if domain.prepared is not None:
             await domain.prepared.warm()
         await domain.change_listener.start()
@@ -111,6 +136,51 @@ class WatchwordServer:
         self.service_keys = domain.service_keys
         _log.info("watchword is serving on %s (port %d)", settings.listen, self.port)
         return self.port
+
+    def _metrics(self, domain: Domain) -> Metrics | None:
+        # A worker of `serve --workers` writes to its group's files (the supervisor serves
+        # them); a server on its own keeps a registry and serves it.
+        if self.settings.metrics_listen is None:
+            return None
+        metrics = Metrics(multiprocess_mode=self._reuse_port and MULTIPROCESS_DIR in os.environ)
+        metrics.watch_cache("check", domain.check_cache.counts)
+        metrics.watch_cache("service_key", domain.key_cache.counts)
+        database = Database(self.engine)
+        metrics.watch_pool(PoolUse("sqlalchemy", database.pool_use))
+        if domain.prepared is not None:
+            metrics.watch_pool(PoolUse("prepared", domain.prepared.use))
+        hashing = domain.hashing
+        metrics.watch_hashing(lambda: hashing.admitted)
+        return metrics
+
+    def _start_metrics(self, metrics: Metrics) -> None:
+        listen = self.settings.metrics_listen
+        database, clock = Database(self.engine), self.clock
+
+        async def refresh() -> None:
+            # The outbox is read now and then, not at each scrape (that runs in a thread of
+            # its own); a worker's other states go to its group's files at the same pace.
+            try:
+                state = await outbox.state(database)
+            except DependencyUnavailable:
+                return  # the database watch says so already
+            except Exception:  # noqa: BLE001 - metrics must not end the process's refreshes
+                _log.warning("metrics: cannot read the mail outbox", exc_info=True)
+                return
+            oldest = 0.0 if state.oldest is None else (clock.now() - state.oldest).total_seconds()
+            metrics.outbox(state.waiting, oldest, state.dead)
+            if metrics.multiprocess:
+                metrics.refresh()
+
+        self._metrics_refresh = Periodic(refresh, _METRICS_REFRESH, "metrics refresh")
+        self._metrics_refresh.start()
+        if metrics.multiprocess or listen is None:
+            return  # nobody scrapes this process: the supervisor serves the group
+        try:
+            self._metrics_server = serve_metrics(listen, metrics)
+        except OSError as error:
+            raise StartupError(f"cannot serve metrics on {listen}: {error}") from None
+        self.metrics_port = self._metrics_server.port
 
     async def _database_changed(self, reachable: bool) -> None:
         # Ignored once shutting down: the health servicer then says NOT_SERVING for good.
@@ -146,6 +216,12 @@ class WatchwordServer:
                 await self.domain.prepared.close()
             self.domain.hashing.close()
             self.domain = None
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
+            self._metrics_server = None
+        if self._metrics_refresh is not None:
+            await self._metrics_refresh.stop()
+            self._metrics_refresh = None
         await self.engine.dispose()
 
     async def wait_for_termination(self) -> None:

@@ -20,6 +20,7 @@ from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.admin.users import NewUser
 from watchword_server.domain.common.clock import SystemClock
+from watchword_server.logs import configure_logging
 from watchword_server.model.errors import DependencyUnavailable, DomainError
 from watchword_server.model.records import CallContext, UserStatus
 from watchword_server.runtime.mail_transports import LogTransport
@@ -232,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"watchword: {error}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if arguments.command == "serve" and arguments.workers > 1:
             if settings.is_embedded:
@@ -239,7 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--workers needs PostgreSQL (set database_url): the embedded SQLite "
                     "file is served by one process"
                 )
-            return supervise(settings.listen, arguments.workers, grace=settings.grace_period)
+            return supervise(
+                settings.listen,
+                arguments.workers,
+                grace=settings.grace_period,
+                metrics_listen=settings.metrics_listen,
+            )
         if arguments.command == "serve":
             asyncio.run(_serve(settings, reuse_port=arguments.reuse_port))
         elif arguments.command == "migrate":

@@ -244,6 +244,12 @@ class Settings(BaseSettings):
     # backends calling on users' behalf); from anyone else the peer's own address counts.
     trusted_proxies: Annotated[frozenset[str], NoDecode] = frozenset({"127.0.0.1", "::1"})
     database_pool_size: int = Field(default=10, ge=1)
+    # Operations: Prometheus metrics on host:port (/metrics), off when unset; log lines as
+    # `text` or `json`, from `log_level` up; with `log_rpcs`, one line per RPC (at info).
+    metrics_listen: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_rpcs: bool = False
     # Password hashing (every login, registration and password change) runs on its own
     # threads: this many (0 = one per core), those beyond cores - 1 at this many nice steps
     # below the process so the event loop serving checks wins a core in a login storm (a
@@ -289,13 +295,25 @@ class Settings(BaseSettings):
     def _known_algorithm(cls, value: str) -> str:
         return parse_algorithm(value).spec
 
-    @field_validator("listen")
+    @field_validator("listen", "metrics_listen")
     @classmethod
-    def _host_and_port(cls, value: str) -> str:
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError("listen must be HOST:PORT")
         return value
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def logs_rpcs(self) -> bool:
+        """Whether one line per RPC is written (``log_rpcs`` at a level that shows it)."""
+        return self.log_rpcs and self.log_level in ("debug", "info")
 
     @field_validator("disabled_rpcs", "trusted_proxies", mode="before")
     @classmethod

@@ -14,16 +14,23 @@ worker that dies on its own is started again, unless workers keep dying at start
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
+
+from prometheus_client import multiprocess
+
+from watchword_server.runtime.metrics import MULTIPROCESS_DIR, serve_metrics
 
 __all__ = ["AddressInUse", "free_address", "supervise"]
 
@@ -101,6 +108,8 @@ class _Workers:
                     self._wait()
                     return 1
                 _log.warning("worker %d exited with status %s; starting it again", index, code)
+                if MULTIPROCESS_DIR in os.environ:  # its gauges no longer count
+                    multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
                 self._processes[index] = self._spawn()
                 self._started[index] = time.monotonic()
         return self._wait()
@@ -120,13 +129,35 @@ class _Workers:
         return status
 
 
-def supervise(listen: str, count: int, *, grace: float, extra_args: Sequence[str] = ()) -> int:
+def supervise(
+    listen: str,
+    count: int,
+    *,
+    grace: float,
+    extra_args: Sequence[str] = (),
+    metrics_listen: str | None = None,
+) -> int:
     """Run ``count`` workers serving ``listen`` until SIGTERM/SIGINT; returns the exit status.
+
+    With ``metrics_listen``, the supervisor serves one ``/metrics`` for all its workers,
+    which write their series to files of a directory of their own (prometheus-client's
+    multiprocess mode).
 
     Raises:
         AddressInUse: the address is taken.
+        OSError: the metrics address cannot be bound.
     """
     address = free_address(listen)
+    with contextlib.ExitStack() as cleanup:
+        if metrics_listen is not None:
+            files = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="watchword-metrics-"))
+            os.environ[MULTIPROCESS_DIR] = files  # the workers inherit it
+            cleanup.callback(os.environ.pop, MULTIPROCESS_DIR, None)
+            cleanup.callback(serve_metrics(metrics_listen, None).stop)
+        return _supervise(address, count, grace=grace, extra_args=extra_args)
+
+
+def _supervise(address: str, count: int, *, grace: float, extra_args: Sequence[str]) -> int:
     command = [
         sys.executable,
         "-m",

@@ -72,6 +72,7 @@ class Domain:
     check_reads: CheckReads
     prepared: PreparedPool | None
     check_cache: CheckCache
+    key_cache: CheckCache
     change_listener: ChangeListener
     touches: TouchWriter
     hashing: HashingPool
@@ -179,6 +180,7 @@ def build_domain(
         check_reads=reads,
         prepared=prepared,
         check_cache=cache,
+        key_cache=key_cache,
         change_listener=ChangeListener(database, caches),
         touches=touches,
         hashing=hasher,

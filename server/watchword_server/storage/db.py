@@ -151,6 +151,16 @@ class Database:
         self.engine = engine
         self._after_commit: dict[Connection, list[Callable[[], None]]] = {}
 
+    def pool_use(self) -> tuple[int, int]:
+        """Connections of the engine's pool in use, and the most it keeps open."""
+        pool = self.engine.pool
+        in_use = getattr(pool, "checkedout", None)
+        size = getattr(pool, "size", None)
+        return (
+            int(in_use()) if callable(in_use) else 0,
+            int(size()) if callable(size) else 0,
+        )
+
     async def transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """``await work(conn)`` in a transaction (``begin``) and commit; what it returns.
 

@@ -491,6 +491,10 @@ class PreparedPool:
             raise
         return connection
 
+    def use(self) -> tuple[int, int]:
+        """Connections in use (open and not idle), and the most it opens."""
+        return self._opened - len(self._idle), self._size
+
     async def warm(self) -> None:
         """Open one connection now, so the first calls do not wait for it (best effort:
         a failure here is the first call's to report)."""

@@ -29,11 +29,18 @@ from typing import Any, TypeVar, cast
 import grpc
 from google.protobuf.message import DecodeError
 
-__all__ = ["Metadata", "Undecodable", "add_key_gated", "generic_only"]
+__all__ = ["Metadata", "Observe", "Undecodable", "add_key_gated", "generic_only"]
 
 Metadata = Iterable[tuple[str, str | bytes]]
 Servicer = TypeVar("Servicer")
 Handlers = dict[str, "grpc.RpcMethodHandler[Any, Any]"]
+# Wraps a method's handler, given its full name (``/package.Service/Method``): the RPC
+# observer's metrics and access log (``transport/rpc_observer.py``).
+Observe = Callable[[str, "grpc.RpcMethodHandler[Any, Any]"], "grpc.RpcMethodHandler[Any, Any]"]
+
+
+def _unobserved(_method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
+    return handler
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +53,10 @@ class Undecodable:
 class _GenericOnly:
     """Stands in for the server in a generated ``add_*_to_server`` call."""
 
-    def __init__(self, server: grpc.aio.Server, *, lenient: bool) -> None:
+    def __init__(self, server: grpc.aio.Server, *, lenient: bool, observe: Observe) -> None:
         self._server = server
         self._lenient = lenient
+        self._observe = observe
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         """Ignored: the same handlers arrive, readable, in ``add_registered_method_handlers``."""
@@ -56,9 +64,12 @@ class _GenericOnly:
     def add_registered_method_handlers(
         self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
-        handlers = method_handlers
-        if self._lenient:
-            handlers = {name: _lenient(handler) for name, handler in method_handlers.items()}
+        handlers = {
+            name: self._observe(
+                f"/{service_name}/{name}", _lenient(handler) if self._lenient else handler
+            )
+            for name, handler in method_handlers.items()
+        }
         generic = grpc.method_handlers_generic_handler(service_name, handlers)
         self._server.add_generic_rpc_handlers((generic,))
 
@@ -67,8 +78,9 @@ class _Collecting:
     """Stands in for the server in a generated ``add_*_to_server`` call, keeping its
     handlers by full method name."""
 
-    def __init__(self, *, lenient: bool) -> None:
+    def __init__(self, *, lenient: bool, observe: Observe) -> None:
         self._lenient = lenient
+        self._observe = observe
         self.handlers: Handlers = {}
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
@@ -78,8 +90,9 @@ class _Collecting:
         self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
         for name, handler in method_handlers.items():
-            self.handlers[f"/{service_name}/{name}"] = (
-                _lenient(handler) if self._lenient else handler
+            method = f"/{service_name}/{name}"
+            self.handlers[method] = self._observe(
+                method, _lenient(handler) if self._lenient else handler
             )
 
 
@@ -116,6 +129,7 @@ def add_key_gated(
     admitted: Servicer,
     admits: Callable[[Metadata], bool],
     lenient: bool = False,
+    observe: Observe = _unobserved,
 ) -> None:
     """Add a keyed service behind a key gate (see the module docstring).
 
@@ -127,21 +141,24 @@ def add_key_gated(
         admits: Whether a call's metadata carries a key the cache vouches for (a False
             only means the checked RPC decides).
         lenient: As in ``generic_only``.
+        observe: As in ``generic_only``.
     """
     handlers: list[Handlers] = []
     for servicer in (checked, admitted):
-        collecting = _Collecting(lenient=lenient)
+        collecting = _Collecting(lenient=lenient, observe=observe)
         add_to_server(servicer, cast(grpc.aio.Server, collecting))
         handlers.append(collecting.handlers)
     server.add_generic_rpc_handlers((_KeyGate(handlers[0], handlers[1], admits),))
 
 
-def generic_only(server: grpc.aio.Server, *, lenient: bool = False) -> grpc.aio.Server:
+def generic_only(
+    server: grpc.aio.Server, *, lenient: bool = False, observe: Observe = _unobserved
+) -> grpc.aio.Server:
     """``server`` as seen by a generated ``add_*_to_server`` function, registering its
-    services through generic handlers only, and with ``lenient`` request decoding (see
-    the module docstring)."""
+    services through generic handlers only, with ``lenient`` request decoding (see the
+    module docstring), and each handler wrapped by ``observe``."""
     # The generated functions only call these two methods; the cast lets them type-check.
-    return cast(grpc.aio.Server, _GenericOnly(server, lenient=lenient))
+    return cast(grpc.aio.Server, _GenericOnly(server, lenient=lenient, observe=observe))
 
 
 def _lenient(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:

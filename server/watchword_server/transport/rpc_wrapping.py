@@ -27,6 +27,7 @@ from watchword_server.model.errors import (
 from watchword_server.storage.db import is_unreachable
 from watchword_server.transport.errors import to_status
 from watchword_server.transport.registration import Undecodable
+from watchword_server.transport.rpc_observer import refusal_reason
 from watchword_server.transport.service_key_check import ServiceKeyCheck, current_caller
 
 __all__ = ["wrap_servicer"]
@@ -161,7 +162,17 @@ async def _fail(
         _log.error("unexpected failure in %s", name, exc_info=error)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     assert isinstance(error, DomainError)  # noqa: S101 - narrowed above
-    await context.abort_with_status(to_status(error, messages))
+    refusal_reason(error.reason.value)
+    status = to_status(error, messages)
+    set_already = context.trailing_metadata()
+    if not set_already:
+        await context.abort_with_status(status)
+    # What the call set already (its request id) goes out beside the status's details.
+    await context.abort(
+        status.code,
+        status.details,
+        trailing_metadata=(*set_already, *status.trailing_metadata),
+    )
 
 
 def _refuse_undecodable(request: Undecodable) -> None:

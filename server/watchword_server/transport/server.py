@@ -26,7 +26,9 @@ from watchword.auth.v1 import (
 )
 from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import Scope
+from watchword_server.runtime.metrics import RpcMetrics
 from watchword_server.transport.registration import add_key_gated, generic_only
+from watchword_server.transport.rpc_observer import RpcObserver
 from watchword_server.transport.rpc_wrapping import wrap_servicer
 from watchword_server.transport.service_key_check import ServiceKeyCheck
 from watchword_server.transport.servicers.access import AccessServicer
@@ -58,9 +60,20 @@ class GrpcServer:
         settings: The process's settings (disabled RPCs, messages, keys, proxies).
         domain: What the servicers call.
         reuse_port: Share the port with the other workers of one ``serve --workers``.
+        metrics: Where every RPC is counted and timed (None: nowhere).
     """
 
-    def __init__(self, settings: Settings, domain: Domain, *, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        domain: Domain,
+        *,
+        reuse_port: bool = False,
+        metrics: RpcMetrics | None = None,
+    ) -> None:
+        self._observe = RpcObserver(
+            metrics, access_log=settings.logs_rpcs, keys=domain.service_keys
+        ).wrap
         self._health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
             # Sharing a port is for the workers of one `serve --workers` only: a second,
@@ -107,7 +120,7 @@ class GrpcServer:
             publish_caller=True,  # its writes are made on the caller's behalf: no gate
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            admin, generic_only(self._server, lenient=True)
+            admin, generic_only(self._server, lenient=True, observe=self._observe)
         )
 
     def _add_open(
@@ -116,7 +129,7 @@ class GrpcServer:
         wrapped = wrap_servicer(
             servicer, service, disabled=settings.disabled_rpcs, messages=settings.messages
         )
-        add(wrapped, generic_only(self._server, lenient=True))
+        add(wrapped, generic_only(self._server, lenient=True, observe=self._observe))
 
     def _add_key_gated(
         self,
@@ -142,10 +155,11 @@ class GrpcServer:
             admitted=wrap_servicer(servicer, service, disabled=disabled, messages=messages),
             admits=key_check.admits,
             lenient=True,
+            observe=self._observe,
         )
 
     def _add_standard(self) -> None:
-        standard = generic_only(self._server)
+        standard = generic_only(self._server, observe=self._observe)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, standard)
         # What reflection.enable_server_reflection does for an aio server, through standard
         # (the generated reflection module has no type hints).

@@ -37,6 +37,9 @@ class FakeContext:
     async def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise AssertionError(f"plain abort {code}: {details}")
 
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()  # no request id set: the wrapping aborts with the status alone
+
 
 def reason_of(status: grpc.Status | None) -> tuple[grpc.StatusCode, str]:
     assert status is not None

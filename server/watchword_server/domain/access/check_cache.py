@@ -70,6 +70,8 @@ class CheckCache:
         self._entries: dict[Hashable, CacheEntry] = {}
         self._tags: dict[Hashable, set[Hashable]] = {}
         self._seen: dict[str, None] = {}
+        self.hits = 0
+        self.misses = 0
         self._enabled = False
         self.generation = 0
         """Bumped by every applied change, enable and disable: see the module docstring."""
@@ -112,12 +114,20 @@ class CheckCache:
         """The fresh entry under ``key``, or None (then read the database and ``put``)."""
         entry = self._entries.get(key)
         if entry is None:
+            self.misses += 1
             return None
         if (min_revision and min_revision not in self._seen) or (
             self._monotonic() - entry.stored > self._max_staleness
         ):
+            self.misses += 1
             return None
+        self.hits += 1
         return entry
+
+    def counts(self) -> tuple[int, int]:
+        """Lookups so far that found a fresh entry, and those that did not (for metrics:
+        plain counts on the hot path, read at a scrape)."""
+        return self.hits, self.misses
 
     def put(
         self,

@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
-from watchword_server.storage.db import Connection
+from watchword_server.storage.db import Connection, Database
 from watchword_server.storage.repositories import outbox as outbox_rows
 
-__all__ = ["enqueue"]
+__all__ = ["enqueue", "state"]
 
 
 async def enqueue(
@@ -39,3 +39,9 @@ async def enqueue(
     # The Message-ID the mail keeps however often it is sent (see OutgoingMail).
     context = {**context, "message_id": uuid.uuid4().hex}
     await outbox_rows.insert_mail(conn, kind=kind, recipient=recipient, context=context, now=now)
+
+
+async def state(database: Database) -> outbox_rows.OutboxState:
+    """How the outbox stands (mails waiting, the oldest's age, mails given up)."""
+    async with database.connect() as conn:
+        return await outbox_rows.queue_state(conn)

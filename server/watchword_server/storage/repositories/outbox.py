@@ -6,18 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword_server.storage.models import MailOutbox
 
 __all__ = [
     "DeadMail",
+    "OutboxState",
     "PendingMail",
     "claim_due",
     "dead_letters",
     "insert_mail",
     "mark_sent",
+    "queue_state",
     "record_failure",
     "revive",
 ]
@@ -50,6 +52,31 @@ class DeadMail:
     last_error: str
     create_time: datetime
     dead_time: datetime
+
+
+@dataclass(frozen=True)
+class OutboxState:
+    """How the outbox stands: mails waiting to be sent, the oldest one's creation, and
+    mails given up."""
+
+    waiting: int
+    oldest: datetime | None
+    dead: int
+
+
+async def queue_state(conn: AsyncConnection) -> OutboxState:
+    """The outbox's state, in one query (for metrics)."""
+    unsent = and_(MailOutbox.sent_time.is_(None), MailOutbox.dead_time.is_(None))
+    row = (
+        await conn.execute(
+            select(
+                func.count().filter(unsent),
+                func.min(MailOutbox.create_time).filter(unsent),
+                func.count().filter(MailOutbox.dead_time.is_not(None)),
+            )
+        )
+    ).one()
+    return OutboxState(waiting=int(row[0] or 0), oldest=row[1], dead=int(row[2] or 0))
 
 
 async def insert_mail(
