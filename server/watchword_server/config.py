@@ -32,6 +32,7 @@ __all__ = [
     "EMBEDDED_DATABASE_URL",
     "CustomField",
     "Messages",
+    "SchemaSettings",
     "Settings",
     "SettingsError",
     "check_environment",
@@ -308,12 +309,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _key_outside_embedded(self) -> Settings:
+    def _pepper_outside_embedded(self) -> Settings:
+        # Its own validator so that SchemaSettings (`watchword migrate`) can drop it.
         if self.hmac_key is None and not self.is_embedded:
             raise ValueError(
                 "hmac_key is required with a database_url: set WATCHWORD_HMAC_KEY "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _key_outside_embedded(self) -> Settings:
         if self.hmac_key is not None and len(self.hmac_key) < 16:
             raise ValueError("hmac_key must be at least 16 characters long")
         if self.hmac_key_id in self.hmac_retired_keys:
@@ -347,6 +353,18 @@ class Settings(BaseSettings):
         return self.is_embedded if self.auto_migrate is None else self.auto_migrate
 
 
+class SchemaSettings(Settings):
+    """The settings of `watchword migrate`: changing the schema needs no pepper.
+
+    Every other setting is still read and checked, so a migration runs against the
+    database the server will use.
+    """
+
+    @model_validator(mode="after")
+    def _pepper_outside_embedded(self) -> SchemaSettings:  # replaces the check of Settings
+        return self
+
+
 def check_environment(environ: Mapping[str, str]) -> list[str]:
     """Warnings for ``WATCHWORD_*`` variables that name no setting (a client's, say).
 
@@ -375,8 +393,10 @@ def check_environment(environ: Mapping[str, str]) -> list[str]:
     return warnings
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(*, schema_only: bool = False, **overrides: Any) -> Settings:
     """Read settings from the environment and ``WATCHWORD_CONFIG``; keyword overrides win.
+
+    With ``schema_only`` (``watchword migrate``) the pepper is not required.
 
     Raises:
         SettingsError: see ``check_environment``; or ``WATCHWORD_CONFIG`` names no file.
@@ -384,4 +404,5 @@ def load_settings(**overrides: Any) -> Settings:
     """
     for warning in check_environment(os.environ):
         _log.warning("%s", warning)
-    return Settings(**overrides)
+    model = SchemaSettings if schema_only else Settings
+    return model(**overrides)
