@@ -16,10 +16,13 @@ from pydantic import ValidationError
 
 from watchword_server import __version__
 from watchword_server.app import StartupError, WatchwordServer, check_schema
+from watchword_server.commands import CommandError
+from watchword_server.commands.users import STATUS_COMMANDS, change_status, list_users
 from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.admin.users import NewUser
 from watchword_server.domain.common.clock import SystemClock
+from watchword_server.domain.common.paging import MAX_PAGE_SIZE
 from watchword_server.model.errors import DependencyUnavailable, DomainError
 from watchword_server.model.records import CallContext, UserStatus
 from watchword_server.runtime.mail_transports import LogTransport
@@ -61,10 +64,6 @@ async def _migrate(settings: Settings) -> None:
         print(f"watchword: the database schema is up to date (revision {after})")
     else:
         print(f"watchword: the database schema is migrated from {before or 'empty'} to {after}")
-
-
-class CommandError(Exception):
-    """A command failed in a way the user can fix; the message says how."""
 
 
 @asynccontextmanager
@@ -132,7 +131,18 @@ def _read_password() -> str:
 
 async def _users(settings: Settings, arguments: argparse.Namespace) -> None:
     call = CallContext(origin="cli")
+    command = arguments.users_command
     async with _domain(settings) as domain:
+        if command in STATUS_COMMANDS:
+            print(await change_status(domain.user_admin, command, arguments.email, call))
+            return
+        if command == "list":
+            status = UserStatus(arguments.status) if arguments.status else None
+            count = await list_users(
+                domain.user_admin, print, status=status, page_size=arguments.page_size
+            )
+            print(f"{count} user(s)")
+            return
         new = NewUser(
             email=arguments.email,
             first_name=arguments.first_name,
@@ -209,6 +219,22 @@ def _parser() -> argparse.ArgumentParser:
     create_user.add_argument(
         "--group", action="append", default=[], help="a group to join (created if missing)"
     )
+    for name, (_, summary) in STATUS_COMMANDS.items():
+        change = user_commands.add_parser(name, help=summary, description=summary)
+        change.add_argument("email", metavar="EMAIL")
+    list_users = user_commands.add_parser(
+        "list", help="list accounts (email, status, created), oldest first"
+    )
+    list_users.add_argument(
+        "--status", choices=[status.value for status in UserStatus], help="only this status"
+    )
+    list_users.add_argument(
+        "--page-size",
+        type=_positive,
+        default=MAX_PAGE_SIZE,
+        metavar="N",
+        help=f"accounts read per query (default and most: {MAX_PAGE_SIZE})",
+    )
     return parser
 
 
@@ -267,5 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except DomainError as error:
         print(f"watchword: {error.reason.value}: {error.detail or error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader left (`watchword users list | head`): stop quietly, and keep Python
+        # from failing again as it flushes standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 0
