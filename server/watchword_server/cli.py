@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from watchword_server import __version__
 from watchword_server.app import StartupError, WatchwordServer, check_schema
 from watchword_server.commands import CommandError
+from watchword_server.commands.settings import settings_table
 from watchword_server.commands.users import STATUS_COMMANDS, change_status, list_users
 from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
@@ -168,19 +169,36 @@ def _positive(text: str) -> int:
     return value
 
 
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    # Every command that reads settings can be pointed at a file, and `--help` says what
+    # the command does, not only its arguments.
+    command = commands.add_parser(name, help=summary, description=summary)
+    command.add_argument(
+        "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
+    )
+    return command
+
+
+def _group(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    group = commands.add_parser(name, help=summary, description=summary)
+    return group.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchword",
         description="Watchword authentication and authorization service. Settings come "
-        "from WATCHWORD_* environment variables and the TOML file named by WATCHWORD_CONFIG.",
+        "from WATCHWORD_* environment variables and the TOML file named by WATCHWORD_CONFIG "
+        "(or --config); `watchword settings` lists them all.",
     )
     parser.add_argument("--version", action="version", version=f"watchword {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve gRPC on the `listen` address")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = _command(commands, "serve", "serve gRPC on the `listen` address")
     serve.add_argument("--listen", metavar="HOST:PORT", help="overrides the `listen` setting")
-    serve.add_argument(
-        "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
-    )
     serve.add_argument(
         "--workers",
         type=_positive,
@@ -190,40 +208,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     # A worker of `--workers`: join the address the supervisor checked (SO_REUSEPORT).
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    commands.add_parser("migrate", help="bring the database schema up to date")
+    _command(commands, "migrate", "bring the database schema up to date (needs no hmac_key)")
+    commands.add_parser(
+        "settings",
+        help="list every setting, its environment variable and its default",
+        description="List every setting, its environment variable and its default (the "
+        "TOML key is the setting's name; messages.X is key X of the [messages] table).",
+    )
 
-    keys = commands.add_parser("keys", help="manage the service keys of calling services")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key; prints its secret once")
-    create.add_argument("name")
+    key_commands = _group(commands, "keys", "manage the service keys of calling services")
+    create = _command(key_commands, "create", "create a key; prints its secret once")
+    create.add_argument("name", help="the key's name, unique")
     create.add_argument("--scope", choices=[scope.value for scope in Scope], required=True)
-    key_commands.add_parser("list", help="list keys (never their secrets)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("name")
+    _command(key_commands, "list", "list keys (never their secrets)")
+    revoke = _command(key_commands, "revoke", "revoke a key at once")
+    revoke.add_argument("name", help="the key's name")
 
-    mail = commands.add_parser("mail", help="see and retry mail that was given up")
-    mail_commands = mail.add_subparsers(dest="mail_command", required=True)
-    mail_commands.add_parser("dead", help="list mails given up after mail_max_attempts")
-    retry = mail_commands.add_parser("retry", help="send given-up mails again")
-    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    mail_commands = _group(commands, "mail", "see and retry mail that was given up")
+    _command(mail_commands, "dead", "list mails given up after mail_max_attempts")
+    retry = _command(mail_commands, "retry", "send given-up mails again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="ids from `mail dead`")
     retry.add_argument("--all", action="store_true", help="every mail that was given up")
 
-    users = commands.add_parser("users", help="manage users from the command line")
-    user_commands = users.add_subparsers(dest="users_command", required=True)
-    create_user = user_commands.add_parser(
-        "create", help="create an active user; the password is read from standard input"
+    user_commands = _group(commands, "users", "manage users from the command line")
+    create_user = _command(
+        user_commands, "create", "create an active user; the password is read from standard input"
     )
-    create_user.add_argument("email")
+    create_user.add_argument("email", metavar="EMAIL")
     create_user.add_argument("--first-name", default="")
     create_user.add_argument("--last-name", default="")
     create_user.add_argument(
         "--group", action="append", default=[], help="a group to join (created if missing)"
     )
     for name, (_, summary) in STATUS_COMMANDS.items():
-        change = user_commands.add_parser(name, help=summary, description=summary)
-        change.add_argument("email", metavar="EMAIL")
-    list_users = user_commands.add_parser(
-        "list", help="list accounts (email, status, created), oldest first"
+        _command(user_commands, name, summary).add_argument("email", metavar="EMAIL")
+    list_users = _command(
+        user_commands, "list", "list accounts (email, status, created), oldest first"
     )
     list_users.add_argument(
         "--status", choices=[status.value for status in UserStatus], help="only this status"
@@ -246,15 +266,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Alembic says which dialect it drives at every schema check; `migrate` says what changed.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if arguments.command == "settings":
+        print(settings_table())  # the defaults: it needs no valid settings, nor reads them
+        return 0
+    if arguments.config is not None:
+        if not os.path.isfile(arguments.config):
+            print(f"watchword: --config {arguments.config}: no such file", file=sys.stderr)
+            return 2
+        # Through the environment, so the workers of `serve --workers` read it too.
+        os.environ["WATCHWORD_CONFIG"] = arguments.config
     overrides: dict[str, object] = {}
-    if arguments.command == "serve":
-        if arguments.config is not None:
-            if not os.path.isfile(arguments.config):
-                print(f"watchword: --config {arguments.config}: no such file", file=sys.stderr)
-                return 2
-            os.environ["WATCHWORD_CONFIG"] = arguments.config
-        if arguments.listen is not None:
-            overrides["listen"] = arguments.listen
+    if arguments.command == "serve" and arguments.listen is not None:
+        overrides["listen"] = arguments.listen
     try:
         # Changing the schema hashes nothing: `migrate` needs no pepper.
         settings = load_settings(schema_only=arguments.command == "migrate", **overrides)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -99,3 +100,12 @@ async def test_blocking_from_the_command_line_ends_sessions_on_a_running_server(
         await asyncio.sleep(0.02)
     assert watchword_cli(database_url, "users", "allow", "ada@example.com").returncode == 0
     assert await login(watchword, "ada@example.com")
+
+
+def test_config_names_the_database_for_any_command(database_url: str, tmp_path: Path) -> None:
+    _create(database_url, "ada@example.com")
+    config = tmp_path / "watchword.toml"
+    config.write_text(f'database_url = "{database_url}"\n', encoding="utf-8")
+    listed = watchword_cli(None, "users", "list", "--config", str(config))
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1].startswith("ada@example.com ")

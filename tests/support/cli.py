@@ -13,18 +13,20 @@ __all__ = ["watchword_cli"]
 
 
 def watchword_cli(
-    database_url: str,
+    database_url: str | None,
     *arguments: str,
     stdin: str = "",
     pepper: bool = True,
     env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m watchword_server ARGUMENTS`` with only these WATCHWORD_* variables:
-    the database, the test pepper (unless ``pepper`` is false), cheap bcrypt and ``env``."""
+    the database (unless None: a --config file names it), the test pepper (unless ``pepper``
+    is false), cheap bcrypt and ``env``."""
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("WATCHWORD_")
     }
-    environment["WATCHWORD_DATABASE_URL"] = database_url
+    if database_url is not None:
+        environment["WATCHWORD_DATABASE_URL"] = database_url
     environment["WATCHWORD_HMAC_ALG"] = "bcrypt(4)"
     if pepper:
         environment["WATCHWORD_HMAC_KEY"] = TEST_PEPPER
