@@ -49,6 +49,8 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
+    stopping.clear()
+    await server.drain(cut_short=stopping)  # a second signal ends the drain at once
     _log.info("shutting down: finishing calls in flight")
     await server.stop()
 
@@ -297,7 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--workers needs PostgreSQL (set database_url): the embedded SQLite "
                     "file is served by one process"
                 )
-            return supervise(settings.listen, arguments.workers, grace=settings.grace_period)
+            # Each worker drains, then finishes its calls, before the supervisor gives up.
+            stopping_time = settings.shutdown_drain_seconds + settings.grace_period
+            return supervise(settings.listen, arguments.workers, grace=stopping_time)
         if arguments.command == "serve":
             asyncio.run(_serve(settings, reuse_port=arguments.reuse_port))
         elif arguments.command == "migrate":

@@ -264,6 +264,9 @@ class Settings(BaseSettings):
     service_key_cache_max_staleness: float = Field(default=30.0, ge=0)
     auto_migrate: bool | None = None
     grace_period: float = Field(default=5.0, ge=0)
+    # On SIGTERM, seconds the server says NOT_SERVING but still serves, so load balancers
+    # and health-watching clients move away before calls are refused; 0 = stop at once.
+    shutdown_drain_seconds: float = Field(default=5.0, ge=0)
 
     @classmethod
     def settings_customise_sources(
