@@ -42,6 +42,7 @@ _BASE_SETTINGS = {
     "LOGIN_MAX_FAILURES": "0",
     "LOGIN_MAX_FAILURES_PER_CLIENT": "0",
     "GRACE_PERIOD": "1",
+    "SHUTDOWN_DRAIN_SECONDS": "0",
     # A session slides (and its Introspect answer changes) after a tenth of its window:
     # a day keeps that out of any run.
     "SESSION_EXPIRATION": "86400",

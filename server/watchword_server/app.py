@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 
@@ -186,6 +188,20 @@ class WatchwordServer:
         # Ignored once shutting down: the health servicer then says NOT_SERVING for good.
         if self._server is not None:
             await self._server.set_health(serving=reachable)
+
+    async def drain(self, cut_short: asyncio.Event | None = None) -> None:
+        """Say NOT_SERVING for good but keep serving for ``shutdown_drain_seconds``, or
+        until ``cut_short`` is set; then ``stop()``."""
+        if self._database_watch is not None:  # it must not say SERVING again
+            await self._database_watch.stop()
+            self._database_watch = None
+        delay = self.settings.shutdown_drain_seconds
+        if self._server is None or delay <= 0:
+            return
+        await self._server.enter_graceful_shutdown()
+        _log.info("draining: health says NOT_SERVING; calls are served for %g s more", delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for((cut_short or asyncio.Event()).wait(), delay)
 
     async def stop(self, grace: float | None = None) -> None:
         """Say NOT_SERVING, let running calls finish within ``grace`` seconds, then close."""

@@ -16,16 +16,20 @@ from pydantic import ValidationError
 
 from watchword_server import __version__
 from watchword_server.app import StartupError, WatchwordServer, check_schema
+from watchword_server.commands import CommandError
+from watchword_server.commands.settings import settings_table
+from watchword_server.commands.users import STATUS_COMMANDS, change_status, list_users
 from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.admin.users import NewUser
 from watchword_server.domain.common.clock import SystemClock
+from watchword_server.domain.common.paging import MAX_PAGE_SIZE
 from watchword_server.logs import configure_logging
 from watchword_server.model.errors import DependencyUnavailable, DomainError
 from watchword_server.model.records import CallContext, UserStatus
 from watchword_server.runtime.mail_transports import LogTransport
 from watchword_server.storage.db import Database, create_engine
-from watchword_server.storage.schema import MigrationRefused, upgrade
+from watchword_server.storage.schema import MigrationRefused, current_revision, upgrade
 from watchword_server.supervisor import AddressInUse, supervise
 from watchword_server.wiring import Domain, build_domain
 
@@ -46,6 +50,8 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
+    stopping.clear()
+    await server.drain(cut_short=stopping)  # a second signal ends the drain at once
     _log.info("shutting down: finishing calls in flight")
     await server.stop()
 
@@ -53,13 +59,15 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
 async def _migrate(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     try:
+        before = await current_revision(engine)
         await upgrade(engine)
+        after = await current_revision(engine)
     finally:
         await engine.dispose()
-
-
-class CommandError(Exception):
-    """A command failed in a way the user can fix; the message says how."""
+    if before == after:
+        print(f"watchword: the database schema is up to date (revision {after})")
+    else:
+        print(f"watchword: the database schema is migrated from {before or 'empty'} to {after}")
 
 
 @asynccontextmanager
@@ -127,7 +135,18 @@ def _read_password() -> str:
 
 async def _users(settings: Settings, arguments: argparse.Namespace) -> None:
     call = CallContext(origin="cli")
+    command = arguments.users_command
     async with _domain(settings) as domain:
+        if command in STATUS_COMMANDS:
+            print(await change_status(domain.user_admin, command, arguments.email, call))
+            return
+        if command == "list":
+            status = UserStatus(arguments.status) if arguments.status else None
+            count = await list_users(
+                domain.user_admin, print, status=status, page_size=arguments.page_size
+            )
+            print(f"{count} user(s)")
+            return
         new = NewUser(
             email=arguments.email,
             first_name=arguments.first_name,
@@ -153,19 +172,36 @@ def _positive(text: str) -> int:
     return value
 
 
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    # Every command that reads settings can be pointed at a file, and `--help` says what
+    # the command does, not only its arguments.
+    command = commands.add_parser(name, help=summary, description=summary)
+    command.add_argument(
+        "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
+    )
+    return command
+
+
+def _group(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    group = commands.add_parser(name, help=summary, description=summary)
+    return group.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchword",
         description="Watchword authentication and authorization service. Settings come "
-        "from WATCHWORD_* environment variables and the TOML file named by WATCHWORD_CONFIG.",
+        "from WATCHWORD_* environment variables and the TOML file named by WATCHWORD_CONFIG "
+        "(or --config); `watchword settings` lists them all.",
     )
     parser.add_argument("--version", action="version", version=f"watchword {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve gRPC on the `listen` address")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = _command(commands, "serve", "serve gRPC on the `listen` address")
     serve.add_argument("--listen", metavar="HOST:PORT", help="overrides the `listen` setting")
-    serve.add_argument(
-        "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
-    )
     serve.add_argument(
         "--workers",
         type=_positive,
@@ -175,34 +211,52 @@ def _parser() -> argparse.ArgumentParser:
     )
     # A worker of `--workers`: join the address the supervisor checked (SO_REUSEPORT).
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    commands.add_parser("migrate", help="bring the database schema up to date")
+    _command(commands, "migrate", "bring the database schema up to date (needs no hmac_key)")
+    commands.add_parser(
+        "settings",
+        help="list every setting, its environment variable and its default",
+        description="List every setting, its environment variable and its default (the "
+        "TOML key is the setting's name; messages.X is key X of the [messages] table).",
+    )
 
-    keys = commands.add_parser("keys", help="manage the service keys of calling services")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key; prints its secret once")
-    create.add_argument("name")
+    key_commands = _group(commands, "keys", "manage the service keys of calling services")
+    create = _command(key_commands, "create", "create a key; prints its secret once")
+    create.add_argument("name", help="the key's name, unique")
     create.add_argument("--scope", choices=[scope.value for scope in Scope], required=True)
-    key_commands.add_parser("list", help="list keys (never their secrets)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("name")
+    _command(key_commands, "list", "list keys (never their secrets)")
+    revoke = _command(key_commands, "revoke", "revoke a key at once")
+    revoke.add_argument("name", help="the key's name")
 
-    mail = commands.add_parser("mail", help="see and retry mail that was given up")
-    mail_commands = mail.add_subparsers(dest="mail_command", required=True)
-    mail_commands.add_parser("dead", help="list mails given up after mail_max_attempts")
-    retry = mail_commands.add_parser("retry", help="send given-up mails again")
-    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    mail_commands = _group(commands, "mail", "see and retry mail that was given up")
+    _command(mail_commands, "dead", "list mails given up after mail_max_attempts")
+    retry = _command(mail_commands, "retry", "send given-up mails again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="ids from `mail dead`")
     retry.add_argument("--all", action="store_true", help="every mail that was given up")
 
-    users = commands.add_parser("users", help="manage users from the command line")
-    user_commands = users.add_subparsers(dest="users_command", required=True)
-    create_user = user_commands.add_parser(
-        "create", help="create an active user; the password is read from standard input"
+    user_commands = _group(commands, "users", "manage users from the command line")
+    create_user = _command(
+        user_commands, "create", "create an active user; the password is read from standard input"
     )
-    create_user.add_argument("email")
+    create_user.add_argument("email", metavar="EMAIL")
     create_user.add_argument("--first-name", default="")
     create_user.add_argument("--last-name", default="")
     create_user.add_argument(
         "--group", action="append", default=[], help="a group to join (created if missing)"
+    )
+    for name, (_, summary) in STATUS_COMMANDS.items():
+        _command(user_commands, name, summary).add_argument("email", metavar="EMAIL")
+    list_users = _command(
+        user_commands, "list", "list accounts (email, status, created), oldest first"
+    )
+    list_users.add_argument(
+        "--status", choices=[status.value for status in UserStatus], help="only this status"
+    )
+    list_users.add_argument(
+        "--page-size",
+        type=_positive,
+        default=MAX_PAGE_SIZE,
+        metavar="N",
+        help=f"accounts read per query (default and most: {MAX_PAGE_SIZE})",
     )
     return parser
 
@@ -213,17 +267,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic says which dialect it drives at every schema check; `migrate` says what changed.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if arguments.command == "settings":
+        print(settings_table())  # the defaults: it needs no valid settings, nor reads them
+        return 0
+    if arguments.config is not None:
+        if not os.path.isfile(arguments.config):
+            print(f"watchword: --config {arguments.config}: no such file", file=sys.stderr)
+            return 2
+        # Through the environment, so the workers of `serve --workers` read it too.
+        os.environ["WATCHWORD_CONFIG"] = arguments.config
     overrides: dict[str, object] = {}
-    if arguments.command == "serve":
-        if arguments.config is not None:
-            if not os.path.isfile(arguments.config):
-                print(f"watchword: --config {arguments.config}: no such file", file=sys.stderr)
-                return 2
-            os.environ["WATCHWORD_CONFIG"] = arguments.config
-        if arguments.listen is not None:
-            overrides["listen"] = arguments.listen
+    if arguments.command == "serve" and arguments.listen is not None:
+        overrides["listen"] = arguments.listen
     try:
-        settings = load_settings(**overrides)
+        # Changing the schema hashes nothing: `migrate` needs no pepper.
+        settings = load_settings(schema_only=arguments.command == "migrate", **overrides)
     except ValidationError as error:
         # One line per problem, without the input (pydantic's would echo secrets).
         for problem in error.errors():
@@ -241,17 +301,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--workers needs PostgreSQL (set database_url): the embedded SQLite "
                     "file is served by one process"
                 )
+            # Each worker drains, then finishes its calls, before the supervisor gives up.
+            stopping_time = settings.shutdown_drain_seconds + settings.grace_period
             return supervise(
                 settings.listen,
                 arguments.workers,
-                grace=settings.grace_period,
+                grace=stopping_time,
                 metrics_listen=settings.metrics_listen,
             )
         if arguments.command == "serve":
             asyncio.run(_serve(settings, reuse_port=arguments.reuse_port))
         elif arguments.command == "migrate":
             asyncio.run(_migrate(settings))
-            print("watchword: the database schema is up to date")
         elif arguments.command == "keys":
             asyncio.run(_keys(settings, arguments))
         elif arguments.command == "users":
@@ -266,5 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except DomainError as error:
         print(f"watchword: {error.reason.value}: {error.detail or error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader left (`watchword users list | head`): stop quietly, and keep Python
+        # from failing again as it flushes standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 0

@@ -32,6 +32,7 @@ __all__ = [
     "EMBEDDED_DATABASE_URL",
     "CustomField",
     "Messages",
+    "SchemaSettings",
     "Settings",
     "SettingsError",
     "check_environment",
@@ -269,6 +270,9 @@ class Settings(BaseSettings):
     service_key_cache_max_staleness: float = Field(default=30.0, ge=0)
     auto_migrate: bool | None = None
     grace_period: float = Field(default=5.0, ge=0)
+    # On SIGTERM, seconds the server says NOT_SERVING but still serves, so load balancers
+    # and health-watching clients move away before calls are refused; 0 = stop at once.
+    shutdown_drain_seconds: float = Field(default=5.0, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -326,12 +330,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _key_outside_embedded(self) -> Settings:
+    def _pepper_outside_embedded(self) -> Settings:
+        # Its own validator so that SchemaSettings (`watchword migrate`) can drop it.
         if self.hmac_key is None and not self.is_embedded:
             raise ValueError(
                 "hmac_key is required with a database_url: set WATCHWORD_HMAC_KEY "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _key_outside_embedded(self) -> Settings:
         if self.hmac_key is not None and len(self.hmac_key) < 16:
             raise ValueError("hmac_key must be at least 16 characters long")
         if self.hmac_key_id in self.hmac_retired_keys:
@@ -365,6 +374,18 @@ class Settings(BaseSettings):
         return self.is_embedded if self.auto_migrate is None else self.auto_migrate
 
 
+class SchemaSettings(Settings):
+    """The settings of `watchword migrate`: changing the schema needs no pepper.
+
+    Every other setting is still read and checked, so a migration runs against the
+    database the server will use.
+    """
+
+    @model_validator(mode="after")
+    def _pepper_outside_embedded(self) -> SchemaSettings:  # replaces the check of Settings
+        return self
+
+
 def check_environment(environ: Mapping[str, str]) -> list[str]:
     """Warnings for ``WATCHWORD_*`` variables that name no setting (a client's, say).
 
@@ -393,8 +414,10 @@ def check_environment(environ: Mapping[str, str]) -> list[str]:
     return warnings
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(*, schema_only: bool = False, **overrides: Any) -> Settings:
     """Read settings from the environment and ``WATCHWORD_CONFIG``; keyword overrides win.
+
+    With ``schema_only`` (``watchword migrate``) the pepper is not required.
 
     Raises:
         SettingsError: see ``check_environment``; or ``WATCHWORD_CONFIG`` names no file.
@@ -402,4 +425,5 @@ def load_settings(**overrides: Any) -> Settings:
     """
     for warning in check_environment(os.environ):
         _log.warning("%s", warning)
-    return Settings(**overrides)
+    model = SchemaSettings if schema_only else Settings
+    return model(**overrides)

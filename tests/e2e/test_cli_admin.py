@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import grpc
 import pytest
 
+from tests.support.cli import watchword_cli
 from tests.support.flows import login
 from tests.support.postgres import connect
-from tests.support.servers import TEST_PEPPER, Running
+from tests.support.servers import Running
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import access_service_pb2_grpc, admin_service_pb2_grpc, resources_pb2
 from watchword.auth.v1 import admin_service_pb2 as admin
-
-
-def watchword_cli(
-    database_url: str, *arguments: str, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "WATCHWORD_DATABASE_URL": database_url,
-        "WATCHWORD_HMAC_KEY": TEST_PEPPER,
-        "WATCHWORD_HMAC_ALG": "bcrypt(4)",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "watchword_server", *arguments],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.postgres_only

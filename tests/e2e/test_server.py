@@ -13,8 +13,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from tests.support.clock import ManualClock
 from tests.support.net import free_port
@@ -36,18 +37,57 @@ async def test_health_says_serving(watchword: Running) -> None:
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_reflection_lists_the_services(watchword: Running) -> None:
-    stub: Any = reflection_pb2_grpc.ServerReflectionStub(watchword.channel)  # type: ignore[arg-type]
-    request = reflection_pb2.ServerReflectionRequest(list_services="")
-    names: set[str] = set()
-    async for reply in stub.ServerReflectionInfo(iter([request])):
-        names |= {service.name for service in reply.list_services_response.service}
+REFLECTION_METHODS = (
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",  # grpcurl, Postman
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+)
+
+
+async def _reflect(
+    channel: grpc.aio.Channel, method: str, request: reflection_pb2.ServerReflectionRequest
+) -> reflection_pb2.ServerReflectionResponse:
+    # v1 and v1alpha are the same messages under two packages: one encoding serves both.
+    call = channel.stream_stream(
+        method,
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    replies = [reply async for reply in call(iter([request]))]
+    assert len(replies) == 1
+    reply: reflection_pb2.ServerReflectionResponse = replies[0]
+    return reply
+
+
+@pytest.mark.parametrize("method", REFLECTION_METHODS)
+async def test_reflection_lists_and_describes_the_services(watchword: Running, method: str) -> None:
+    listing = await _reflect(
+        watchword.channel, method, reflection_pb2.ServerReflectionRequest(list_services="")
+    )
+    names = {service.name for service in listing.list_services_response.service}
     assert {
         "watchword.auth.v1.AuthService",
         "watchword.auth.v1.AccessService",
         "watchword.auth.v1.AdminService",
         "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
     } <= names
+    # Each listed service can be described (what `grpcurl describe` asks next).
+    for name in sorted(names):
+        found = await _reflect(
+            watchword.channel,
+            method,
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol=name),
+        )
+        assert found.WhichOneof("message_response") == "file_descriptor_response", name
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(data)
+            for data in found.file_descriptor_response.file_descriptor_proto
+        ]
+        package, _, service = name.rpartition(".")
+        assert any(
+            file.package == package and service in [s.name for s in file.service] for file in files
+        ), name
 
 
 async def test_refuses_a_database_whose_schema_is_behind(postgres_server_url: str) -> None:

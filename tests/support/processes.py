@@ -36,6 +36,7 @@ def server_env(database_url: str, **settings: Any) -> dict[str, str]:
         "hmac_alg": "bcrypt(4)",
         "registration_verification": False,
         "grace_period": 1,
+        "shutdown_drain_seconds": 0,  # stopped at once, unless a test is about draining
         **settings,
     }
     env.update({f"WATCHWORD_{name.upper()}": str(value) for name, value in values.items()})

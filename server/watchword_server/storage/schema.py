@@ -22,6 +22,7 @@ __all__ = [
     "MigrationRefused",
     "SchemaState",
     "alembic_config",
+    "current_revision",
     "head_revision",
     "schema_state",
     "upgrade",
@@ -60,15 +61,20 @@ def head_revision() -> str:
     return head
 
 
-async def schema_state(engine: AsyncEngine) -> SchemaState:
-    """Tell whether the schema is current, behind (migrations pending) or unknown (newer)."""
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database's schema is at (None: no schema yet)."""
 
     def current(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
     with _reaching(engine):
         async with engine.connect() as connection:
-            revision = await connection.run_sync(current)
+            return await connection.run_sync(current)
+
+
+async def schema_state(engine: AsyncEngine) -> SchemaState:
+    """Tell whether the schema is current, behind (migrations pending) or unknown (newer)."""
+    revision = await current_revision(engine)
     if revision == head_revision():
         return SchemaState.CURRENT
     if revision is None:

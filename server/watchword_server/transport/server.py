@@ -14,7 +14,6 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from watchword.auth.v1 import (
     access_service_pb2,
@@ -27,6 +26,7 @@ from watchword.auth.v1 import (
 from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import Scope
 from watchword_server.runtime.metrics import RpcMetrics
+from watchword_server.transport.reflection import add_reflection
 from watchword_server.transport.registration import add_key_gated, generic_only
 from watchword_server.transport.rpc_observer import RpcObserver
 from watchword_server.transport.rpc_wrapping import wrap_servicer
@@ -161,19 +161,14 @@ class GrpcServer:
     def _add_standard(self) -> None:
         standard = generic_only(self._server, observe=self._observe)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, standard)
-        # What reflection.enable_server_reflection does for an aio server, through standard
-        # (the generated reflection module has no type hints).
-        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
-            reflection.aio.ReflectionServicer(
-                [
-                    _AUTH.full_name,
-                    _ACCESS.full_name,
-                    _ADMIN.full_name,
-                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                    reflection.SERVICE_NAME,
-                ]
-            ),
+        add_reflection(
             standard,
+            [
+                _AUTH.full_name,
+                _ACCESS.full_name,
+                _ADMIN.full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            ],
         )
 
     def bind(self, listen: str) -> int:
