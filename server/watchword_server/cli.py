@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pydantic import ValidationError
 
 from watchword_server import __version__
-from watchword_server.app import StartupError, WatchwordServer, check_schema
+from watchword_server.app import StartupError, WatchwordServer, check_schema, tls_credentials
 from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.admin.users import NewUser
@@ -239,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--workers needs PostgreSQL (set database_url): the embedded SQLite "
                     "file is served by one process"
                 )
+            # Unusable TLS files: said once here, rather than by each worker dying at start.
+            tls_credentials(settings)
             return supervise(settings.listen, arguments.workers, grace=settings.grace_period)
         if arguments.command == "serve":
             asyncio.run(_serve(settings, reuse_port=arguments.reuse_port))
