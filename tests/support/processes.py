@@ -66,9 +66,15 @@ class ServerProcess:
             raise
 
 
-async def _wait_serving(server: ServerProcess) -> None:
+def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, credentials)
+
+
+async def _wait_serving(server: ServerProcess, credentials: grpc.ChannelCredentials | None) -> None:
     deadline = time.monotonic() + _READY
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with _channel(server.address, credentials) as channel:
         stub: Any = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
@@ -83,9 +89,16 @@ async def _wait_serving(server: ServerProcess) -> None:
 
 @contextlib.asynccontextmanager
 async def serve_process(
-    env: Mapping[str, str], log: Path, *, workers: int = 1
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    workers: int = 1,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> AsyncIterator[ServerProcess]:
-    """Start ``watchword serve`` on a free loopback port; SIGTERM it on exit."""
+    """Start ``watchword serve`` on a free loopback port; SIGTERM it on exit.
+
+    ``credentials``: what to wait for its health with, for a server that serves TLS.
+    """
     address = f"127.0.0.1:{free_port()}"
     argv = [sys.executable, "-m", "watchword_server", "serve", "--listen", address]
     if workers > 1:
@@ -94,7 +107,7 @@ async def serve_process(
         process = subprocess.Popen(argv, env=dict(env), stdout=output, stderr=subprocess.STDOUT)
     server = ServerProcess(process, address, log)
     try:
-        await _wait_serving(server)
+        await _wait_serving(server, credentials)
         yield server
     finally:
         with contextlib.suppress(subprocess.TimeoutExpired):
