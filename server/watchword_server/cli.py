@@ -76,18 +76,25 @@ async def _keys(settings: Settings, arguments: argparse.Namespace) -> None:
     async with _domain(settings) as domain:
         keys = domain.service_keys
         if arguments.keys_command == "create":
+            subject = arguments.client_subject
             try:
-                secret = await keys.create(arguments.name, Scope(arguments.scope))
+                secret = await keys.create(
+                    arguments.name, Scope(arguments.scope), client_subject=subject
+                )
             except KeyNameTaken:
                 raise CommandError(f"a key named {arguments.name!r} exists already") from None
-            print(f"created {arguments.scope} key {arguments.name!r}; its secret, shown once:")
+            bound = "" if subject is None else f" for client certificate {subject!r}"
+            print(
+                f"created {arguments.scope} key {arguments.name!r}{bound}; its secret, shown once:"
+            )
             print(secret)
         elif arguments.keys_command == "list":
             for key in await keys.list():
                 used = key.last_used_time.isoformat() if key.last_used_time else "never"
+                bound = "" if key.client_subject is None else f"\tclient {key.client_subject}"
                 print(
                     f"{key.name}\t{key.scope}\tcreated {key.create_time.isoformat()}"
-                    f"\tlast used {used}"
+                    f"\tlast used {used}{bound}"
                 )
         else:
             try:
@@ -181,6 +188,12 @@ def _parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="create a key; prints its secret once")
     create.add_argument("name")
     create.add_argument("--scope", choices=[scope.value for scope in Scope], required=True)
+    create.add_argument(
+        "--client-subject",
+        metavar="SUBJECT",
+        help="accept the key only from a client whose verified certificate has this subject "
+        "(RFC 4514, e.g. 'CN=billing,O=Example'; needs tls_client_ca_file)",
+    )
     key_commands.add_parser("list", help="list keys (never their secrets)")
     revoke = key_commands.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("name")

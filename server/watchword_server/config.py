@@ -81,6 +81,9 @@ class Messages(BaseModel):
     service_key_missing: str = "A service key is required: send `authorization: Bearer <key>`"
     service_key_invalid: str = "The service key is unknown or revoked"
     scope_insufficient: str = "The service key's scope does not allow this call"
+    service_key_subject_mismatch: str = (
+        "The service key is bound to a client certificate this call does not present"
+    )
     user_not_found: str = "No such user"
     group_not_found: str = "No such group"
     group_taken: str = "A group with this name exists already"

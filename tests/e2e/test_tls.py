@@ -25,7 +25,7 @@ from tests.support.clients import FLAVOURS, open_client
 from tests.support.net import free_port
 from tests.support.processes import serve_process, server_env
 from tests.support.servers import settings_for
-from tests.support.tls import Pki, make_pki
+from tests.support.tls import Pki, channel, make_pki
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import auth_service_pb2_grpc
 from watchword_server.app import StartupError, WatchwordServer
@@ -55,18 +55,12 @@ async def serve(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Serve]:
         await server.stop(0)
 
 
-def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
-    if credentials is None:
-        return grpc.aio.insecure_channel(address)
-    return grpc.aio.secure_channel(address, credentials)
-
-
 async def register(
     address: str, credentials: grpc.ChannelCredentials | None, email: str
 ) -> auth.RegisterResponse:
     """A real call (Register) over a channel of its own."""
-    async with _channel(address, credentials) as channel:
-        stub = auth_service_pb2_grpc.AuthServiceStub(channel)
+    async with channel(address, credentials) as opened:
+        stub = auth_service_pb2_grpc.AuthServiceStub(opened)
         reply: auth.RegisterResponse = await stub.Register(
             auth.RegisterRequest(
                 email=email, password="correct horse battery", first_name="A", last_name="B"
@@ -78,8 +72,8 @@ async def register(
 
 async def refused(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.StatusCode:
     """The status of a Health check the server's handshake refused (it never answers)."""
-    async with _channel(address, credentials) as channel:
-        stub: Any = health_pb2_grpc.HealthStub(channel)  # typed for sync channels only
+    async with channel(address, credentials) as opened:
+        stub: Any = health_pb2_grpc.HealthStub(opened)  # typed for sync channels only
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
         return failure.value.code()

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.net import free_port
 from tests.support.servers import TEST_PEPPER
+from tests.support.tls import channel
 
 __all__ = ["ServerProcess", "connection_owners", "server_env", "serve_process"]
 
@@ -66,16 +67,10 @@ class ServerProcess:
             raise
 
 
-def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
-    if credentials is None:
-        return grpc.aio.insecure_channel(address)
-    return grpc.aio.secure_channel(address, credentials)
-
-
 async def _wait_serving(server: ServerProcess, credentials: grpc.ChannelCredentials | None) -> None:
     deadline = time.monotonic() + _READY
-    async with _channel(server.address, credentials) as channel:
-        stub: Any = health_pb2_grpc.HealthStub(channel)
+    async with channel(server.address, credentials) as opened:
+        stub: Any = health_pb2_grpc.HealthStub(opened)
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
                 raise RuntimeError(f"the server exited:\n{server.log.read_text()[-3000:]}")

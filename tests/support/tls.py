@@ -8,8 +8,9 @@ from pathlib import Path
 
 import grpc
 import trustme
+from cryptography import x509
 
-__all__ = ["ClientCert", "Pki", "make_pki"]
+__all__ = ["ClientCert", "Pki", "channel", "make_pki"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,12 @@ class ClientCert:
     key: bytes
     cert_file: Path
     key_file: Path
+
+    @property
+    def subject(self) -> str:
+        """The certificate's subject as RFC 4514 writes it (``openssl x509 -subject
+        -nameopt RFC2253`` too), e.g. ``CN=billing,OU=…,O=…``."""
+        return x509.load_pem_x509_certificate(self.cert).subject.rfc4514_string()
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,9 @@ class Pki:
 
     def client_cert(self, name: str, *, issuer: trustme.CA | None = None) -> ClientCert:
         """A client certificate with common name ``name``, from this CA unless ``issuer``."""
-        leaf = (issuer or self.ca).issue_cert(f"{name}@clients.example.com", common_name=name)
-        cert_file, key_file = self.directory / f"{name}.pem", self.directory / f"{name}.key"
+        leaf = (issuer or self.ca).issue_cert("client@clients.example.com", common_name=name)
+        stem = "".join(char if char.isalnum() else "-" for char in name)
+        cert_file, key_file = self.directory / f"{stem}.pem", self.directory / f"{stem}.key"
         leaf.cert_chain_pems[0].write_to_path(str(cert_file))
         leaf.private_key_pem.write_to_path(str(key_file))
         return ClientCert(
@@ -60,6 +68,13 @@ class Pki:
         return grpc.ssl_channel_credentials(
             root_certificates=self.ca_pem, private_key=client.key, certificate_chain=client.cert
         )
+
+
+def channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    """A channel to ``address``: TLS with ``credentials``, plaintext without."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, credentials)
 
 
 def make_pki(directory: Path) -> Pki:
