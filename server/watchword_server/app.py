@@ -28,9 +28,10 @@ from watchword_server.storage.db import Database, Engine, create_engine
 from watchword_server.storage.schema import MigrationRefused, SchemaState, schema_state, upgrade
 from watchword_server.supervisor import AddressInUse, free_address
 from watchword_server.transport.server import RPC_NAMES, GrpcServer
+from watchword_server.transport.tls import ServerCredentials, TlsError, server_credentials
 from watchword_server.wiring import Domain, build_domain
 
-__all__ = ["SchemaNotReady", "StartupError", "WatchwordServer", "check_schema"]
+__all__ = ["SchemaNotReady", "StartupError", "WatchwordServer", "check_schema", "tls_credentials"]
 
 _log = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ async def check_schema(engine: Engine, settings: Settings) -> None:
         )
     elif state is SchemaState.UNKNOWN:
         raise SchemaNotReady("the database schema is newer than this server: upgrade the server")
+
+
+def tls_credentials(settings: Settings) -> ServerCredentials | None:
+    """The TLS credentials the settings name (None: plaintext), or a StartupError saying
+    which file cannot be used and why."""
+    try:
+        return server_credentials(settings)
+    except TlsError as error:
+        raise StartupError(str(error)) from None
 
 
 class WatchwordServer:
@@ -98,6 +108,7 @@ class WatchwordServer:
         unknown = sorted(set(self.settings.disabled_rpcs) - set(RPC_NAMES))
         if unknown:
             raise StartupError(f"disabled_rpcs names no RPC of the contract: {unknown}")
+        credentials = tls_credentials(self.settings)
         await check_schema(self.engine, self.settings)
         domain = build_domain(
             self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport
@@ -110,12 +121,17 @@ class WatchwordServer:
             reuse_port=self._reuse_port,
             metrics=None if metrics is None else metrics.rpc,
         )
-        self.port = server.bind(settings.listen)
+        self.port = server.bind(settings.listen, credentials)
         if self.port == 0:
             try:  # say why: taken, or not an address of this machine
                 free_address(settings.listen)
             except AddressInUse as error:
                 raise StartupError(str(error)) from None
+            if credentials is not None:  # the files passed our checks but not gRPC's
+                raise StartupError(
+                    f"cannot listen on {settings.listen} with the certificate and key of "
+                    "tls_cert_file and tls_key_file"
+                )
             raise StartupError(f"cannot listen on {settings.listen}")
         self.domain = domain
         if metrics is not None:
@@ -136,7 +152,12 @@ class WatchwordServer:
         self.mail_sender = domain.mail_sender
         await domain.mail_sender.start()
         self.service_keys = domain.service_keys
-        _log.info("watchword is serving on %s (port %d)", settings.listen, self.port)
+        _log.info(
+            "watchword is serving on %s (port %d, %s)",
+            settings.listen,
+            self.port,
+            _transport_security(settings),
+        )
         return self.port
 
     def _metrics(self, domain: Domain) -> Metrics | None:
@@ -244,3 +265,9 @@ class WatchwordServer:
         """Block until the server stops."""
         if self._server is not None:
             await self._server.wait_for_termination()
+
+
+def _transport_security(settings: Settings) -> str:
+    if settings.tls_client_ca_file is not None:
+        return "mutual TLS: client certificates required"
+    return "TLS" if settings.tls_cert_file is not None else "plaintext"

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pydantic import ValidationError
 
 from watchword_server import __version__
-from watchword_server.app import StartupError, WatchwordServer, check_schema
+from watchword_server.app import StartupError, WatchwordServer, check_schema, tls_credentials
 from watchword_server.commands import CommandError
 from watchword_server.commands.settings import settings_table
 from watchword_server.commands.users import STATUS_COMMANDS, change_status, list_users
@@ -85,18 +85,25 @@ async def _keys(settings: Settings, arguments: argparse.Namespace) -> None:
     async with _domain(settings) as domain:
         keys = domain.service_keys
         if arguments.keys_command == "create":
+            subject = arguments.client_subject
             try:
-                secret = await keys.create(arguments.name, Scope(arguments.scope))
+                secret = await keys.create(
+                    arguments.name, Scope(arguments.scope), client_subject=subject
+                )
             except KeyNameTaken:
                 raise CommandError(f"a key named {arguments.name!r} exists already") from None
-            print(f"created {arguments.scope} key {arguments.name!r}; its secret, shown once:")
+            bound = "" if subject is None else f" for client certificate {subject!r}"
+            print(
+                f"created {arguments.scope} key {arguments.name!r}{bound}; its secret, shown once:"
+            )
             print(secret)
         elif arguments.keys_command == "list":
             for key in await keys.list():
                 used = key.last_used_time.isoformat() if key.last_used_time else "never"
+                bound = "" if key.client_subject is None else f"\tclient {key.client_subject}"
                 print(
                     f"{key.name}\t{key.scope}\tcreated {key.create_time.isoformat()}"
-                    f"\tlast used {used}"
+                    f"\tlast used {used}{bound}"
                 )
         else:
             try:
@@ -223,6 +230,12 @@ def _parser() -> argparse.ArgumentParser:
     create = _command(key_commands, "create", "create a key; prints its secret once")
     create.add_argument("name", help="the key's name, unique")
     create.add_argument("--scope", choices=[scope.value for scope in Scope], required=True)
+    create.add_argument(
+        "--client-subject",
+        metavar="SUBJECT",
+        help="accept the key only from a client whose verified certificate has this subject "
+        "(RFC 4514, e.g. 'CN=billing,O=Example'; needs tls_client_ca_file)",
+    )
     _command(key_commands, "list", "list keys (never their secrets)")
     revoke = _command(key_commands, "revoke", "revoke a key at once")
     revoke.add_argument("name", help="the key's name")
@@ -301,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--workers needs PostgreSQL (set database_url): the embedded SQLite "
                     "file is served by one process"
                 )
+            # Unusable TLS files: said once here, rather than by each worker dying at start.
+            tls_credentials(settings)
             # Each worker drains, then finishes its calls, before the supervisor gives up.
             stopping_time = settings.shutdown_drain_seconds + settings.grace_period
             return supervise(

@@ -82,6 +82,9 @@ class Messages(BaseModel):
     service_key_missing: str = "A service key is required: send `authorization: Bearer <key>`"
     service_key_invalid: str = "The service key is unknown or revoked"
     scope_insufficient: str = "The service key's scope does not allow this call"
+    service_key_subject_mismatch: str = (
+        "The service key is bound to a client certificate this call does not present"
+    )
     user_not_found: str = "No such user"
     group_not_found: str = "No such group"
     group_taken: str = "A group with this name exists already"
@@ -172,6 +175,20 @@ class CustomField(BaseModel):
     max_length: int = Field(default=1024, ge=1)
 
 
+def _check_tls_files(settings: Settings) -> None:
+    # Only whether they go together; the files themselves are read (and their errors
+    # reported) when the server starts.
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ValueError(
+            "tls_cert_file and tls_key_file go together: set both (TLS) or neither (plaintext)"
+        )
+    if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
+        raise ValueError(
+            "tls_client_ca_file (client certificates) needs TLS: set tls_cert_file and "
+            "tls_key_file too"
+        )
+
+
 class Settings(BaseSettings):
     """The server's whole configuration, validated once at start and never mutated."""
 
@@ -184,6 +201,12 @@ class Settings(BaseSettings):
 
     database_url: str = EMBEDDED_DATABASE_URL
     listen: str = "127.0.0.1:50051"
+    # TLS: PEM files of the server's certificate (chain) and its unencrypted private key;
+    # with both set the server listens with TLS only. A client CA file (PEM) also makes
+    # every client show a certificate issued by one of its CAs (mutual TLS).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
     hmac_key: str | None = None
     hmac_key_id: str = "k1"
     hmac_retired_keys: dict[str, str] = Field(default_factory=dict)
@@ -319,6 +342,12 @@ class Settings(BaseSettings):
         """Whether one line per RPC is written (``log_rpcs`` at a level that shows it)."""
         return self.log_rpcs and self.log_level in ("debug", "info")
 
+    @field_validator("tls_cert_file", "tls_key_file", "tls_client_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `WATCHWORD_TLS_CERT_FILE=` (a variable left empty) means no file, not a file "".
+        return None if value == "" else value
+
     @field_validator("disabled_rpcs", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -353,6 +382,7 @@ class Settings(BaseSettings):
             raise ValueError("mail_sender (the From address) is required with smtp_host")
         if self.smtp_ssl and self.smtp_starttls:
             raise ValueError("smtp_ssl and smtp_starttls exclude each other")
+        _check_tls_files(self)
         if self.registration_enumeration_safe and not (
             self.registration_verification or self.registration_approval
         ):

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import Running
+from tests.support.servers import Running, StartServer
+from tests.support.tls import make_pki
 
 TS = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 # The tests in clients/typescript/test/*.test.ts; update when adding or removing one there.
-EXPECTED_TESTS = 21
+EXPECTED_TESTS = 24
 TIMEOUT_S = 300
 
 
@@ -89,13 +90,24 @@ async def _node_test(tests: list[Path], env: dict[str, str]) -> tuple[int, str]:
 
 
 async def test_typescript_client_against_a_live_server(
-    watchword: Running, compiled_tests: list[Path]
+    watchword: Running, start_server: StartServer, compiled_tests: list[Path], tmp_path: Path
 ) -> None:
+    # test/tls.test.ts also needs a server that requires client certificates.
+    pki = make_pki(tmp_path / "pki")
+    client = pki.client_cert("ts-client")
+    stranger = pki.client_cert("ts-stranger", issuer=make_pki(tmp_path / "stranger").ca)
+    mutual_tls = await start_server(**pki.server_settings(client_auth=True))
     env = {key: value for key, value in os.environ.items() if not key.startswith("WATCHWORD_")}
     env.update(
         WATCHWORD_TARGET=f"http://{watchword.address}",
         WATCHWORD_ACCESS_KEY=watchword.access_key,
         WATCHWORD_ADMIN_KEY=watchword.admin_key,
+        WATCHWORD_TLS_TARGET=f"https://{mutual_tls.address}",
+        WATCHWORD_TLS_CA_FILE=str(pki.ca_file),
+        WATCHWORD_TLS_CLIENT_CERT_FILE=str(client.cert_file),
+        WATCHWORD_TLS_CLIENT_KEY_FILE=str(client.key_file),
+        WATCHWORD_TLS_STRANGER_CERT_FILE=str(stranger.cert_file),
+        WATCHWORD_TLS_STRANGER_KEY_FILE=str(stranger.key_file),
     )
     returncode, output = await _node_test(compiled_tests, env)
 

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.net import free_port
 from tests.support.servers import TEST_PEPPER
+from tests.support.tls import channel
 
 __all__ = ["ServerProcess", "connection_owners", "server_env", "serve_process"]
 
@@ -67,10 +68,10 @@ class ServerProcess:
             raise
 
 
-async def _wait_serving(server: ServerProcess) -> None:
+async def _wait_serving(server: ServerProcess, credentials: grpc.ChannelCredentials | None) -> None:
     deadline = time.monotonic() + _READY
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        stub: Any = health_pb2_grpc.HealthStub(channel)
+    async with channel(server.address, credentials) as opened:
+        stub: Any = health_pb2_grpc.HealthStub(opened)
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
                 raise RuntimeError(f"the server exited:\n{server.log.read_text()[-3000:]}")
@@ -84,9 +85,16 @@ async def _wait_serving(server: ServerProcess) -> None:
 
 @contextlib.asynccontextmanager
 async def serve_process(
-    env: Mapping[str, str], log: Path, *, workers: int = 1
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    workers: int = 1,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> AsyncIterator[ServerProcess]:
-    """Start ``watchword serve`` on a free loopback port; SIGTERM it on exit."""
+    """Start ``watchword serve`` on a free loopback port; SIGTERM it on exit.
+
+    ``credentials``: what to wait for its health with, for a server that serves TLS.
+    """
     address = f"127.0.0.1:{free_port()}"
     argv = [sys.executable, "-m", "watchword_server", "serve", "--listen", address]
     if workers > 1:
@@ -95,7 +103,7 @@ async def serve_process(
         process = subprocess.Popen(argv, env=dict(env), stdout=output, stderr=subprocess.STDOUT)
     server = ServerProcess(process, address, log)
     try:
-        await _wait_serving(server)
+        await _wait_serving(server, credentials)
         yield server
     finally:
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -13,6 +13,7 @@ import {
   createClient,
   type Interceptor,
 } from "@connectrpc/connect";
+import type { SecureClientSessionOptions } from "node:http2";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { AccessService } from "./gen/watchword/auth/v1/access_service_pb.js";
 import { AdminService } from "./gen/watchword/auth/v1/admin_service_pb.js";
@@ -58,6 +59,23 @@ export interface WatchwordClientOptions {
    * `minRevision` always wins ("" for "any cached answer").
    */
   readYourWrites?: boolean | number | undefined;
+  /**
+   * TLS options for an "https://…" baseUrl: `ca`, the PEM certificates of the CAs to trust
+   * for the server's certificate (default: Node's own list); `cert` and `key`, the client's
+   * PEM certificate (chain) and private key, for a server that requires client
+   * certificates (`tls_client_ca_file`). With a plaintext baseUrl they throw a TypeError.
+   */
+  tls?: WatchwordTlsOptions | undefined;
+}
+
+/** The TLS options of `createWatchwordClient`: PEM texts or their bytes. */
+export interface WatchwordTlsOptions {
+  /** The CAs to trust for the server's certificate; default: Node's own list. */
+  ca?: string | Buffer | undefined;
+  /** The client's certificate (chain), sent when the server asks for one. */
+  cert?: string | Buffer | undefined;
+  /** The private key of `cert`. */
+  key?: string | Buffer | undefined;
 }
 
 /** The three service clients; their methods reject with WatchwordError. */
@@ -109,7 +127,13 @@ export function createWatchwordClient(options: WatchwordClientOptions): Watchwor
   const { serviceKey, timeoutMs, interceptors = [], readYourWrites = true } = options;
   const baseUrl = normalizeBaseUrl(options.baseUrl);
   const revisions = new Revisions(readYourWrites);
-  const sessionManager = new Http2SessionManager(baseUrl);
+  // Our own session manager makes createGrpcTransport ignore its nodeOptions: the TLS
+  // options go to the manager, which makes the connections.
+  const sessionManager = new Http2SessionManager(
+    baseUrl,
+    undefined,
+    secureSessionOptions(baseUrl, options.tls),
+  );
   let closed = false;
   // First in the chain: after close(), no call reaches the session manager (which would
   // silently open a new connection).
@@ -171,6 +195,28 @@ function normalizeBaseUrl(baseUrl: string): string {
     );
   }
   return withScheme;
+}
+
+/** The TLS options for http2.connect, or a clear TypeError for TLS on a plaintext URL. */
+function secureSessionOptions(
+  baseUrl: string,
+  tls: WatchwordTlsOptions | undefined,
+): SecureClientSessionOptions {
+  if (tls === undefined) {
+    return {};
+  }
+  const { ca, cert, key } = tls;
+  if (!baseUrl.startsWith("https:")) {
+    throw new TypeError(`tls needs an "https://host:port" baseUrl, not ${JSON.stringify(baseUrl)}`);
+  }
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new TypeError("tls.cert and tls.key go together: give both or neither");
+  }
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+  };
 }
 
 function bearer(serviceKey: string): Interceptor {

@@ -7,7 +7,7 @@
  */
 
 export { createWatchwordClient } from "./client.js";
-export type { WatchwordClient, WatchwordClientOptions } from "./client.js";
+export type { WatchwordClient, WatchwordClientOptions, WatchwordTlsOptions } from "./client.js";
 export { MAX_BATCH_CHECKS, READ_YOUR_WRITES_WINDOW_MS } from "./checks.js";
 export type { CheckInit, CheckOutcome } from "./checks.js";
 export { WatchwordError, fromStatus, toWatchwordError } from "./errors.js";

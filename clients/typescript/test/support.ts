@@ -39,6 +39,32 @@ export function server(): Server {
   };
 }
 
+/** The live server that requires client certificates, and the PEM files to reach it. */
+export interface TlsServer {
+  /** e.g. "https://127.0.0.1:50052". */
+  readonly baseUrl: string;
+  /** The CA of the server's certificate and of the client certificates it accepts. */
+  readonly caFile: string;
+  /** A client certificate (and its key) from that CA. */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** A client certificate (and its key) from another CA. */
+  readonly strangerCertFile: string;
+  readonly strangerKeyFile: string;
+}
+
+/** The mutual-TLS server; throws (failing the calling test) when the environment lacks it. */
+export function tlsServer(): TlsServer {
+  return {
+    baseUrl: required("WATCHWORD_TLS_TARGET"),
+    caFile: required("WATCHWORD_TLS_CA_FILE"),
+    certFile: required("WATCHWORD_TLS_CLIENT_CERT_FILE"),
+    keyFile: required("WATCHWORD_TLS_CLIENT_KEY_FILE"),
+    strangerCertFile: required("WATCHWORD_TLS_STRANGER_CERT_FILE"),
+    strangerKeyFile: required("WATCHWORD_TLS_STRANGER_KEY_FILE"),
+  };
+}
+
 /** A client of the live server, closed when the test file ends. */
 export function connect(key: "access" | "admin" | "none"): WatchwordClient {
   const { baseUrl, accessKey, adminKey } = server();

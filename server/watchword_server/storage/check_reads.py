@@ -70,6 +70,7 @@ class KeyRow:
     id: uuid.UUID
     name: str
     scope: str
+    client_subject: str | None
 
 
 # --- the lookups ---------------------------------------------------------------------
@@ -140,9 +141,9 @@ def _by_user(p: _Params, answer: ColumnElement[bool]) -> _Statement:
 _SERVICE_KEY = _Lookup(
     "service_key",
     {"digest": "bytea"},
-    lambda p: select(ServiceKey.id, ServiceKey.name, ServiceKey.scope).where(
-        ServiceKey.key_digest == p["digest"]
-    ),
+    lambda p: select(
+        ServiceKey.id, ServiceKey.name, ServiceKey.scope, ServiceKey.client_subject
+    ).where(ServiceKey.key_digest == p["digest"]),
 )
 _SESSION = _Lookup("session", {"digest": "bytea"}, lambda p: _by_session(p, None))
 _SESSION_MEMBERSHIP = _Lookup(
@@ -278,7 +279,9 @@ class CheckReads:
     async def service_key(self, digest: bytes) -> KeyRow | None:
         """The service key with this digest, if any."""
         row = await self._runners["service_key"].one({"digest": digest})
-        return None if row is None else KeyRow(id=row[0], name=row[1], scope=row[2])
+        if row is None:
+            return None
+        return KeyRow(id=row[0], name=row[1], scope=row[2], client_subject=row[3])
 
     async def session(self, digest: bytes) -> SessionRow | None:
         """The session with this token digest and its owner, if any."""

@@ -215,6 +215,9 @@ class ServiceKey(Base):
     key_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The subject of the verified client certificate the key is accepted from (RFC 4514,
+    # as gRPC reports it); NULL: from any client.
+    client_subject: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class MailOutbox(Base):

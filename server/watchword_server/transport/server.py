@@ -1,4 +1,5 @@
-"""The gRPC server of one process: our three services, health and reflection on one port.
+"""The gRPC server of one process: our three services, health and reflection on one port
+(plaintext, or TLS only: see tls.py).
 
 ``app.py`` runs the process (schema, background work, shutdown order); this module is all
 it needs of gRPC: build the server over the domain, bind, serve, say how healthy it is,
@@ -171,9 +172,12 @@ class GrpcServer:
             ],
         )
 
-    def bind(self, listen: str) -> int:
-        """Listen on ``listen`` (host:port); the port bound, or 0 if it cannot be bound."""
+    def bind(self, listen: str, credentials: grpc.ServerCredentials | None = None) -> int:
+        """Listen on ``listen`` (host:port), with TLS if given ``credentials`` (then only
+        with TLS); the port bound, or 0 if it cannot be bound."""
         try:
+            if credentials is not None:
+                return self._server.add_secure_port(listen, credentials)
             return self._server.add_insecure_port(listen)
         except RuntimeError:
             return 0

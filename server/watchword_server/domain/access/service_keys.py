@@ -26,6 +26,7 @@ from watchword_server.storage.touch_writer import TouchWriter
 
 __all__ = [
     "Caller",
+    "ClientSubjectMismatch",
     "KeyNameTaken",
     "KeyNotFound",
     "MAX_KEY_NAME_LENGTH",
@@ -34,6 +35,7 @@ __all__ = [
     "ServiceKeyInvalid",
     "ServiceKeyMissing",
     "ServiceKeys",
+    "require_client_subject",
 ]
 
 # Recognisable by secret scanners, and cheap to tell from a session token.
@@ -44,6 +46,8 @@ _TOUCH_EVERY_SECONDS = 60.0
 
 MAX_KEY_NAME_LENGTH = 128
 """The longest key name: it goes into every event its caller causes ("admin:<name>")."""
+
+_MAX_CLIENT_SUBJECT_LENGTH = 1024
 
 
 class Scope(enum.StrEnum):
@@ -64,6 +68,8 @@ class Caller:
     name: str
     scope: Scope
     key_id: uuid.UUID
+    # The verified client certificate subject the key is bound to; None: any client.
+    client_subject: str | None = None
 
 
 class ServiceKeyMissing(DomainError):
@@ -85,6 +91,26 @@ class ScopeInsufficient(DomainError):
 
     reason = Reason.SCOPE_INSUFFICIENT
     message_key = "scope_insufficient"
+
+
+class ClientSubjectMismatch(DomainError):
+    """The key is bound to a client certificate subject that the call's verified client
+    certificate does not have (or the call has none)."""
+
+    reason = Reason.SERVICE_KEY_INVALID
+    message_key = "service_key_subject_mismatch"
+
+
+def require_client_subject(caller: Caller, subject: str | None) -> Caller:
+    """``caller``, if its key is unbound or bound to ``subject`` (the subject of the call's
+    verified client certificate, None without one).
+
+    Raises:
+        ClientSubjectMismatch: the key is bound to another subject, or the call has none.
+    """
+    if caller.client_subject is not None and caller.client_subject != subject:
+        raise ClientSubjectMismatch()
+    return caller
 
 
 class KeyNameTaken(Exception):
@@ -117,8 +143,23 @@ class ServiceKeys:
         # By the key's digest (hashed in C, where a UUID's hash is a Python call).
         self._touch_due: dict[bytes, float] = {}
 
-    async def create(self, name: str, scope: Scope) -> str:
-        """Create a key and return its secret: the only time it is ever seen."""
+    async def create(self, name: str, scope: Scope, *, client_subject: str | None = None) -> str:
+        """Create a key and return its secret: the only time it is ever seen.
+
+        With ``client_subject`` (a certificate subject as RFC 4514 writes it, e.g.
+        ``CN=billing,O=Example``) the key is accepted only on calls whose verified client
+        certificate has exactly that subject, which needs a server with mutual TLS.
+        """
+        if client_subject is not None and not _is_subject(client_subject):
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "client_subject",
+                        "a certificate subject such as CN=billing,O=Example (RFC 4514), of "
+                        f"at most {_MAX_CLIENT_SUBJECT_LENGTH} printable characters",
+                    )
+                ]
+            )
         if not name or len(name) > MAX_KEY_NAME_LENGTH or not name.isprintable():
             raise InvalidArgument(
                 [
@@ -137,6 +178,7 @@ class ServiceKeys:
                     scope=scope.value,
                     key_digest=token_digest(secret),
                     now=self._clock.now(),
+                    client_subject=client_subject,
                 )
             except key_rows.DuplicateKeyName as error:
                 raise KeyNameTaken(name) from error
@@ -204,7 +246,9 @@ class ServiceKeys:
         row = await self._reads.service_key(digest)
         if row is None:
             raise ServiceKeyInvalid()
-        caller = Caller(name=row.name, scope=Scope(row.scope), key_id=row.id)
+        caller = Caller(
+            name=row.name, scope=Scope(row.scope), key_id=row.id, client_subject=row.client_subject
+        )
         self._cache.put(
             key, caller, generation=generation, revision=revision, tags=[("key", row.id)]
         )
@@ -221,6 +265,16 @@ class ServiceKeys:
         if required is not Scope.ACCESS and not caller.scope.includes(required):
             raise ScopeInsufficient()
         return caller
+
+
+def _is_subject(subject: str) -> bool:
+    # Compared as written with what gRPC reports: surrounding blanks would never match.
+    return (
+        0 < len(subject) <= _MAX_CLIENT_SUBJECT_LENGTH
+        and subject.isprintable()
+        and subject == subject.strip()
+        and "=" in subject
+    )
 
 
 def _bearer_digest(authorization: str | None) -> bytes:

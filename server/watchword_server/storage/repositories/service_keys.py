@@ -36,6 +36,7 @@ class ServiceKeyRow:
     scope: str
     create_time: datetime
     last_used_time: datetime | None
+    client_subject: str | None = None
 
 
 _COLUMNS = (
@@ -44,6 +45,7 @@ _COLUMNS = (
     ServiceKey.scope,
     ServiceKey.create_time,
     ServiceKey.last_used_time,
+    ServiceKey.client_subject,
 )
 
 
@@ -54,11 +56,18 @@ def _row(row: object) -> ServiceKeyRow:
         scope=row.scope,  # type: ignore[attr-defined]
         create_time=row.create_time,  # type: ignore[attr-defined]
         last_used_time=row.last_used_time,  # type: ignore[attr-defined]
+        client_subject=row.client_subject,  # type: ignore[attr-defined]
     )
 
 
 async def insert_key(
-    conn: AsyncConnection, *, name: str, scope: str, key_digest: bytes, now: datetime
+    conn: AsyncConnection,
+    *,
+    name: str,
+    scope: str,
+    key_digest: bytes,
+    now: datetime,
+    client_subject: str | None = None,
 ) -> ServiceKeyRow:
     """Store a new key; raises DuplicateKeyName if the name is in use."""
     key_id = uuid.uuid4()
@@ -66,12 +75,17 @@ async def insert_key(
         async with conn.begin_nested():
             await conn.execute(
                 insert(ServiceKey).values(
-                    id=key_id, name=name, scope=scope, key_digest=key_digest, create_time=now
+                    id=key_id,
+                    name=name,
+                    scope=scope,
+                    key_digest=key_digest,
+                    create_time=now,
+                    client_subject=client_subject,
                 )
             )
     except IntegrityError as error:
         raise DuplicateKeyName(name) from error
-    return ServiceKeyRow(key_id, name, scope, now, None)
+    return ServiceKeyRow(key_id, name, scope, now, None, client_subject)
 
 
 async def touch_many(conn: AsyncConnection, used: Mapping[uuid.UUID, datetime]) -> None:
