@@ -1,4 +1,5 @@
-"""The ``watchword`` command: ``serve``, ``migrate``, ``keys`` and ``users``."""
+"""The ``watchword`` command: ``serve``, ``migrate``, ``keys``, ``users``, ``mail`` and
+``import-emmett``."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ from watchword_server.config import Settings, SettingsError, load_settings
 from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
 from watchword_server.domain.admin.users import NewUser
 from watchword_server.domain.common.clock import SystemClock
+from watchword_server.emmett_command import add_parser as add_import_emmett_parser
+from watchword_server.emmett_command import import_emmett
 from watchword_server.model.errors import DependencyUnavailable, DomainError
 from watchword_server.model.records import CallContext, UserStatus
 from watchword_server.runtime.mail_transports import LogTransport
 from watchword_server.storage.db import Database, create_engine
+from watchword_server.storage.emmett_source import EmmettSourceError
 from watchword_server.storage.schema import MigrationRefused, upgrade
 from watchword_server.supervisor import AddressInUse, supervise
 from watchword_server.wiring import Domain, build_domain
@@ -203,6 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     create_user.add_argument(
         "--group", action="append", default=[], help="a group to join (created if missing)"
     )
+    add_import_emmett_parser(commands)
     return parser
 
 
@@ -251,7 +256,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_users(settings, arguments))
         elif arguments.command == "mail":
             asyncio.run(_mail(settings, arguments))
-    except (StartupError, CommandError, AddressInUse, MigrationRefused) as error:
+        elif arguments.command == "import-emmett":
+            return asyncio.run(import_emmett(settings, arguments))
+    except (
+        StartupError,
+        CommandError,
+        AddressInUse,
+        MigrationRefused,
+        EmmettSourceError,
+    ) as error:
         print(f"watchword: {error}", file=sys.stderr)
         return 1
     except DependencyUnavailable as error:  # before DomainError, which it is
