@@ -28,6 +28,7 @@ from watchword_server.model.records import CallContext, UserStatus
 from watchword_server.runtime.mail_transports import LogTransport
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.emmett_source import EmmettSourceError
+from watchword_server.storage.repositories.emmett_imports import RowTaken
 from watchword_server.storage.schema import MigrationRefused, upgrade
 from watchword_server.supervisor import AddressInUse, supervise
 from watchword_server.wiring import Domain, build_domain
@@ -266,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         EmmettSourceError,
     ) as error:
         print(f"watchword: {error}", file=sys.stderr)
+        return 1
+    except RowTaken as error:
+        print(f"watchword: {error}; nothing was written: run the import again", file=sys.stderr)
         return 1
     except DependencyUnavailable as error:  # before DomainError, which it is
         print(f"watchword: {error}", file=sys.stderr)

@@ -11,13 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from watchword_server.app import check_schema
+from watchword_server.app import SchemaNotReady, check_schema
 from watchword_server.config import Settings
 from watchword_server.domain.common.clock import SystemClock
 from watchword_server.domain.imports.emmett_import import EmmettImport
 from watchword_server.domain.imports.emmett_report import KINDS, ImportReport
 from watchword_server.storage.db import Database, create_engine
 from watchword_server.storage.emmett_source import describe_source, read_emmett
+from watchword_server.storage.schema import SchemaState, schema_state
 
 __all__ = ["add_parser", "import_emmett"]
 
@@ -68,7 +69,13 @@ async def import_emmett(settings: Settings, arguments: argparse.Namespace) -> in
     data = await read_emmett(arguments.source_url, arguments.user_table)
     engine = create_engine(settings.database_url)
     try:
-        await check_schema(engine, settings)
+        if not arguments.dry_run:
+            await check_schema(engine, settings)
+        elif await schema_state(engine) is not SchemaState.CURRENT:
+            # Not even the embedded file's own schema is brought up to date by a dry run.
+            raise SchemaNotReady(
+                "the database schema is not this version's: run `watchword migrate` first"
+            )
         importer = EmmettImport(settings, Database(engine), SystemClock())
         with _progress() as report_progress:
             report = await importer.run(

@@ -107,7 +107,7 @@ class _Planner:
                 "values were not imported (declare it in custom_fields and run again to "
                 "import it for new users)"
             )
-        reset_keys = no_password = 0
+        reset_keys = no_password = unverifiable = 0
         for user in self.source.users:
             target = _linked(self.state, "user", user.id)
             if target is not None:
@@ -128,6 +128,7 @@ class _Planner:
             status = rules.status_of(user.registration_key)
             hashed = rules.password_hash(user)
             no_password += hashed == rules.NO_PASSWORD
+            unverifiable += hashed != rules.NO_PASSWORD and not rules.is_legacy_hash(hashed)
             reset_keys += bool(user.reset_password_key)
             created = rules.utc(user.created_at, self.now)
             self.plan.users.append(
@@ -156,12 +157,19 @@ class _Planner:
             self.report.notes.append(
                 f"{no_password} user(s) had no password: they must reset it to log in"
             )
+        if unverifiable:
+            self.report.notes.append(
+                f"{unverifiable} user(s) have a hash that is not Emmett's pbkdf2 (another "
+                "hmac_alg): it is kept, but they must reset the password to log in"
+            )
 
     def _user_problem(self, user: EmmettUser, by_key: Mapping[str, list[EmmettUser]]) -> str | None:
         problems = Violations()
         problems.email("email", user.email)
+        problems.name("first_name", user.first_name, required=False)
+        problems.name("last_name", user.last_name, required=False)
         if problems:
-            return problems.items[0].description
+            return "; ".join(item.description for item in problems.items)
         key = email_key(user.email)
         others = [other for other in by_key[key] if other.id != user.id]
         if others:

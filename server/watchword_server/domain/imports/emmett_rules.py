@@ -20,6 +20,7 @@ __all__ = [
     "event_kind",
     "event_description",
     "grant_fields",
+    "is_legacy_hash",
     "is_wildcard",
     "password_hash",
     "status_of",
@@ -76,6 +77,11 @@ def password_hash(user: EmmettUser) -> str:
     """What to store as the user's hash: Emmett's own string, which Watchword verifies
     as a legacy hash and replaces at the first login, or ``NO_PASSWORD`` when empty."""
     return user.password if user.password else NO_PASSWORD
+
+
+def is_legacy_hash(stored: str) -> bool:
+    """Whether ``stored`` has the form Watchword verifies for Emmett's hashes."""
+    return stored.startswith("pbkdf2(") and stored.count("$") == 2
 
 
 def utc(value: datetime | None, default: datetime) -> datetime:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchword_server.model.email_addresses import email_key, stored_email
@@ -24,6 +25,7 @@ from watchword_server.storage.models import (
 
 __all__ = [
     "Link",
+    "RowTaken",
     "add_links",
     "alive_groups",
     "alive_users",
@@ -44,6 +46,11 @@ T = TypeVar("T")
 _CHUNK = 500
 
 
+class RowTaken(Exception):
+    """A row the import planned was taken meanwhile (an address registered, a group made,
+    another import of the same source): the transaction is rolled back, nothing written."""
+
+
 @dataclass(frozen=True)
 class Link:
     """An Emmett row (``kind``, its id) and the Watchword row it became."""
@@ -51,6 +58,14 @@ class Link:
     kind: str
     source_id: str
     target_id: str
+
+
+async def _insert(conn: AsyncConnection, statement: Any, rows: list[dict[str, Any]]) -> Any:
+    try:
+        return await conn.execute(statement, rows)
+    except IntegrityError as error:
+        reason = (str(error.orig).strip().splitlines() or ["a unique key"])[0]
+        raise RowTaken(f"a row the import meant to add exists now ({reason})") from error
 
 
 def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
@@ -73,7 +88,8 @@ async def add_links(
 ) -> None:
     """Remember ``links`` (a source row linked twice is an error: the primary key)."""
     for chunk in _chunks(links):
-        await conn.execute(
+        await _insert(
+            conn,
             insert(EmmettImport),
             [
                 {
@@ -163,7 +179,8 @@ async def permissions_of(
 async def insert_users(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Add users: each dict has the ``users`` columns but ``email_key`` (derived here)."""
     for chunk in _chunks(rows):
-        await conn.execute(
+        await _insert(
+            conn,
             insert(User),
             [
                 {
@@ -179,19 +196,19 @@ async def insert_users(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) ->
 async def insert_groups(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Add groups (dicts of ``groups`` columns)."""
     for chunk in _chunks(rows):
-        await conn.execute(insert(Group), list(chunk))
+        await _insert(conn, insert(Group), list(chunk))
 
 
 async def insert_memberships(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Add memberships (dicts of ``memberships`` columns)."""
     for chunk in _chunks(rows):
-        await conn.execute(insert(Membership), list(chunk))
+        await _insert(conn, insert(Membership), list(chunk))
 
 
 async def insert_permissions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Add grants (dicts of ``permissions`` columns)."""
     for chunk in _chunks(rows):
-        await conn.execute(insert(Permission), list(chunk))
+        await _insert(conn, insert(Permission), list(chunk))
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -203,6 +220,6 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -
     ids: list[int] = []
     statement = insert(Event).returning(Event.id, sort_by_parameter_order=True)
     for chunk in _chunks(rows):
-        result = await conn.execute(statement, list(chunk))
+        result = await _insert(conn, statement, list(chunk))
         ids.extend(int(value) for value in result.scalars())
     return ids
