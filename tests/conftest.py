@@ -24,7 +24,7 @@ from watchword_server.domain.access.service_keys import Scope
 
 _TABLES = (
     "users, sessions, account_keys, groups, memberships, permissions, events, "
-    "service_keys, mail_outbox, login_failures"
+    "service_keys, mail_outbox, login_failures, emmett_imports"
 )
 
 

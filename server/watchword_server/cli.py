@@ -1,4 +1,5 @@
-"""The ``watchword`` command: ``serve``, ``migrate``, ``keys`` and ``users``."""
+"""The ``watchword`` command: ``serve``, ``migrate``, ``keys``, ``users``, ``mail`` and
+``import-emmett``."""
 
 from __future__ import annotations
 
@@ -24,11 +25,15 @@ from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFoun
 from watchword_server.domain.admin.users import NewUser
 from watchword_server.domain.common.clock import SystemClock
 from watchword_server.domain.common.paging import MAX_PAGE_SIZE
+from watchword_server.emmett_command import add_parser as add_import_emmett_parser
+from watchword_server.emmett_command import import_emmett
 from watchword_server.logs import configure_logging
 from watchword_server.model.errors import DependencyUnavailable, DomainError
 from watchword_server.model.records import CallContext, UserStatus
 from watchword_server.runtime.mail_transports import LogTransport
 from watchword_server.storage.db import Database, create_engine
+from watchword_server.storage.emmett_source import EmmettSourceError
+from watchword_server.storage.repositories.emmett_imports import RowTaken
 from watchword_server.storage.schema import MigrationRefused, current_revision, upgrade
 from watchword_server.supervisor import AddressInUse, supervise
 from watchword_server.wiring import Domain, build_domain
@@ -271,6 +276,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"accounts read per query (default and most: {MAX_PAGE_SIZE})",
     )
+    add_import_emmett_parser(commands)
     return parser
 
 
@@ -334,8 +340,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_users(settings, arguments))
         elif arguments.command == "mail":
             asyncio.run(_mail(settings, arguments))
-    except (StartupError, CommandError, AddressInUse, MigrationRefused) as error:
+        elif arguments.command == "import-emmett":
+            return asyncio.run(import_emmett(settings, arguments))
+    except (
+        StartupError,
+        CommandError,
+        AddressInUse,
+        MigrationRefused,
+        EmmettSourceError,
+    ) as error:
         print(f"watchword: {error}", file=sys.stderr)
+        return 1
+    except RowTaken as error:
+        print(f"watchword: {error}; nothing was written: run the import again", file=sys.stderr)
         return 1
     except DependencyUnavailable as error:  # before DomainError, which it is
         print(f"watchword: {error}", file=sys.stderr)

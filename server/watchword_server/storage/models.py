@@ -33,6 +33,7 @@ from sqlalchemy.types import TypeDecorator, Uuid
 __all__ = [
     "AccountKey",
     "Base",
+    "EmmettImport",
     "Event",
     "Group",
     "LoginFailure",
@@ -261,4 +262,22 @@ class LoginFailure(Base):
     )
     email_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     client_ip: Mapped[str] = mapped_column(String(64), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EmmettImport(Base):
+    """One row of an Emmett database that ``watchword import-emmett`` brought in, and the
+    row it became: a second run skips what is here, so it changes nothing.
+
+    ``source`` names the Emmett database (its URL without password, or ``--source``);
+    ``kind`` is user, group, membership, permission or event; the ids are text, as the
+    two sides' keys differ (Emmett's integers, Watchword's UUIDs and event numbers).
+    """
+
+    __tablename__ = "emmett_imports"
+
+    source: Mapped[str] = mapped_column(String(512), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64))
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)

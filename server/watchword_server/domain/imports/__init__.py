@@ -1,0 +1,1 @@
+"""Bringing users and their access in from other systems (``watchword import-emmett``)."""
