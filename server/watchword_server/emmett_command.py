@@ -35,6 +35,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "adds only what is new. See docs/import-emmett.md.",
     )
     command.add_argument(
+        "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
+    )
+    command.add_argument(
         "source_url",
         metavar="SOURCE_URL",
         help="the Emmett database: sqlite:///path/to/app.sqlite or postgresql://user@host/db",

@@ -53,7 +53,7 @@ def test_unknown_addresses_and_refused_approvals_fail_with_a_message(database_ur
     assert "Traceback" not in refused.stderr
     assert table_rows(database_url, "users", "status") == [{"status": "blocked"}]
     # Approval makes an account waiting for it active.
-    update_rows(database_url, "users", status="pending_approval")
+    asyncio.run(update_rows(database_url, "users", status="pending_approval"))  # no server runs
     approved = watchword_cli(database_url, "users", "approve", "ada@example.com")
     assert approved.returncode == 0, approved.stderr
     assert "is now active" in approved.stdout

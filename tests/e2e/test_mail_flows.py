@@ -226,8 +226,8 @@ async def test_reset_reenables_disabled_but_not_blocked(
         await running.auth.RequestPasswordReset(auth.RequestPasswordResetRequest(email=email))
     mails = {mail.recipient: mail for mail in await smtp.wait_for(2)}
     # As DisableUser / BlockUser would leave them.
-    update_rows(database_url, "users", where={"email": "dis@example.com"}, status="disabled")
-    update_rows(database_url, "users", where={"email": "blk@example.com"}, status="blocked")
+    await update_rows(database_url, "users", where={"email": "dis@example.com"}, status="disabled")
+    await update_rows(database_url, "users", where={"email": "blk@example.com"}, status="blocked")
     disabled = await failure(
         running.auth.Authenticate(
             auth.AuthenticateRequest(email="dis@example.com", password=PASSWORD)

@@ -19,8 +19,8 @@ def stored_hash(database_url: str) -> str:
     return str(row["password_hash"])
 
 
-def set_stored_hash(database_url: str, value: str) -> None:
-    update_rows(database_url, "users", password_hash=value)
+async def set_stored_hash(database_url: str, value: str) -> None:
+    await update_rows(database_url, "users", password_hash=value)
 
 
 async def login(running: Running, password: str) -> str:
@@ -32,7 +32,7 @@ async def login(running: Running, password: str) -> str:
 
 async def test_emmett_hash_logs_in_and_is_upgraded(watchword: Running, database_url: str) -> None:
     await register_reply(watchword)
-    set_stored_hash(database_url, EMMETT_HASH)  # as `import-emmett` would store it
+    await set_stored_hash(database_url, EMMETT_HASH)  # as `import-emmett` would store it
     assert await login(watchword, "pocketuniverse")
     upgraded = stored_hash(database_url)
     assert upgraded.startswith("hmac-bcrypt$k1$")

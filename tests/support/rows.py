@@ -7,6 +7,7 @@ UUID, a time an aware datetime), and such a test runs on both.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,11 +37,22 @@ def table_rows(
         engine.dispose()
 
 
-def update_rows(
+async def update_rows(
     database_url: str, table: str, *, where: Mapping[str, Any] | None = None, **values: Any
 ) -> None:
     """Set ``values`` (column name to value) on the rows of ``table`` whose columns equal
-    ``where`` (every row without it), behind the server's back, as another tool would."""
+    ``where`` (every row without it), behind the server's back, as another tool would.
+
+    In a thread: an in-process server on the embedded SQLite may be inside a write of its
+    own (retention, a login's bookkeeping), which it can only finish while its event loop,
+    the test's, runs; blocking the loop here would wait on that write until SQLite gives up.
+    """
+    await asyncio.to_thread(_update_rows, database_url, table, where, values)
+
+
+def _update_rows(
+    database_url: str, table: str, where: Mapping[str, Any] | None, values: Mapping[str, Any]
+) -> None:
     schema_table = Base.metadata.tables[table]
     statement = update(schema_table).values(**values)
     for name, value in (where or {}).items():

@@ -1,7 +1,7 @@
 """emmett_imports: which Emmett row became which Watchword row, so an import runs again safely.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03
 """
 
