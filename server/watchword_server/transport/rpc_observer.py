@@ -1,5 +1,6 @@
-"""What every RPC leaves behind, whichever service answers it (ours, health, reflection):
-the go-grpc-prometheus series, and with the access log on, one line and a request id.
+"""What every RPC leaves behind, whichever service answers it (ours and health; not
+reflection's bidirectional stream): the go-grpc-prometheus series, and with the access
+log on, one line and a request id.
 
 Handlers are wrapped once, when a service is added (``transport/registration.py``), not
 per call: an interceptor would be one more coroutine and handler lookup on every call.
