@@ -77,6 +77,7 @@ async def other_process(database_url: str) -> AsyncIterator[str]:
         "WATCHWORD_HMAC_ALG": "bcrypt(4)",
         "WATCHWORD_LISTEN": f"127.0.0.1:{port}",
         "WATCHWORD_REGISTRATION_VERIFICATION": "false",
+        "WATCHWORD_SHUTDOWN_DRAIN_SECONDS": "0",  # stopped at once: draining is test_drain's
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "watchword_server", "serve"], env=env, stderr=subprocess.DEVNULL

@@ -30,6 +30,7 @@ def test_readme_snippet_registers_and_logs_in(tmp_path: Path) -> None:
         WATCHWORD_REGISTRATION_VERIFICATION="false",
         WATCHWORD_LISTEN=f"127.0.0.1:{port}",
         WATCHWORD_HMAC_ALG="bcrypt(4)",
+        WATCHWORD_SHUTDOWN_DRAIN_SECONDS="0",  # stopped at once: draining is test_drain's
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "watchword_server", "serve"],

@@ -154,6 +154,7 @@ def test_cli_migrates_then_serves_and_stops_on_sigterm(cli_database: str) -> Non
         "WATCHWORD_HMAC_KEY": TEST_PEPPER,
         "WATCHWORD_LISTEN": f"127.0.0.1:{port}",
         "WATCHWORD_HMAC_ALG": "bcrypt(4)",
+        "WATCHWORD_SHUTDOWN_DRAIN_SECONDS": "0",  # stopped at once: draining is test_drain's
     }
     command = [sys.executable, "-m", "watchword_server"]
     refused = subprocess.run(
