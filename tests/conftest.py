@@ -120,12 +120,3 @@ async def smtp() -> AsyncIterator[SmtpServer]:
     """A real SMTP server on loopback that collects what it receives."""
     async with SmtpServer() as server:
         yield server
-
-
-def smtp_settings(smtp: SmtpServer) -> dict[str, Any]:
-    """Settings that send mail to ``smtp``."""
-    return {
-        "smtp_host": "127.0.0.1",
-        "smtp_port": smtp.port,
-        "mail_sender": "Watchword <watchword@example.com>",
-    }

@@ -14,10 +14,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.test_cache_coherence import create_keys
-from tests.e2e.test_workers import pinned_stubs
 from tests.support.flows import PASSWORD
 from tests.support.processes import ServerProcess, serve_process, server_env
+from tests.support.replicas import create_keys, pinned_stubs
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import auth_service_pb2_grpc
 

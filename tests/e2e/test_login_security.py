@@ -9,13 +9,12 @@ import time
 import grpc
 import pytest
 
-from tests.conftest import smtp_settings
 from tests.support.flows import PASSWORD, register_reply
 from tests.support.postgres import connect
 from tests.support.rows import table_rows
 from tests.support.rpc_errors import details_of
 from tests.support.servers import Running, StartServer
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, smtp_settings
 from watchword.auth.v1 import auth_service_pb2 as auth
 
 

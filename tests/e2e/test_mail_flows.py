@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import grpc
 import pytest
 
-from tests.conftest import smtp_settings
 from tests.support.flows import PASSWORD, register_reply
 from tests.support.postgres import connect
 from tests.support.rows import table_rows, update_rows
 from tests.support.rpc_errors import failure
 from tests.support.servers import Running, StartServer
-from tests.support.smtp import ReceivedMail, SmtpServer
+from tests.support.smtp import SmtpServer, key_of, smtp_settings
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
-
-KEY_IN_LINK = re.compile(r"http://localhost:8000/(verify|reset)/([A-Za-z0-9_-]+)")
-
-
-def key_of(mail: ReceivedMail) -> str:
-    match = KEY_IN_LINK.search(mail.body)
-    assert match is not None, mail.body
-    return match.group(2)
 
 
 async def login(running: Running, email: str = "ada@example.com", password: str = PASSWORD) -> str:

@@ -17,16 +17,13 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import smtp_settings
-from tests.e2e.test_cache_coherence import create_keys
-from tests.e2e.test_mail_flows import key_of
-from tests.e2e.test_workers import pinned_stubs
 from tests.support.flows import PASSWORD, login, register_reply
 from tests.support.net import free_port
 from tests.support.processes import serve_process, server_env
+from tests.support.replicas import create_keys, pinned_stubs
 from tests.support.rpc_errors import details_of, failure
 from tests.support.servers import StartServer, settings_for
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, key_of, smtp_settings
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword_server.app import StartupError, WatchwordServer

@@ -11,12 +11,11 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2, struct_pb2
 
-from tests.conftest import smtp_settings
 from tests.support.flows import PASSWORD, register
 from tests.support.postgres import connect
 from tests.support.rpc_errors import failure
 from tests.support.servers import Running, StartServer
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, smtp_settings
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2

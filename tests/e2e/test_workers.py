@@ -13,56 +13,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.e2e.test_cache_coherence import (
-    Stubs,
+from tests.support.processes import serve_process, server_env
+from tests.support.replicas import (
     create_keys,
     member_probe,
     new_member,
+    pinned_stubs,
     seen_within,
     warm,
 )
-from tests.support.metadata import bearer_interceptors
-from tests.support.processes import connection_owners, serve_process, server_env
-from watchword.auth.v1 import access_service_pb2_grpc, admin_service_pb2_grpc, auth_service_pb2_grpc
 from watchword.auth.v1 import admin_service_pb2 as admin
-
-
-def one_connection_stubs(address: str, admin_key: str) -> Stubs:
-    """Every service over one channel (one connection, so one worker); an admin key
-    covers AccessService too."""
-    channel = grpc.aio.insecure_channel(
-        address,
-        interceptors=bearer_interceptors(admin_key),
-        # A connection of its own: channels to one target share connections by default.
-        options=[("grpc.use_local_subchannel_pool", 1)],
-    )
-    return Stubs(
-        auth=auth_service_pb2_grpc.AuthServiceStub(channel),
-        access=access_service_pb2_grpc.AccessServiceStub(channel),
-        admin=admin_service_pb2_grpc.AdminServiceStub(channel),
-        channels=[channel],
-    )
-
-
-async def pinned_stubs(
-    address: str, admin_key: str, port: int, tries: int = 40
-) -> dict[int, Stubs]:
-    """Stubs whose connections land on different workers: worker pid -> stubs."""
-    by_worker: dict[int, Stubs] = {}
-    for _ in range(tries):
-        before = set(connection_owners(port))
-        stubs = one_connection_stubs(address, admin_key)
-        await asyncio.wait_for(stubs.channels[0].channel_ready(), 10)
-        owners = connection_owners(port)
-        new = {owners[client] for client in set(owners) - before}
-        if len(new) == 1 and (pid := new.pop()) not in by_worker:
-            by_worker[pid] = stubs
-        else:
-            for channel in stubs.channels:
-                await channel.close(None)
-        if len(by_worker) == 2:
-            break
-    return by_worker
 
 
 @pytest.mark.postgres_only

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import grpc
 
-from tests.conftest import smtp_settings
 from tests.support.flows import PASSWORD
 from tests.support.postgres import connect
 from tests.support.processes import serve_process, server_env
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, smtp_settings
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import auth_service_pb2_grpc
 

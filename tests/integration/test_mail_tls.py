@@ -24,11 +24,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import smtp_settings
 from tests.support.clock import ManualClock
 from tests.support.flows import PASSWORD
 from tests.support.servers import StartServer
-from tests.support.smtp import ReceivedMail, SmtpServer
+from tests.support.smtp import ReceivedMail, SmtpServer, smtp_settings
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword_server.config import Settings
 from watchword_server.domain.common.outbox import enqueue

@@ -12,12 +12,10 @@ from collections.abc import Awaitable, Callable
 import psycopg
 from google.protobuf import field_mask_pb2
 
-from tests.conftest import smtp_settings
-from tests.e2e.test_mail_flows import key_of
 from tests.support.flows import register_reply
 from tests.support.postgres import connect, conninfo
 from tests.support.servers import StartServer
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, key_of, smtp_settings
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2

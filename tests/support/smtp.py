@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 import socket
 import ssl
 import threading
@@ -25,7 +26,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-__all__ = ["ReceivedMail", "SmtpServer"]
+__all__ = ["KEY_IN_LINK", "ReceivedMail", "SmtpServer", "key_of", "smtp_settings"]
 
 HOST = "127.0.0.1"
 
@@ -204,3 +205,23 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
+
+
+def smtp_settings(smtp: SmtpServer) -> dict[str, Any]:
+    """Settings that send mail to ``smtp``."""
+    return {
+        "smtp_host": HOST,
+        "smtp_port": smtp.port,
+        "mail_sender": "Watchword <watchword@example.com>",
+    }
+
+
+# The verification and reset links of the default templates, with the key they carry.
+KEY_IN_LINK = re.compile(r"http://localhost:8000/(verify|reset)/([A-Za-z0-9_-]+)")
+
+
+def key_of(mail: ReceivedMail) -> str:
+    """The key in ``mail``'s verification or reset link."""
+    match = KEY_IN_LINK.search(mail.body)
+    assert match is not None, mail.body
+    return match.group(2)
