@@ -24,6 +24,7 @@ from watchword_server.runtime.metrics import (
     serve_metrics,
 )
 from watchword_server.runtime.periodic import Periodic
+from watchword_server.security import common_passwords
 from watchword_server.startup import SchemaNotReady, StartupError, check_schema
 from watchword_server.storage.db import Database, Engine, create_engine
 from watchword_server.supervisor import AddressInUse, free_address
@@ -84,6 +85,11 @@ class WatchwordServer:
             raise StartupError(f"disabled_rpcs names no RPC of the contract: {unknown}")
         credentials = tls_credentials(self.settings)
         await check_schema(self.engine, self.settings)
+        if self.settings.password_refuse_common:
+            # Now, not in the first registration's time. Here rather than in build_domain:
+            # the commands that build the domain (`watchword users …`) load it when a
+            # password is checked, if ever.
+            common_passwords.load()
         domain = build_domain(
             self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport
         )
