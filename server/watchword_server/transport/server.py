@@ -27,6 +27,7 @@ from watchword.auth.v1 import (
 from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import Scope
 from watchword_server.runtime.metrics import RpcMetrics
+from watchword_server.transport.client_address import ClientAddresses
 from watchword_server.transport.reflection import add_reflection
 from watchword_server.transport.registration import add_key_gated, generic_only
 from watchword_server.transport.rpc_observer import RpcObserver
@@ -73,7 +74,13 @@ class GrpcServer:
         metrics: RpcMetrics | None = None,
     ) -> None:
         self._observe = RpcObserver(
-            metrics, access_log=settings.logs_rpcs, keys=domain.service_keys
+            metrics,
+            access_log=settings.logs_rpcs,
+            keys=domain.service_keys,
+            # The services whose servicers record who calls (call_context): the checks
+            # and Health do not, and pay nothing for it.
+            addresses=ClientAddresses(settings.trusted_proxies),
+            addressed={_AUTH.full_name, _ADMIN.full_name},
         ).wrap
         self._health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
@@ -93,7 +100,6 @@ class GrpcServer:
             domain.sessions,
             domain.passwords,
             domain.profiles,
-            settings.trusted_proxies,
             [field.name for field in settings.custom_fields if not field.readable],
         )
         add_auth = auth_service_pb2_grpc.add_AuthServiceServicer_to_server
@@ -111,9 +117,7 @@ class GrpcServer:
             ServiceKeyCheck(keys, Scope.ACCESS),
         )
         admin = wrap_servicer(
-            AdminServicer(
-                domain.user_admin, domain.group_admin, domain.event_reader, settings.trusted_proxies
-            ),
+            AdminServicer(domain.user_admin, domain.group_admin, domain.event_reader),
             _ADMIN,
             disabled=settings.disabled_rpcs,
             messages=settings.messages,
