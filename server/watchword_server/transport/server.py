@@ -8,7 +8,6 @@ and stop.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
@@ -176,18 +175,14 @@ class GrpcServer:
         service: ServiceDescriptor,
         key_check: ServiceKeyCheck,
     ) -> None:
-        # Two wrappings of one servicer (the copy shares its state): with the key check,
-        # and without it for the calls whose key the gate found in the cache.
+        # Two wrappings of one servicer (each a copy sharing its state): with the key
+        # check, and without it for the calls whose key the gate found in the cache.
         disabled, messages = settings.disabled_rpcs, settings.messages
         add_key_gated(
             self._server,
             add,
             checked=wrap_servicer(
-                copy.copy(servicer),
-                service,
-                disabled=disabled,
-                messages=messages,
-                key_check=key_check,
+                servicer, service, disabled=disabled, messages=messages, key_check=key_check
             ),
             admitted=wrap_servicer(servicer, service, disabled=disabled, messages=messages),
             admits=key_check.admits,
