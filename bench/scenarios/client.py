@@ -21,8 +21,8 @@ from bench.interleave import Triple, interleave, median_of
 from bench.results import Figure, at_most
 from bench.server import ServerProcess
 from bench.stage import Stage, progress
+from watchword import Guard, has_permission, requires
 from watchword.client import AsyncClient
-from watchword.requires import Guard, has_permission, requires
 
 __all__ = ["B6_METHOD", "b6"]
 

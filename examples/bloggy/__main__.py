@@ -10,8 +10,8 @@ import signal
 from collections.abc import Sequence
 
 from examples.bloggy.server import build_server
+from watchword import Guard
 from watchword.client import AsyncClient
-from watchword.requires import Guard
 
 _log = logging.getLogger("bloggy")
 

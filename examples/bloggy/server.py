@@ -1,7 +1,7 @@
 """BloggyService: posts in memory, protected with ``watchword.requires``.
 
 - ListPosts and GetPost are open to anyone (exempt from the interceptor).
-- CreatePost needs a login: :class:`~watchword.requires.RequireInterceptor` with
+- CreatePost needs a login: :class:`~watchword.RequireInterceptor` with
   ``is_logged`` guards the whole service, as the auth module's ``RequirePipe`` would.
 - DeletePost also needs membership of ``admins``: ``@requires`` on the method.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from examples.bloggy.bloggy.v1 import bloggy_pb2, bloggy_pb2_grpc
-from watchword.requires import (
+from watchword import (
     Guard,
     RequireInterceptor,
     current_context,

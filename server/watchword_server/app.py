@@ -24,8 +24,9 @@ from watchword_server.runtime.metrics import (
     serve_metrics,
 )
 from watchword_server.runtime.periodic import Periodic
+from watchword_server.security import common_passwords
+from watchword_server.startup import SchemaNotReady, StartupError, check_schema
 from watchword_server.storage.db import Database, Engine, create_engine
-from watchword_server.storage.schema import MigrationRefused, SchemaState, schema_state, upgrade
 from watchword_server.supervisor import AddressInUse, free_address
 from watchword_server.transport.server import RPC_NAMES, GrpcServer
 from watchword_server.transport.tls import ServerCredentials, TlsError, server_credentials
@@ -37,32 +38,6 @@ _log = logging.getLogger(__name__)
 
 # Seconds between reads of what metrics report from the database (the mail outbox).
 _METRICS_REFRESH = 10.0
-
-
-class StartupError(RuntimeError):
-    """The server cannot start; the message says why and what to do."""
-
-
-class SchemaNotReady(StartupError):
-    """The database schema does not match this server; the message says what to run."""
-
-
-async def check_schema(engine: Engine, settings: Settings) -> None:
-    """Make sure the schema is this server's: the embedded default brings its own up to
-    date; otherwise raise SchemaNotReady, saying what to run."""
-    state = await schema_state(engine)
-    if state is SchemaState.BEHIND and settings.migrates_itself:
-        _log.info("bringing the embedded database schema up to date")
-        try:
-            await upgrade(engine)
-        except MigrationRefused as error:
-            raise StartupError(str(error)) from None
-    elif state is SchemaState.BEHIND:
-        raise SchemaNotReady(
-            "the database schema is behind this server: run `watchword migrate` first"
-        )
-    elif state is SchemaState.UNKNOWN:
-        raise SchemaNotReady("the database schema is newer than this server: upgrade the server")
 
 
 def tls_credentials(settings: Settings) -> ServerCredentials | None:
@@ -110,6 +85,11 @@ class WatchwordServer:
             raise StartupError(f"disabled_rpcs names no RPC of the contract: {unknown}")
         credentials = tls_credentials(self.settings)
         await check_schema(self.engine, self.settings)
+        if self.settings.password_refuse_common:
+            # Now, not in the first registration's time. Here rather than in build_domain:
+            # the commands that build the domain (`watchword users …`) load it when a
+            # password is checked, if ever.
+            common_passwords.load()
         domain = build_domain(
             self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport
         )

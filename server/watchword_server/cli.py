@@ -1,180 +1,32 @@
-"""The ``watchword`` command: ``serve``, ``migrate``, ``keys``, ``users``, ``mail`` and
-``import-emmett``."""
+"""The ``watchword`` command: ``serve``, ``migrate``, ``keys``, ``users``, ``mail``,
+``settings`` and ``import-emmett``.
+
+This module declares the arguments and dispatches; each command is a module of
+``commands/``, imported when it runs. What is imported here at the top is what every start
+pays for, ``--help`` included: keep it to what declaring the arguments needs
+(``tests/unit/test_cli_imports.py`` checks).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
 import logging
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-
-from pydantic import ValidationError
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from watchword_server import __version__
-from watchword_server.app import StartupError, WatchwordServer, check_schema, tls_credentials
 from watchword_server.commands import CommandError
-from watchword_server.commands.settings import settings_table
-from watchword_server.commands.users import STATUS_COMMANDS, change_status, list_users
-from watchword_server.config import Settings, SettingsError, load_settings
-from watchword_server.domain.access.service_keys import KeyNameTaken, KeyNotFound, Scope
-from watchword_server.domain.admin.users import NewUser
-from watchword_server.domain.common.clock import SystemClock
+from watchword_server.commands.users import STATUS_COMMANDS
 from watchword_server.domain.common.paging import MAX_PAGE_SIZE
-from watchword_server.emmett_command import add_parser as add_import_emmett_parser
-from watchword_server.emmett_command import import_emmett
-from watchword_server.logs import configure_logging
 from watchword_server.model.errors import DependencyUnavailable, DomainError
-from watchword_server.model.records import CallContext, UserStatus
-from watchword_server.runtime.mail_transports import LogTransport
-from watchword_server.storage.db import Database, create_engine
-from watchword_server.storage.emmett_source import EmmettSourceError
-from watchword_server.storage.repositories.emmett_imports import RowTaken
-from watchword_server.storage.schema import MigrationRefused, current_revision, upgrade
-from watchword_server.supervisor import AddressInUse, supervise
-from watchword_server.wiring import Domain, build_domain
+from watchword_server.model.records import Scope, UserStatus
+
+if TYPE_CHECKING:
+    from watchword_server.config import Settings
 
 __all__ = ["main"]
-
-_log = logging.getLogger("watchword")
-
-
-async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
-    server = WatchwordServer(settings, reuse_port=reuse_port)
-    try:
-        await server.start()
-    except BaseException:
-        await server.stop(0)
-        raise
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
-    stopping.clear()
-    await server.drain(cut_short=stopping)  # a second signal ends the drain at once
-    _log.info("shutting down: finishing calls in flight")
-    await server.stop()
-
-
-async def _migrate(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
-    try:
-        before = await current_revision(engine)
-        await upgrade(engine)
-        after = await current_revision(engine)
-    finally:
-        await engine.dispose()
-    if before == after:
-        print(f"watchword: the database schema is up to date (revision {after})")
-    else:
-        print(f"watchword: the database schema is migrated from {before or 'empty'} to {after}")
-
-
-@asynccontextmanager
-async def _domain(settings: Settings) -> AsyncIterator[Domain]:
-    engine = create_engine(settings.database_url)
-    try:
-        await check_schema(engine, settings)
-        # The CLI sends no mail: a user created here needs none.
-        yield build_domain(settings, Database(engine), SystemClock(), mail_transport=LogTransport())
-    finally:
-        await engine.dispose()
-
-
-async def _keys(settings: Settings, arguments: argparse.Namespace) -> None:
-    async with _domain(settings) as domain:
-        keys = domain.service_keys
-        if arguments.keys_command == "create":
-            subject = arguments.client_subject
-            try:
-                secret = await keys.create(
-                    arguments.name, Scope(arguments.scope), client_subject=subject
-                )
-            except KeyNameTaken:
-                raise CommandError(f"a key named {arguments.name!r} exists already") from None
-            bound = "" if subject is None else f" for client certificate {subject!r}"
-            print(
-                f"created {arguments.scope} key {arguments.name!r}{bound}; its secret, shown once:"
-            )
-            print(secret)
-        elif arguments.keys_command == "list":
-            for key in await keys.list():
-                used = key.last_used_time.isoformat() if key.last_used_time else "never"
-                bound = "" if key.client_subject is None else f"\tclient {key.client_subject}"
-                print(
-                    f"{key.name}\t{key.scope}\tcreated {key.create_time.isoformat()}"
-                    f"\tlast used {used}{bound}"
-                )
-        else:
-            try:
-                await keys.revoke(arguments.name)
-            except KeyNotFound:
-                raise CommandError(f"no key is named {arguments.name!r}") from None
-            print(f"revoked key {arguments.name!r}")
-
-
-async def _mail(settings: Settings, arguments: argparse.Namespace) -> None:
-    async with _domain(settings) as domain:
-        sender = domain.mail_sender
-        if arguments.mail_command == "dead":
-            dead = await sender.dead_letters()
-            for mail in dead:
-                print(
-                    f"{mail.id}\t{mail.kind}\t{mail.recipient}\t{mail.attempts} attempts"
-                    f"\tgiven up {mail.dead_time.isoformat()}\t{mail.last_error}"
-                )
-            if not dead:
-                print("no mail was given up")
-            return
-        if not arguments.ids and not arguments.all:
-            raise CommandError(
-                "name the mails to send again (ids from `watchword mail dead`) or --all"
-            )
-        revived = await sender.retry(None if arguments.all else arguments.ids)
-        print(f"{revived} mail(s) due again; a running server sends them within seconds")
-
-
-def _read_password() -> str:
-    if sys.stdin.isatty():
-        return getpass.getpass("password: ")
-    return sys.stdin.readline().rstrip("\r\n")
-
-
-async def _users(settings: Settings, arguments: argparse.Namespace) -> None:
-    call = CallContext(origin="cli")
-    command = arguments.users_command
-    async with _domain(settings) as domain:
-        if command in STATUS_COMMANDS:
-            print(await change_status(domain.user_admin, command, arguments.email, call))
-            return
-        if command == "list":
-            status = UserStatus(arguments.status) if arguments.status else None
-            count = await list_users(
-                domain.user_admin, print, status=status, page_size=arguments.page_size
-            )
-            print(f"{count} user(s)")
-            return
-        new = NewUser(
-            email=arguments.email,
-            first_name=arguments.first_name,
-            last_name=arguments.last_name,
-            status=UserStatus.ACTIVE,
-            email_verified=True,
-            extra={},
-            password=_read_password(),
-        )
-        if not new.password:
-            raise CommandError("a password is required on standard input")
-        # The user and its memberships are one transaction: nothing half-made on failure.
-        user, _ = await domain.user_admin.create(new, call, groups=arguments.group)
-        groups = f" in {', '.join(arguments.group)}" if arguments.group else ""
-        print(f"created user {user.email}{groups}; its id:")
-        print(user.id)
 
 
 def _positive(text: str) -> int:
@@ -276,8 +128,47 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"accounts read per query (default and most: {MAX_PAGE_SIZE})",
     )
-    add_import_emmett_parser(commands)
+    _import_emmett_parser(commands)
     return parser
+
+
+def _import_emmett_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    command = commands.add_parser(
+        "import-emmett",
+        help="bring an Emmett 2.8 app's users, groups, grants and events in",
+        description="Import users (with their password hashes and statuses), groups, "
+        "memberships, permissions and events from an Emmett 2.8 database. Running it again "
+        "adds only what is new. See docs/import-emmett.md.",
+    )
+    command.add_argument(
+        "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
+    )
+    command.add_argument(
+        "source_url",
+        metavar="SOURCE_URL",
+        help="the Emmett database: sqlite:///path/to/app.sqlite or postgresql://user@host/db",
+    )
+    command.add_argument(
+        "--user-table",
+        default="auth_users",
+        metavar="NAME",
+        help="the table of the app's user model (default auth_users)",
+    )
+    command.add_argument(
+        "--dry-run", action="store_true", help="report what would be imported; write nothing"
+    )
+    command.add_argument(
+        "--skip-conflicts",
+        action="store_true",
+        help="import the rest when some users cannot be (addresses that collide once case is "
+        "ignored, invalid addresses or fields); without it such a run writes nothing",
+    )
+    command.add_argument(
+        "--source",
+        metavar="NAME",
+        help="the name under which this source's rows are remembered (default: its URL "
+        "without password); keep it the same across runs",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -289,8 +180,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Alembic says which dialect it drives at every schema check; `migrate` says what changed.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if arguments.command == "settings":
+        from watchword_server.commands.settings import settings_table
+
         print(settings_table())  # the defaults: it needs no valid settings, nor reads them
         return 0
+    # Imported only now, as each command's own modules are in _run: `--help` and
+    # `settings` need none of them, and only `serve` needs the server and gRPC.
+    from pydantic import ValidationError
+
+    from watchword_server.config import SettingsError, load_settings
+    from watchword_server.logs import configure_logging
+    from watchword_server.startup import StartupError
+
     if arguments.config is not None:
         if not os.path.isfile(arguments.config):
             print(f"watchword: --config {arguments.config}: no such file", file=sys.stderr)
@@ -314,45 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        if arguments.command == "serve" and arguments.workers > 1:
-            if settings.is_embedded:
-                raise CommandError(
-                    "--workers needs PostgreSQL (set database_url): the embedded SQLite "
-                    "file is served by one process"
-                )
-            # Unusable TLS files: said once here, rather than by each worker dying at start.
-            tls_credentials(settings)
-            # Each worker drains, then finishes its calls, before the supervisor gives up.
-            stopping_time = settings.shutdown_drain_seconds + settings.grace_period
-            return supervise(
-                settings.listen,
-                arguments.workers,
-                grace=stopping_time,
-                metrics_listen=settings.metrics_listen,
-            )
-        if arguments.command == "serve":
-            asyncio.run(_serve(settings, reuse_port=arguments.reuse_port))
-        elif arguments.command == "migrate":
-            asyncio.run(_migrate(settings))
-        elif arguments.command == "keys":
-            asyncio.run(_keys(settings, arguments))
-        elif arguments.command == "users":
-            asyncio.run(_users(settings, arguments))
-        elif arguments.command == "mail":
-            asyncio.run(_mail(settings, arguments))
-        elif arguments.command == "import-emmett":
-            return asyncio.run(import_emmett(settings, arguments))
-    except (
-        StartupError,
-        CommandError,
-        AddressInUse,
-        MigrationRefused,
-        EmmettSourceError,
-    ) as error:
+        return _run(settings, arguments)
+    except (StartupError, CommandError) as error:
         print(f"watchword: {error}", file=sys.stderr)
-        return 1
-    except RowTaken as error:
-        print(f"watchword: {error}; nothing was written: run the import again", file=sys.stderr)
         return 1
     except DependencyUnavailable as error:  # before DomainError, which it is
         print(f"watchword: {error}", file=sys.stderr)
@@ -365,4 +230,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         # from failing again as it flushes standard output at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    return 0
+
+
+def _run(settings: Settings, arguments: argparse.Namespace) -> int:
+    # Each command imports its modules when it runs: what `users list` needs is the domain
+    # and storage, not the server. Each turns its own expected failures into CommandError.
+    command = arguments.command
+    if command == "serve":
+        from watchword_server.commands import serve
+
+        return serve.run(settings, arguments)
+    if command == "migrate":
+        from watchword_server.commands import migrate
+
+        return migrate.run(settings, arguments)
+    if command == "keys":
+        from watchword_server.commands import keys
+
+        return keys.run(settings, arguments)
+    if command == "users":
+        from watchword_server.commands import users
+
+        return users.run(settings, arguments)
+    if command == "mail":
+        from watchword_server.commands import mail
+
+        return mail.run(settings, arguments)
+    if command == "import-emmett":
+        from watchword_server.commands import import_emmett
+
+        return import_emmett.run(settings, arguments)
+    raise AssertionError(f"no such command: {command}")  # argparse allows only the above

@@ -30,7 +30,6 @@ from watchword_server.runtime.event_stream import EventStream
 from watchword_server.runtime.mail_sender import MailSender
 from watchword_server.runtime.mail_transports import MailTransport, transport_from_settings
 from watchword_server.runtime.retention import RetentionJob
-from watchword_server.security import common_passwords
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
@@ -89,8 +88,6 @@ def build_domain(
 ) -> Domain:
     """Wire the domain services; nothing starts running until the caller starts it."""
     keyring = build_keyring(settings)
-    if settings.password_refuse_common:
-        common_passwords.load()  # now, not in the first registration's time
     hasher = HashingPool(
         PasswordHasher(
             settings.hmac_alg, Pepper(keyring.current_id, keyring.current), keyring.retired()

@@ -20,10 +20,10 @@ from examples.bloggy.server import ADMINS, build_server
 from tests.support.flows import PASSWORD, register
 from tests.support.net import free_port
 from tests.support.servers import Running
+from watchword import Guard
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2
 from watchword.client import AsyncClient
-from watchword.requires import Guard
 
 ROOT = Path(__file__).resolve().parents[2]
 Stub: TypeAlias = "bloggy_pb2_grpc.BloggyServiceAsyncStub"  # a type only, no runtime name

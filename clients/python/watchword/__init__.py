@@ -11,12 +11,30 @@ Usage::
             print(error.reason, error.message)
 
 Protect a service of your own with ``requires`` (a method) or ``RequireInterceptor`` (a
-whole service); see :mod:`watchword.requires`. The generated messages and stubs are in
-:mod:`watchword.auth.v1`.
+whole service), after ``configure(client)``; see :func:`requires`. The generated messages
+and stubs are in :mod:`watchword.auth.v1`.
 """
 
 from __future__ import annotations
 
+# `watchword.requires` is the decorator only; its module is private.
+from watchword._requires import (
+    Condition,
+    ConditionLike,
+    Denial,
+    Guard,
+    Otherwise,
+    Record,
+    RequireContext,
+    RequireInterceptor,
+    Undecidable,
+    configure,
+    current_context,
+    has_membership,
+    has_permission,
+    is_logged,
+    requires,
+)
 from watchword.client import AsyncClient, CheckResult, Client, MembershipCheck, PermissionCheck
 from watchword.errors import (
     Aborted,
@@ -39,22 +57,6 @@ from watchword.errors import (
     WatchwordError,
     from_rpc_error,
     from_status,
-)
-
-# `watchword.requires` is the decorator; configure the default guard with
-# `from watchword.requires import configure` (a from-import still reaches the module).
-from watchword.requires import (
-    Condition,
-    Denial,
-    Guard,
-    RequireContext,
-    RequireInterceptor,
-    Undecidable,
-    current_context,
-    has_membership,
-    has_permission,
-    is_logged,
-    requires,
 )
 
 __version__ = "0.1.0"  # keep in step with clients/python/pyproject.toml (a test checks)
@@ -87,11 +89,15 @@ __all__ = [
     "from_rpc_error",
     "from_status",
     "Condition",
+    "ConditionLike",
     "Denial",
     "Guard",
+    "Otherwise",
+    "Record",
     "RequireContext",
     "RequireInterceptor",
     "Undecidable",
+    "configure",
     "current_context",
     "has_membership",
     "has_permission",

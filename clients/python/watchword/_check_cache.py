@@ -1,6 +1,6 @@
 """A small, bounded cache of check answers that forgets them after a fixed time.
 
-Private to :mod:`watchword.requires`. Entries expire ``ttl`` seconds after they were
+Private to ``requires`` (:mod:`watchword._requires`). Entries expire ``ttl`` seconds after they were
 stored, whether or not they were read since: the point is to bound how stale an answer
 may be (a blocked user keeps access for at most ``ttl``), not to keep hot entries alive.
 Insertion order is therefore also expiry order, so evicting the oldest entry when full

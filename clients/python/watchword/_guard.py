@@ -179,7 +179,7 @@ class Guard:
         """The outcomes of several membership and permission questions about one session:
         remembered ones, and the others from one BatchCheck. Questions left out of the
         result (one alone, or all of them when Watchword has no BatchCheck) are for the
-        caller to ask one by one. (For :class:`watchword.requires.RequireContext`.)"""
+        caller to ask one by one. (For :class:`watchword.RequireContext`.)"""
         outcomes: dict[Question, Outcome] = {}
         missing: list[Question] = []
         for question in dict.fromkeys(questions):
@@ -321,7 +321,7 @@ def guard_or_default(guard: Guard | None) -> Guard:
         return guard
     if _default is None:
         raise RuntimeError(
-            "watchword.requires has no guard: call watchword.requires.configure(client) "
+            "watchword.requires has no guard: call watchword.configure(client) "
             "at start-up, or pass guard="
         )
     return _default

@@ -1,4 +1,5 @@
-"""The ``watchword`` subcommands that need more than a few lines; ``cli.py`` dispatches."""
+"""One module per ``watchword`` command, each with ``run(settings, arguments)``; ``cli.py``
+declares their arguments and imports only the module of the command that runs."""
 
 from __future__ import annotations
 

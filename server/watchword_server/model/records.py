@@ -15,11 +15,23 @@ __all__ = [
     "GroupRecord",
     "MembershipRecord",
     "PermissionRecord",
+    "Scope",
     "Grant",
     "SessionGrant",
     "UserRecord",
     "UserStatus",
 ]
+
+
+class Scope(enum.StrEnum):
+    """What a service key may call: ``access`` checks, or everything with ``admin``."""
+
+    ACCESS = "access"
+    ADMIN = "admin"
+
+    def includes(self, other: Scope) -> bool:
+        """Whether a key of this scope may call what ``other`` requires."""
+        return self is Scope.ADMIN or other is Scope.ACCESS
 
 
 class UserStatus(enum.StrEnum):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from watchword.auth.v1 import resources_pb2
@@ -22,6 +20,7 @@ from watchword_server.model.records import (
     UserRecord,
     UserStatus,
 )
+from watchword_server.transport.client_address import client_ip
 
 __all__ = [
     "call_context",
@@ -52,10 +51,6 @@ _KIND_TO_PROTO = {
     kind: resources_pb2.EventKind.Value(f"EVENT_KIND_{kind.name}") for kind in EventKind
 }
 _KIND_FROM_PROTO: dict[int, EventKind] = {int(n): k for k, n in _KIND_TO_PROTO.items()}
-
-# The calling backend reports its end user's address here; without it we record the peer.
-CLIENT_IP_METADATA = ("x-forwarded-for", "x-real-ip")
-
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -147,33 +142,10 @@ def user_to_proto(user: UserRecord) -> resources_pb2.User:
     )
 
 
-def call_context(
-    context: grpc.aio.ServicerContext[Any, Any],
-    *,
-    origin: str,
-    trusted_proxies: Collection[str] = (),
-) -> CallContext:
-    """Who is calling: the end user's address when a trusted proxy (an app backend) names
-    it in metadata, else the peer's own address (a header from anyone else is ignored, or
-    an attacker could forge audit records and dodge or aim the per-client throttle)."""
-    peer = _peer_address(context.peer())
-    if "*" in trusted_proxies or peer in trusted_proxies:
-        metadata = {key: value for key, value in (context.invocation_metadata() or ())}
-        for key in CLIENT_IP_METADATA:
-            value = metadata.get(key)
-            if isinstance(value, str) and value.strip():
-                return CallContext(client_ip=value.split(",")[0].strip()[:64], origin=origin)
-    return CallContext(client_ip=peer, origin=origin)
-
-
-def _peer_address(peer: str) -> str:
-    # "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:/path"
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv4":
-        return rest.rpartition(":")[0]
-    if kind == "ipv6":
-        return rest.rpartition(":")[0].strip("[]")
-    return peer[:64]
+def call_context(*, origin: str) -> CallContext:
+    """The running call as the domain records it: its client's address (``client_ip()``,
+    set by the RPC observer) and ``origin``."""
+    return CallContext(client_ip=client_ip(), origin=origin)
 
 
 def status_from_proto(value: int) -> UserStatus | None:

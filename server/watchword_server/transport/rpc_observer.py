@@ -1,9 +1,13 @@
 """What every RPC leaves behind, whichever service answers it (ours and health; not
 reflection's bidirectional stream): the go-grpc-prometheus series, and with the access
-log on, one line and a request id.
+log on, one line and a request id. And what the calls of AuthService and AdminService need
+before they run: the client's address (``transport/client_address.py``), set here once
+rather than worked out by each servicer.
 
 Handlers are wrapped once, when a service is added (``transport/registration.py``), not
 per call: an interceptor would be one more coroutine and handler lookup on every call.
+With metrics and the access log off (the defaults), only the addressed services' handlers
+are wrapped, and only to set the address.
 
 The access log line (logger ``watchword.rpc``, at INFO) holds the method, status code,
 duration, peer, request id, and the service key's id and the user concerned where the
@@ -20,7 +24,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, TypeAlias, cast
 
 import grpc
@@ -28,6 +32,7 @@ import grpc
 from watchword_server.domain.access.service_keys import Scope, ServiceKeys
 from watchword_server.model.errors import DomainError
 from watchword_server.runtime.metrics import MethodMetrics, RpcMetrics
+from watchword_server.transport.client_address import ClientAddresses
 
 __all__ = ["REQUEST_ID", "RpcObserver", "refusal_reason"]
 
@@ -69,14 +74,25 @@ class RpcObserver:
         access_log: Write one line per call and answer with a request id.
         keys: Whose ids the access log gives for a call's ``authorization`` (cached keys
             only: a log line never waits for the database).
+        addresses: Tells each call's client address, for ``addressed``.
+        addressed: The services (full names) whose calls have their client address set
+            before they run (``client_address.client_ip()``).
     """
 
     def __init__(
-        self, metrics: RpcMetrics | None, *, access_log: bool, keys: ServiceKeys | None = None
+        self,
+        metrics: RpcMetrics | None,
+        *,
+        access_log: bool,
+        keys: ServiceKeys | None = None,
+        addresses: ClientAddresses | None = None,
+        addressed: Collection[str] = (),
     ) -> None:
         self._metrics = metrics
         self._access_log = access_log
         self._keys = keys
+        self._addresses = addresses
+        self._addressed = frozenset(addressed) if addresses is not None else frozenset()
         # Request ids made here: unique per process start, cheap to make.
         self._prefix = os.urandom(4).hex()
         self._numbers = itertools.count(1)
@@ -88,20 +104,31 @@ class RpcObserver:
 
     def wrap(self, full_method: str, handler: Handler) -> Handler:
         """``handler`` of ``full_method`` (``/package.Service/Method``), observed."""
-        if not self.active:
-            return handler
         _, service, method = full_method.split("/", 2)
+        addresses = self._addresses if service in self._addressed else None
+        if not self.active and addresses is None:
+            return handler
         if handler.unary_unary is not None:
-            series = self._series("unary", service, method)
+            behavior: Callable[..., Any] = handler.unary_unary
+            if self.active:
+                series = self._series("unary", service, method)
+                behavior = self._unary(behavior, full_method, series, addresses)
+            elif addresses is not None:
+                behavior = _addressed_unary(behavior, addresses)
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, full_method, series),
+                behavior,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
-            series = self._series("server_stream", service, method)
+            streaming: Callable[..., AsyncIterator[Any]] = cast(Any, handler.unary_stream)
+            if self.active:
+                series = self._series("server_stream", service, method)
+                streaming = self._stream(streaming, full_method, series, addresses)
+            elif addresses is not None:
+                streaming = _addressed_stream(streaming, addresses)
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(cast(Any, handler.unary_stream), full_method, series),
+                streaming,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -111,12 +138,18 @@ class RpcObserver:
         return None if self._metrics is None else self._metrics.method(grpc_type, service, method)
 
     def _unary(
-        self, behavior: Callable[..., Any], full_method: str, series: MethodMetrics | None
+        self,
+        behavior: Callable[..., Any],
+        full_method: str,
+        series: MethodMetrics | None,
+        addresses: ClientAddresses | None,
     ) -> Callable[..., Any]:
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             if series is not None:
                 series.started.inc()
+            if addresses is not None:
+                addresses.set_for(context)
             request_id = self._request_id(context) if self._access_log else ""
             refusal = _Refusal()
             _current.set(refusal)
@@ -154,6 +187,7 @@ class RpcObserver:
         behavior: Callable[..., AsyncIterator[Any]],
         full_method: str,
         series: MethodMetrics | None,
+        addresses: ClientAddresses | None,
     ) -> Callable[..., AsyncIterator[Any]]:
         async def observed(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -161,6 +195,8 @@ class RpcObserver:
             started = time.perf_counter()
             if series is not None:
                 series.started.inc()
+            if addresses is not None:
+                addresses.set_for(context)
             request_id = self._request_id(context) if self._access_log else ""
             refusal = _Refusal()  # a stream's refusals are not told (its context would leak)
             code = "OK"
@@ -250,6 +286,29 @@ class RpcObserver:
                     return None
                 return None if caller is None else str(caller.key_id)
         return None
+
+
+def _addressed_unary(
+    behavior: Callable[..., Any], addresses: ClientAddresses
+) -> Callable[..., Any]:
+    async def addressed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        addresses.set_for(context)
+        return await behavior(request, context)
+
+    return addressed
+
+
+def _addressed_stream(
+    behavior: Callable[..., AsyncIterator[Any]], addresses: ClientAddresses
+) -> Callable[..., AsyncIterator[Any]]:
+    async def addressed(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        addresses.set_for(context)
+        async for response in behavior(request, context):
+            yield response
+
+    return addressed
 
 
 def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:

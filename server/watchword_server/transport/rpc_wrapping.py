@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import logging
 import time
@@ -51,7 +52,11 @@ def wrap_servicer(
     key_check: ServiceKeyCheck | None = None,
     publish_caller: bool = False,
 ) -> S:
-    """``servicer`` with every RPC of ``service`` wrapped (in place; returned for ease).
+    """A copy of ``servicer`` (sharing its state) with every RPC of ``service`` wrapped.
+
+    ``servicer`` itself is left as it was, so one servicer can be wrapped twice, each
+    wrapping reading its own methods (the key gate serves one with the key check and one
+    without), and never a wrapping of a wrapping.
 
     RPCs its class does not implement (left to the generated base) answer UNIMPLEMENTED
     ``RPC_UNIMPLEMENTED``; those named in ``disabled`` (the deployment's
@@ -60,6 +65,7 @@ def wrap_servicer(
     key learns nothing about the deployment); with ``publish_caller`` too, a unary RPC
     sees its caller in ``current_caller``.
     """
+    wrapped_servicer = copy.copy(servicer)
     for method in service.methods:
         name, is_stream = method.name, method.server_streaming
         inner: Any
@@ -74,8 +80,8 @@ def wrap_servicer(
             if is_stream
             else _wrap_unary(inner, messages, key_check, publish_caller=publish_caller)
         )
-        setattr(servicer, name, wrapped)
-    return servicer
+        setattr(wrapped_servicer, name, wrapped)
+    return wrapped_servicer
 
 
 def _only_generated(servicer_class: object, name: str) -> bool:

@@ -8,9 +8,8 @@ and stop.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -25,8 +24,17 @@ from watchword.auth.v1 import (
     auth_service_pb2_grpc,
 )
 from watchword_server.config import Settings
-from watchword_server.domain.access.service_keys import Scope
+from watchword_server.domain.access.checks import AccessChecks
+from watchword_server.domain.access.service_keys import Scope, ServiceKeys
+from watchword_server.domain.accounts.accounts import Accounts
+from watchword_server.domain.accounts.password_flows import PasswordFlows
+from watchword_server.domain.accounts.profile import Profiles
+from watchword_server.domain.accounts.sessions import Sessions
+from watchword_server.domain.admin.events import EventReader
+from watchword_server.domain.admin.groups import GroupAdmin
+from watchword_server.domain.admin.users import UserAdmin
 from watchword_server.runtime.metrics import RpcMetrics
+from watchword_server.transport.client_address import ClientAddresses
 from watchword_server.transport.reflection import add_reflection
 from watchword_server.transport.registration import add_key_gated, generic_only
 from watchword_server.transport.rpc_observer import RpcObserver
@@ -35,9 +43,8 @@ from watchword_server.transport.service_key_check import ServiceKeyCheck
 from watchword_server.transport.servicers.access import AccessServicer
 from watchword_server.transport.servicers.admin import AdminServicer
 from watchword_server.transport.servicers.auth import AuthServicer
-from watchword_server.wiring import Domain
 
-__all__ = ["RPC_NAMES", "GrpcServer"]
+__all__ = ["RPC_NAMES", "GrpcServer", "ServedDomain"]
 
 _AUTH = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"]
 _ACCESS = access_service_pb2.DESCRIPTOR.services_by_name["AccessService"]
@@ -54,6 +61,31 @@ RPC_NAMES: Collection[str] = frozenset(
 """Every RPC of the contract by its short name (what ``disabled_rpcs`` names)."""
 
 
+class ServedDomain(Protocol):
+    """The domain services the servicers call. ``wiring.Domain`` is one; it is named here
+    as a protocol so that the transport does not import the composition root that
+    builds it (which imports everything)."""
+
+    @property
+    def accounts(self) -> Accounts: ...
+    @property
+    def sessions(self) -> Sessions: ...
+    @property
+    def passwords(self) -> PasswordFlows: ...
+    @property
+    def profiles(self) -> Profiles: ...
+    @property
+    def checks(self) -> AccessChecks: ...
+    @property
+    def user_admin(self) -> UserAdmin: ...
+    @property
+    def group_admin(self) -> GroupAdmin: ...
+    @property
+    def event_reader(self) -> EventReader: ...
+    @property
+    def service_keys(self) -> ServiceKeys: ...
+
+
 class GrpcServer:
     """Our services over ``domain``, with health and reflection, not yet bound.
 
@@ -67,13 +99,19 @@ class GrpcServer:
     def __init__(
         self,
         settings: Settings,
-        domain: Domain,
+        domain: ServedDomain,
         *,
         reuse_port: bool = False,
         metrics: RpcMetrics | None = None,
     ) -> None:
         self._observe = RpcObserver(
-            metrics, access_log=settings.logs_rpcs, keys=domain.service_keys
+            metrics,
+            access_log=settings.logs_rpcs,
+            keys=domain.service_keys,
+            # The services whose servicers record who calls (call_context): the checks
+            # and Health do not, and pay nothing for it.
+            addresses=ClientAddresses(settings.trusted_proxies),
+            addressed={_AUTH.full_name, _ADMIN.full_name},
         ).wrap
         self._health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
@@ -84,7 +122,7 @@ class GrpcServer:
         self._add_ours(settings, domain)
         self._add_standard()
 
-    def _add_ours(self, settings: Settings, domain: Domain) -> None:
+    def _add_ours(self, settings: Settings, domain: ServedDomain) -> None:
         # Every service goes in through generic handlers only, ours with bodies that cannot
         # be decoded left to the RPC wrapping: see transport/registration.py.
         keys = domain.service_keys
@@ -93,7 +131,6 @@ class GrpcServer:
             domain.sessions,
             domain.passwords,
             domain.profiles,
-            settings.trusted_proxies,
             [field.name for field in settings.custom_fields if not field.readable],
         )
         add_auth = auth_service_pb2_grpc.add_AuthServiceServicer_to_server
@@ -111,9 +148,7 @@ class GrpcServer:
             ServiceKeyCheck(keys, Scope.ACCESS),
         )
         admin = wrap_servicer(
-            AdminServicer(
-                domain.user_admin, domain.group_admin, domain.event_reader, settings.trusted_proxies
-            ),
+            AdminServicer(domain.user_admin, domain.group_admin, domain.event_reader),
             _ADMIN,
             disabled=settings.disabled_rpcs,
             messages=settings.messages,
@@ -140,18 +175,14 @@ class GrpcServer:
         service: ServiceDescriptor,
         key_check: ServiceKeyCheck,
     ) -> None:
-        # Two wrappings of one servicer (the copy shares its state): with the key check,
-        # and without it for the calls whose key the gate found in the cache.
+        # Two wrappings of one servicer (each a copy sharing its state): with the key
+        # check, and without it for the calls whose key the gate found in the cache.
         disabled, messages = settings.disabled_rpcs, settings.messages
         add_key_gated(
             self._server,
             add,
             checked=wrap_servicer(
-                copy.copy(servicer),
-                service,
-                disabled=disabled,
-                messages=messages,
-                key_check=key_check,
+                servicer, service, disabled=disabled, messages=messages, key_check=key_check
             ),
             admitted=wrap_servicer(servicer, service, disabled=disabled, messages=messages),
             admits=key_check.admits,

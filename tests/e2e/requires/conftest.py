@@ -10,7 +10,7 @@ from tests.support.requires_demo import (
     CountingClient,
 )
 from tests.support.servers import Running
-from watchword.requires import (
+from watchword import (
     Guard,
 )
 

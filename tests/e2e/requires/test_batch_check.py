@@ -27,11 +27,7 @@ from tests.support.requires_demo import (
     stub,
 )
 from tests.support.servers import Running, StartServer
-from watchword.auth.v1 import access_service_pb2, resources_pb2
-from watchword.auth.v1 import admin_service_pb2 as admin
-from watchword.auth.v1 import auth_service_pb2 as auth
-from watchword.client import AsyncClient
-from watchword.requires import (
+from watchword import (
     Guard,
     RequireContext,
     has_membership,
@@ -39,6 +35,10 @@ from watchword.requires import (
     is_logged,
     requires,
 )
+from watchword.auth.v1 import access_service_pb2, resources_pb2
+from watchword.auth.v1 import admin_service_pb2 as admin
+from watchword.auth.v1 import auth_service_pb2 as auth
+from watchword.client import AsyncClient
 
 # --- several answers, one BatchCheck --------------------------------------------------
 

@@ -11,6 +11,7 @@ import socket
 import grpc
 import pytest
 
+import watchword
 from examples.bloggy.bloggy.v1 import bloggy_pb2
 from tests.support.flows import register
 from tests.support.requires_demo import (
@@ -27,16 +28,16 @@ from tests.support.requires_demo import (
     stub,
 )
 from tests.support.servers import Running
-from watchword.auth.v1 import admin_service_pb2 as admin
-from watchword.client import AsyncClient
-from watchword.errors import Unauthenticated
-from watchword.requires import (
+from watchword import (
     Guard,
     RequireContext,
     has_membership,
     is_logged,
     requires,
 )
+from watchword.auth.v1 import admin_service_pb2 as admin
+from watchword.client import AsyncClient
+from watchword.errors import Unauthenticated
 
 # --- the cache ------------------------------------------------------------------------
 
@@ -142,7 +143,7 @@ async def test_watchword_down_is_unavailable(watchword: Running) -> None:
 
 
 def test_public_surface() -> None:
-    module = importlib.import_module("watchword.requires")
+    module = importlib.import_module("watchword._requires")
     assert sorted(module.__all__) == [
         "Condition",
         "ConditionLike",
@@ -161,3 +162,8 @@ def test_public_surface() -> None:
         "requires",
     ]
     assert all(hasattr(module, name) for name in module.__all__)
+    # The module is private: the package exports all of it, and watchword.requires is
+    # the decorator alone.
+    assert all(getattr(watchword, name) is getattr(module, name) for name in module.__all__)
+    assert watchword.requires is module.requires
+    assert callable(watchword.requires) and not isinstance(watchword.requires, type(module))

@@ -28,9 +28,7 @@ from tests.support.requires_demo import (
     stub,
 )
 from tests.support.servers import Running
-from watchword.auth.v1 import admin_service_pb2 as admin
-from watchword.client import CallMetadata
-from watchword.requires import (
+from watchword import (
     Condition,
     Guard,
     RequireContext,
@@ -39,6 +37,8 @@ from watchword.requires import (
     is_logged,
     requires,
 )
+from watchword.auth.v1 import admin_service_pb2 as admin
+from watchword.client import CallMetadata
 
 # --- conditions -----------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from tests.support.requires_demo import (
     stub,
 )
 from tests.support.servers import Running
-from watchword.requires import (
+from watchword import (
     Guard,
     RequireInterceptor,
     current_context,

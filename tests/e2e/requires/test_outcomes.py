@@ -24,8 +24,7 @@ from tests.support.requires_demo import (
     stub,
 )
 from tests.support.servers import Running
-from watchword.auth.v1 import auth_service_pb2 as auth
-from watchword.requires import (
+from watchword import (
     Denial,
     Guard,
     RequireContext,
@@ -34,6 +33,7 @@ from watchword.requires import (
     is_logged,
     requires,
 )
+from watchword.auth.v1 import auth_service_pb2 as auth
 
 # --- outcomes without otherwise -------------------------------------------------------
 

@@ -79,3 +79,14 @@ async def test_unserved_stream_rpc_is_unimplemented() -> None:
         async for _ in servicer.WatchEvents(admin_service_pb2.WatchEventsRequest(), context):
             pass
     assert reason_of(context.status) == (grpc.StatusCode.UNIMPLEMENTED, "RPC_UNIMPLEMENTED")
+
+
+def test_wrapping_leaves_the_servicer_as_it_was_so_it_can_be_wrapped_twice() -> None:
+    half_done = HalfDone()  # type: ignore[abstract]
+    original = half_done.HasMembership
+    first: Any = wrap_servicer(half_done, ACCESS, disabled=(), messages=Messages())
+    second: Any = wrap_servicer(half_done, ACCESS, disabled=("HasMembership",), messages=Messages())
+    assert half_done.HasMembership == original  # still the unwrapped method
+    assert first is not half_done and second is not first
+    # Each wrapping wraps the servicer's own method, not the other wrapping.
+    assert first.HasMembership.__wrapped__ == original

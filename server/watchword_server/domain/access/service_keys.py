@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import secrets
 import time
 import uuid
@@ -18,6 +17,7 @@ from watchword_server.model.errors import (
     InvalidArgument,
     Reason,
 )
+from watchword_server.model.records import Scope
 from watchword_server.security.tokens import token_digest
 from watchword_server.storage.check_reads import CheckReads
 from watchword_server.storage.db import Connection, Database
@@ -48,17 +48,6 @@ MAX_KEY_NAME_LENGTH = 128
 """The longest key name: it goes into every event its caller causes ("admin:<name>")."""
 
 _MAX_CLIENT_SUBJECT_LENGTH = 1024
-
-
-class Scope(enum.StrEnum):
-    """What a key may call: ``access`` checks, or everything with ``admin``."""
-
-    ACCESS = "access"
-    ADMIN = "admin"
-
-    def includes(self, other: Scope) -> bool:
-        """Whether a key of this scope may call what ``other`` requires."""
-        return self is Scope.ADMIN or other is Scope.ACCESS
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -42,18 +42,16 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         users: UserAdmin,
         groups: GroupAdmin,
         events: EventReader,
-        trusted_proxies: Collection[str] = (),
     ) -> None:
         self._users = users
         self._groups = groups
         self._events = events
-        self._trusted = frozenset(trusted_proxies)
 
-    def _call(self, context: Context) -> CallContext:
+    def _call(self) -> CallContext:
         caller = current_caller.get()
         # A key named before names were bounded may be longer than an event's origin.
         origin = f"admin:{caller.name}"[:_MAX_ORIGIN] if caller else "admin"
-        return call_context(context, origin=origin, trusted_proxies=self._trusted)
+        return call_context(origin=origin)
 
     # Users
 
@@ -69,7 +67,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             extra=struct_to_dict(request.user.extra, "user.extra"),
             password=request.password,
         )
-        user, revision = await self._users.create(new, self._call(context))
+        user, revision = await self._users.create(new, self._call())
         return admin.CreateUserResponse(user=user_to_proto(user), revision=revision)
 
     async def GetUser(  # noqa: N802
@@ -107,20 +105,20 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             email_verified=request.user.email_verified,
             extra=struct_to_dict(request.user.extra, "user.extra"),
         )
-        user, revision = await self._users.update(request.user.id, changes, self._call(context))
+        user, revision = await self._users.update(request.user.id, changes, self._call())
         return admin.UpdateUserResponse(user=user_to_proto(user), revision=revision)
 
     async def DeleteUser(  # noqa: N802
         self, request: admin.DeleteUserRequest, context: Context
     ) -> admin.DeleteUserResponse:
-        revision = await self._users.delete(request.user_id, self._call(context))
+        revision = await self._users.delete(request.user_id, self._call())
         return admin.DeleteUserResponse(revision=revision)
 
     async def DisableUser(  # noqa: N802
         self, request: admin.DisableUserRequest, context: Context
     ) -> admin.DisableUserResponse:
         user, revision = await self._users.set_status(
-            request.user_id, EventKind.USER_DISABLED, self._call(context)
+            request.user_id, EventKind.USER_DISABLED, self._call()
         )
         return admin.DisableUserResponse(user=user_to_proto(user), revision=revision)
 
@@ -128,7 +126,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin.BlockUserRequest, context: Context
     ) -> admin.BlockUserResponse:
         user, revision = await self._users.set_status(
-            request.user_id, EventKind.USER_BLOCKED, self._call(context)
+            request.user_id, EventKind.USER_BLOCKED, self._call()
         )
         return admin.BlockUserResponse(user=user_to_proto(user), revision=revision)
 
@@ -136,7 +134,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin.AllowUserRequest, context: Context
     ) -> admin.AllowUserResponse:
         user, revision = await self._users.set_status(
-            request.user_id, EventKind.USER_ALLOWED, self._call(context)
+            request.user_id, EventKind.USER_ALLOWED, self._call()
         )
         return admin.AllowUserResponse(user=user_to_proto(user), revision=revision)
 
@@ -144,14 +142,14 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin.ApproveUserRequest, context: Context
     ) -> admin.ApproveUserResponse:
         user, revision = await self._users.set_status(
-            request.user_id, EventKind.USER_APPROVED, self._call(context)
+            request.user_id, EventKind.USER_APPROVED, self._call()
         )
         return admin.ApproveUserResponse(user=user_to_proto(user), revision=revision)
 
     async def RevokeSessions(  # noqa: N802
         self, request: admin.RevokeSessionsRequest, context: Context
     ) -> admin.RevokeSessionsResponse:
-        revision = await self._users.revoke_sessions(request.user_id, self._call(context))
+        revision = await self._users.revoke_sessions(request.user_id, self._call())
         return admin.RevokeSessionsResponse(revision=revision)
 
     # Groups
@@ -163,7 +161,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             request.group.name,
             request.group.description,
             struct_to_dict(request.group.extra, "group.extra"),
-            self._call(context),
+            self._call(),
         )
         return admin.CreateGroupResponse(group=group_to_proto(group), revision=revision)
 
@@ -176,7 +174,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def DeleteGroup(  # noqa: N802
         self, request: admin.DeleteGroupRequest, context: Context
     ) -> admin.DeleteGroupResponse:
-        revision = await self._groups.delete_group(request.group, self._call(context))
+        revision = await self._groups.delete_group(request.group, self._call())
         return admin.DeleteGroupResponse(revision=revision)
 
     async def ListGroups(  # noqa: N802
@@ -195,7 +193,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin.AddMembershipRequest, context: Context
     ) -> admin.AddMembershipResponse:
         membership, revision = await self._groups.add_membership(
-            request.group, request.user_id, struct_to_dict(request.extra), self._call(context)
+            request.group, request.user_id, struct_to_dict(request.extra), self._call()
         )
         return admin.AddMembershipResponse(
             membership=membership_to_proto(membership), revision=revision
@@ -205,7 +203,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin.RemoveMembershipRequest, context: Context
     ) -> admin.RemoveMembershipResponse:
         revision = await self._groups.remove_membership(
-            request.group, request.user_id, self._call(context)
+            request.group, request.user_id, self._call()
         )
         return admin.RemoveMembershipResponse(revision=revision)
 
@@ -234,7 +232,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             record_id=request.record_id,
             extra=struct_to_dict(request.extra),
         )
-        permission, revision = await self._groups.add_permission(new, self._call(context))
+        permission, revision = await self._groups.add_permission(new, self._call())
         return admin.AddPermissionResponse(
             permission=permission_to_proto(permission), revision=revision
         )
@@ -242,7 +240,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def RemovePermission(  # noqa: N802
         self, request: admin.RemovePermissionRequest, context: Context
     ) -> admin.RemovePermissionResponse:
-        revision = await self._groups.remove_permission(request.permission_id, self._call(context))
+        revision = await self._groups.remove_permission(request.permission_id, self._call())
         return admin.RemovePermissionResponse(revision=revision)
 
     async def ListPermissions(  # noqa: N802

@@ -34,10 +34,8 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         sessions: Sessions,
         passwords: PasswordFlows,
         profiles: Profiles,
-        trusted_proxies: Collection[str] = (),
         hidden_fields: Collection[str] = (),
     ) -> None:
-        self._trusted = frozenset(trusted_proxies)
         self._accounts = accounts
         self._sessions = sessions
         self._passwords = passwords
@@ -45,8 +43,8 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         # Custom fields declared unreadable stay out of everything users see of themselves.
         self._user_views = UserViews(hidden_fields)
 
-    def _call(self, context: Context) -> CallContext:
-        return call_context(context, origin="auth", trusted_proxies=self._trusted)
+    def _call(self) -> CallContext:
+        return call_context(origin="auth")
 
     async def Register(  # noqa: N802 - gRPC method names
         self, request: auth_service_pb2.RegisterRequest, context: Context
@@ -57,7 +55,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             first_name=request.first_name,
             last_name=request.last_name,
             extra=struct_to_dict(request.extra),
-            call=self._call(context),
+            call=self._call(),
         )
         response = auth_service_pb2.RegisterResponse(user=self._user_views.of(registration.user))
         if registration.session is not None:
@@ -72,7 +70,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             email=request.email,
             password=request.password,
             remember=request.remember,
-            call=self._call(context),
+            call=self._call(),
         )
         return auth_service_pb2.AuthenticateResponse(
             session_token=login.session.token,
@@ -89,21 +87,21 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     async def Logout(  # noqa: N802
         self, request: auth_service_pb2.LogoutRequest, context: Context
     ) -> auth_service_pb2.LogoutResponse:
-        await self._accounts.logout(session_token=request.session_token, call=self._call(context))
+        await self._accounts.logout(session_token=request.session_token, call=self._call())
         return auth_service_pb2.LogoutResponse()
 
     async def Verify(  # noqa: N802
         self, request: auth_service_pb2.VerifyRequest, context: Context
     ) -> auth_service_pb2.VerifyResponse:
         user = await self._accounts.verify(
-            verification_key=request.verification_key, call=self._call(context)
+            verification_key=request.verification_key, call=self._call()
         )
         return auth_service_pb2.VerifyResponse(user=self._user_views.of(user))
 
     async def RequestPasswordReset(  # noqa: N802
         self, request: auth_service_pb2.RequestPasswordResetRequest, context: Context
     ) -> auth_service_pb2.RequestPasswordResetResponse:
-        await self._passwords.request_reset(email=request.email, call=self._call(context))
+        await self._passwords.request_reset(email=request.email, call=self._call())
         return auth_service_pb2.RequestPasswordResetResponse()
 
     async def ResetPassword(  # noqa: N802
@@ -112,7 +110,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         user = await self._passwords.reset(
             reset_key=request.reset_key,
             new_password=request.new_password,
-            call=self._call(context),
+            call=self._call(),
         )
         return auth_service_pb2.ResetPasswordResponse(user=self._user_views.of(user))
 
@@ -123,7 +121,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             session_token=request.session_token,
             old_password=request.old_password,
             new_password=request.new_password,
-            call=self._call(context),
+            call=self._call(),
         )
         return auth_service_pb2.ChangePasswordResponse()
 
@@ -142,6 +140,6 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             first_name=request.user.first_name,
             last_name=request.user.last_name,
             extra=struct_to_dict(request.user.extra, "user.extra"),
-            call=self._call(context),
+            call=self._call(),
         )
         return auth_service_pb2.UpdateProfileResponse(user=self._user_views.of(user))

@@ -4,6 +4,7 @@ the work is ``domain.imports.emmett_import``."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,58 +12,36 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from watchword_server.app import SchemaNotReady, check_schema
+from watchword_server.commands import CommandError
 from watchword_server.config import Settings
 from watchword_server.domain.common.clock import SystemClock
 from watchword_server.domain.imports.emmett_import import EmmettImport
 from watchword_server.domain.imports.emmett_report import KINDS, ImportReport
+from watchword_server.startup import SchemaNotReady, check_schema
 from watchword_server.storage.db import Database, create_engine
-from watchword_server.storage.emmett_source import describe_source, read_emmett
+from watchword_server.storage.emmett_source import EmmettSourceError, describe_source, read_emmett
+from watchword_server.storage.repositories.emmett_imports import RowTaken
 from watchword_server.storage.schema import SchemaState, schema_state
 
-__all__ = ["add_parser", "import_emmett"]
+__all__ = ["import_emmett", "run"]
 
 EXIT_CONFLICTS = 1
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Declare the command and its options."""
-    command = commands.add_parser(
-        "import-emmett",
-        help="bring an Emmett 2.8 app's users, groups, grants and events in",
-        description="Import users (with their password hashes and statuses), groups, "
-        "memberships, permissions and events from an Emmett 2.8 database. Running it again "
-        "adds only what is new. See docs/import-emmett.md.",
-    )
-    command.add_argument(
-        "--config", metavar="FILE", help="a TOML settings file (instead of WATCHWORD_CONFIG)"
-    )
-    command.add_argument(
-        "source_url",
-        metavar="SOURCE_URL",
-        help="the Emmett database: sqlite:///path/to/app.sqlite or postgresql://user@host/db",
-    )
-    command.add_argument(
-        "--user-table",
-        default="auth_users",
-        metavar="NAME",
-        help="the table of the app's user model (default auth_users)",
-    )
-    command.add_argument(
-        "--dry-run", action="store_true", help="report what would be imported; write nothing"
-    )
-    command.add_argument(
-        "--skip-conflicts",
-        action="store_true",
-        help="import the rest when some users cannot be (addresses that collide once case is "
-        "ignored, invalid addresses or fields); without it such a run writes nothing",
-    )
-    command.add_argument(
-        "--source",
-        metavar="NAME",
-        help="the name under which this source's rows are remembered (default: its URL "
-        "without password); keep it the same across runs",
-    )
+def run(settings: Settings, arguments: argparse.Namespace) -> int:
+    """Run the import; returns the exit status (1 when conflicts stopped it).
+
+    Raises:
+        CommandError: the source cannot be read, or a row was taken meanwhile (nothing was
+            written).
+        StartupError: the schema is not this version's (SchemaNotReady says what to run).
+    """
+    try:
+        return asyncio.run(import_emmett(settings, arguments))
+    except EmmettSourceError as error:
+        raise CommandError(str(error)) from None
+    except RowTaken as error:
+        raise CommandError(f"{error}; nothing was written: run the import again") from None
 
 
 async def import_emmett(settings: Settings, arguments: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ The auth module's ``requires(condition, otherwise)`` and ``RequirePipe``, for a
 incoming metadata (``authorization: Bearer <session token>`` unless configured
 otherwise)::
 
-    from watchword.client import AsyncClient
-    from watchword.requires import (
-        RequireInterceptor, configure, has_membership, has_permission, is_logged, requires,
+    from watchword import (
+        AsyncClient, RequireInterceptor, configure, has_membership, has_permission, is_logged,
+        requires,
     )
 
     configure(AsyncClient("watchword:50051", service_key=KEY))
@@ -36,8 +36,8 @@ UNKNOWN, and the error is logged.
 ``otherwise`` may instead give the reply (the auth module's "return some content on
 missing authorization") or another status.
 
-Import from ``watchword.requires`` (not ``import watchword.requires as ...``): the
-package exports the decorator itself as ``watchword.requires``.
+Import these from the package (``from watchword import requires, configure, ...``): this
+module is private, so that ``watchword.requires`` is only the decorator.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ __all__ = [
     "requires",
 ]
 
-_log = logging.getLogger(__name__)
+# The name it had as the public module watchword.requires: logging setups name it.
+_log = logging.getLogger("watchword.requires")
 
 OtherwiseResult: TypeAlias = "Message | grpc.StatusCode | tuple[grpc.StatusCode, str] | None"
 Otherwise: TypeAlias = (
