@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support.cli import complaint, watchword
 from tests.support.net import free_port
-from tests.support.servers import TEST_PEPPER
 from watchword_server.config import check_environment
-
-_COMMAND = [sys.executable, "-m", "watchword_server"]
-
-
-def watchword(*arguments: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI with only our test's WATCHWORD_* variables set."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WATCHWORD_")}
-    env.update({"WATCHWORD_HMAC_KEY": TEST_PEPPER, **variables})
-    return subprocess.run(
-        [*_COMMAND, *arguments], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def complaint(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line the CLI printed about the problem (log lines of libraries aside)."""
-    lines = [line for line in result.stderr.splitlines() if line.startswith("watchword:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 @pytest.fixture

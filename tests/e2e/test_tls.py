@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.test_startup_errors import complaint, watchword
+from tests.support.cli import complaint, watchword
 from tests.support.clients import FLAVOURS, open_client
 from tests.support.net import free_port
 from tests.support.processes import serve_process, server_env
