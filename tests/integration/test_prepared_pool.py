@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import func, select, text
 
 from watchword_server.storage.db import Database, DatabaseUnavailable, create_engine
@@ -121,3 +123,26 @@ async def test_a_caller_that_stops_waiting_leaves_the_connection_in_step(
     # Sent behind the abandoned request on the pool's one connection: its own answer.
     assert await pool.fetch_one(_ECHO, {"value": 2}) == (2,)
     assert await pool.fetch_one(_BACKEND, {}) == (backend,)
+
+
+_INSTANT = PgStatement(
+    "watchword_test_instant",
+    "SELECT '2026-06-01 12:00:00+00'::timestamptz, current_setting('TimeZone')",
+    (),
+    {},
+)
+
+
+async def test_timestamps_come_back_in_utc_whatever_the_server_s_time_zone(
+    database: Database,
+) -> None:
+    # A server whose default zone is not UTC, as a libpq option would set it.
+    conninfo = make_conninfo(conninfo_for(database), options="-c TimeZone=Europe/Paris")
+    prepared = PreparedPool(conninfo, [_INSTANT], size=1)
+    try:
+        [(instant, zone)] = await prepared.fetch(_INSTANT.name, ())
+    finally:
+        await prepared.close()
+    assert zone == "UTC"
+    assert instant.tzinfo is UTC  # no zoneinfo conversion per value read
+    assert instant == datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -308,6 +308,11 @@ class _Connection:
 
     async def start(self, statements: Mapping[str, str]) -> None:
         """Prepare ``statements`` (through psycopg), then take the connection over."""
+        # Timestamps then arrive in UTC, which psycopg gives datetime.timezone.utc: no
+        # zoneinfo lookup and no conversion per value (a server's default is often
+        # 'Etc/UTC', a ZoneInfo). A SET, not a startup option, passes through poolers.
+        await self._connection.execute("SET TIME ZONE 'UTC'")
+        self._transformer = Transformer(self._connection)
         for name, sql in statements.items():
             await self._connection.execute(f"PREPARE {name} AS {sql}")
         # From here on only this reader waits on the socket (psycopg's waits would replace
