@@ -10,8 +10,10 @@ needs PostgreSQL, as workers do). Certificates are made by each test (trustme).
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from tests.support.tls import Pki, channel, make_pki
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import auth_service_pb2_grpc
 from watchword_server.app import StartupError, WatchwordServer
+from watchword_server.transport.tls import RELOAD_CHECK_SECONDS
 
 Serve = Callable[..., Awaitable[str]]
 
@@ -268,3 +271,82 @@ async def test_workers_serve_mutual_tls_only(database_url: str, tmp_path: Path, 
         assert reply.session_token
         assert await refused(server.address, pki.credentials()) == grpc.StatusCode.UNAVAILABLE
         assert await refused(server.address, None) == grpc.StatusCode.UNAVAILABLE
+
+
+# --- certificates renewed in place ---------------------------------------------------
+
+
+async def _handshake_code(address: str, credentials: grpc.ChannelCredentials) -> grpc.StatusCode:
+    """The outcome of a Health check over a connection of its own (a new handshake)."""
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.secure_channel(address, credentials, options=options) as opened:
+        stub: Any = health_pb2_grpc.HealthStub(opened)  # typed for sync channels only
+        try:
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+
+async def _until(address: str, credentials: grpc.ChannelCredentials, code: grpc.StatusCode) -> None:
+    # The files are looked at again at most once a RELOAD_CHECK_SECONDS.
+    deadline = asyncio.get_running_loop().time() + 10 * RELOAD_CHECK_SECONDS + 5
+    while (got := await _handshake_code(address, credentials)) != code:
+        assert asyncio.get_running_loop().time() < deadline, f"still {got}, expected {code}"
+        await asyncio.sleep(0.2)
+
+
+def _renew(pki: Pki, new: Pki, *, key: bool = True) -> None:
+    """Write ``new``'s certificate (and key) over ``pki``'s files, as a renewal does."""
+    pki.cert_file.write_bytes(new.cert_file.read_bytes())
+    if key:
+        pki.key_file.write_bytes(new.key_file.read_bytes())
+
+
+async def test_a_renewed_certificate_is_served_without_a_restart(
+    serve: Serve, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="watchword_server.transport.tls")
+    address = await serve(**pki.server_settings())
+    assert await _handshake_code(address, pki.credentials()) == grpc.StatusCode.OK
+    renewed = make_pki(pki.directory / "renewed")  # another CA, so clients can tell
+    _renew(pki, renewed)
+
+    await _until(address, renewed.credentials(), grpc.StatusCode.OK)
+    assert await _handshake_code(address, pki.credentials()) == grpc.StatusCode.UNAVAILABLE
+    assert "TLS files changed: new handshakes use the certificate" in caplog.text
+    reply = await register(address, renewed.credentials(), "ada@example.com")
+    assert reply.user.email == "ada@example.com"
+
+
+async def test_a_half_written_renewal_keeps_the_certificate_in_use(
+    serve: Serve, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = await serve(**pki.server_settings())
+    renewed = make_pki(pki.directory / "renewed")
+    _renew(pki, renewed, key=False)  # the new certificate beside the old key
+
+    await _until(address, pki.credentials(), grpc.StatusCode.OK)
+    await asyncio.sleep(2 * RELOAD_CHECK_SECONDS)
+    assert await _handshake_code(address, pki.credentials()) == grpc.StatusCode.OK
+    assert "cannot be used; serving the certificate in use" in caplog.text
+    assert "is not the private key of the certificate" in caplog.text
+
+    pki.key_file.write_bytes(renewed.key_file.read_bytes())  # the renewal completes
+    await _until(address, renewed.credentials(), grpc.StatusCode.OK)
+
+
+async def test_a_certificate_about_to_expire_is_warned_of_at_start(
+    serve: Serve, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    soon = datetime.now(UTC) + timedelta(days=5)
+    leaf = pki.ca.issue_cert("127.0.0.1", "localhost", not_after=soon)
+    leaf.private_key_pem.write_to_path(str(pki.key_file))
+    pki.cert_file.write_bytes(leaf.cert_chain_pems[0].bytes())
+
+    with caplog.at_level(logging.WARNING, logger="watchword_server.transport.tls"):
+        address = await serve(**pki.server_settings())
+    assert await _handshake_code(address, pki.credentials()) == grpc.StatusCode.OK
+    warned = [r.getMessage() for r in caplog.records if "expires on" in r.getMessage()]
+    assert warned and f"tls_cert_file {pki.cert_file}" in warned[0]
+    assert "in 4 days" in warned[0] or "in 5 days" in warned[0]
