@@ -256,6 +256,7 @@ async def test_events_come_with_their_kind_user_and_time(
     done = await import_emmett(database_url, f"sqlite:///{source}", "--skip-conflicts")
     assert done.returncode == 0, done.stderr
     assert "'Nightly export ran' ×1" in done.stdout  # the app's own event: reported
+    assert "imported with kind EVENT_KIND_APPLICATION" in done.stdout
     running = await start_server()
     ada = (await lookup(running, "ada@example.com")).id
     reply = await running.admin.ListEvents(admin.ListEventsRequest(user_id=ada))
@@ -280,6 +281,17 @@ async def test_events_come_with_their_kind_user_and_time(
         admin.ListEventsRequest(user_id=grace, kind=resources_pb2.EVENT_KIND_PASSWORD_RETRIEVAL)
     )
     assert len(retrieval.events) == 1
+    # The app's own event (auth.log_event, no user) keeps its text, origin and time.
+    own = await running.admin.ListEvents(
+        admin.ListEventsRequest(kind=resources_pb2.EVENT_KIND_APPLICATION)
+    )
+    assert [(e.description, e.origin, e.user_id) for e in own.events] == [
+        ("Nightly export ran", "cron", "")
+    ]
+    emmett_time = _sqlite_rows(source, "SELECT created_at FROM auth_events WHERE id = 22")[0][0]
+    assert own.events[0].create_time.ToDatetime(tzinfo=UTC) == datetime.fromisoformat(
+        emmett_time
+    ).replace(tzinfo=UTC)
 
 
 async def test_a_second_run_changes_nothing_and_a_later_one_adds_only_the_new_rows(
@@ -319,10 +331,10 @@ async def test_a_dry_run_reports_and_writes_nothing(database_url: str, source: P
     url = f"sqlite:///{source}"
     dry = await import_emmett(database_url, url, "--dry-run", "--skip-conflicts")
     assert dry.returncode == 0, dry.stderr
-    assert "dry run: nothing was written (39 row(s) would be)" in dry.stdout
+    assert "dry run: nothing was written (40 row(s) would be)" in dry.stdout
     assert counts(database_url) == dict.fromkeys(TABLES, 0)
     done = await import_emmett(database_url, url, "--skip-conflicts")
-    assert "imported: 39 row(s) written" in done.stdout
+    assert "imported: 40 row(s) written" in done.stdout
     # The source is only read.
     assert _digest(source) == _digest(FIXTURES / "default.sqlite")
 
@@ -387,7 +399,7 @@ async def test_a_postgresql_source(
 ) -> None:
     done = await import_emmett(database_url, postgres_source, "--skip-conflicts")
     assert done.returncode == 0, done.stderr
-    assert "imported: 39 row(s) written" in done.stdout
+    assert "imported: 40 row(s) written" in done.stdout
     assert "password" not in done.stdout.split("\n")[0]  # no credentials in the report
     again = await import_emmett(database_url, postgres_source, "--skip-conflicts")
     assert "nothing to import" in again.stdout

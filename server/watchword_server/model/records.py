@@ -70,6 +70,7 @@ class EventKind(enum.StrEnum):
     MEMBERSHIP_REMOVED = "membership_removed"
     PERMISSION_ADDED = "permission_added"
     PERMISSION_REMOVED = "permission_removed"
+    APPLICATION = "application"
 
 
 @dataclass(frozen=True)

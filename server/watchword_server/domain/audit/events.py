@@ -53,7 +53,8 @@ class EventLog:
         self._enabled = enabled
 
     def describe(self, kind: EventKind, values: Mapping[str, object]) -> str:
-        """Render the configured template of ``kind`` with real values."""
+        """Render the configured template of ``kind`` (any kind but APPLICATION, whose
+        text is the application's own) with real values."""
         key = _TEMPLATES[kind]
         template = getattr(self._messages, key)
         try:

@@ -17,7 +17,7 @@ from watchword_server.domain.imports import emmett_rules as rules
 from watchword_server.domain.imports.emmett_report import ImportReport
 from watchword_server.model.email_addresses import email_key
 from watchword_server.model.emmett import EmmettDatabase, EmmettUser
-from watchword_server.model.records import UserStatus
+from watchword_server.model.records import EventKind, UserStatus
 from watchword_server.storage.repositories.emmett_imports import Link
 
 __all__ = ["Plan", "TargetState", "make_plan"]
@@ -299,7 +299,7 @@ class _Planner:
 
     def _events(self) -> None:
         counts = self.report.counts["event"]
-        unknown: dict[str, int] = {}
+        application: dict[str, int] = {}
         cut = 0
         for event in self.source.events:
             if _linked(self.state, "event", event.id) is not None:
@@ -312,10 +312,9 @@ class _Planner:
                     counts.skipped += 1
                     continue
             kind = rules.event_kind(event.description, self.messages)
-            if kind is None:
-                counts.skipped += 1
-                unknown[event.description] = unknown.get(event.description, 0) + 1
-                continue
+            if kind is None:  # the app's own (auth.log_event): its text is all there is
+                kind = EventKind.APPLICATION
+                application[event.description] = application.get(event.description, 0) + 1
             cut += len(event.client_ip) > _CLIENT_IP_LIMIT or len(event.origin) > _ORIGIN_LIMIT
             self.plan.events.append(
                 {
@@ -331,13 +330,13 @@ class _Planner:
             )
             self.plan.event_sources.append(event.id)
             counts.added += 1
-        if unknown:
+        if application:
             shown = ", ".join(
-                f"{text!r} ×{count}" for text, count in list(unknown.items())[:_SHOWN]
+                f"{text!r} ×{count}" for text, count in list(application.items())[:_SHOWN]
             )
             self.report.notes.append(
-                f"{sum(unknown.values())} event(s) with a text no auth message has were not "
-                f"imported: Watchword has no kind for the app's own events ({shown})"
+                f"{sum(application.values())} event(s) with a text no auth message has are "
+                f"the app's own: imported with kind EVENT_KIND_APPLICATION ({shown})"
             )
         if cut:
             self.report.notes.append(f"{cut} event(s) had a client address or origin cut short")

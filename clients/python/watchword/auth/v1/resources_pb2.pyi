@@ -109,6 +109,10 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """EVENT_KIND_PERMISSION_ADDED is a permission being granted to a group."""
     EVENT_KIND_PERMISSION_REMOVED: _EventKind.ValueType  # 23
     """EVENT_KIND_PERMISSION_REMOVED is a permission being taken from a group."""
+    EVENT_KIND_APPLICATION: _EventKind.ValueType  # 24
+    """EVENT_KIND_APPLICATION is an event the calling application recorded itself, with its
+    own description (e.g. one brought over by `watchword import-emmett`).
+    """
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper):
     """EventKind is the kind of an audit event."""
@@ -161,6 +165,10 @@ EVENT_KIND_PERMISSION_ADDED: EventKind.ValueType  # 22
 """EVENT_KIND_PERMISSION_ADDED is a permission being granted to a group."""
 EVENT_KIND_PERMISSION_REMOVED: EventKind.ValueType  # 23
 """EVENT_KIND_PERMISSION_REMOVED is a permission being taken from a group."""
+EVENT_KIND_APPLICATION: EventKind.ValueType  # 24
+"""EVENT_KIND_APPLICATION is an event the calling application recorded itself, with its
+own description (e.g. one brought over by `watchword import-emmett`).
+"""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 
 @_typing.final
