@@ -61,7 +61,7 @@ pytest: $(INSTALLED) h2load ## Run the test suite only (PostgreSQL is found or s
 # a concurrent one and must be retried.
 SERIALIZABLE_SUITES := tests/e2e tests/races tests/faults tests/integration
 test-serializable: $(INSTALLED) h2load ## The end-to-end, race, fault and integration tests under SERIALIZABLE
-	WATCHWORD_TEST_ISOLATION=serializable $(PY) -m pytest $(SERIALIZABLE_SUITES)
+	WATCHWORD_TEST_ISOLATION=serializable $(PY) -m pytest -m 'not client_side' $(SERIALIZABLE_SUITES)
 
 # Flags for the benchmark, e.g. BENCH_ARGS="--large" or "--only B1,B5 --rounds 5".
 BENCH_ARGS ?=

@@ -25,6 +25,9 @@ from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import resources_pb2
 from watchword.client import AsyncClient
 
+# A client's side of the contract: the SERIALIZABLE run skips it (see pyproject's markers).
+pytestmark = pytest.mark.client_side
+
 ROOT = Path(__file__).resolve().parents[2]
 Stub: TypeAlias = "bloggy_pb2_grpc.BloggyServiceAsyncStub"  # a type only, no runtime name
 

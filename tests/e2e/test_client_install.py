@@ -33,6 +33,9 @@ import watchword
 from watchword import AsyncClient, Client
 from watchword.auth.v1 import access_service_pb2, auth_service_pb2_grpc
 
+# A client's side of the contract: the SERIALIZABLE run skips it (see pyproject's markers).
+pytestmark = pytest.mark.client_side
+
 # BatchCheck results carry a google.rpc.Status per check.
 assert access_service_pb2.CheckResult().error.DESCRIPTOR.full_name == "google.rpc.Status"
 

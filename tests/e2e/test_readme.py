@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 import grpc
+import pytest
 
 from tests.support.net import free_port
+
+# A client's side of the contract: the SERIALIZABLE run skips it (see pyproject's markers).
+pytestmark = pytest.mark.client_side
 
 REPO = Path(__file__).resolve().parents[2]
 

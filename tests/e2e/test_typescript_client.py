@@ -22,6 +22,9 @@ import pytest
 from tests.support.servers import Running, StartServer
 from tests.support.tls import make_pki
 
+# A client's side of the contract: the SERIALIZABLE run skips it (see pyproject's markers).
+pytestmark = pytest.mark.client_side
+
 TS = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 # The tests in clients/typescript/test/*.test.ts; update when adding or removing one there.
 EXPECTED_TESTS = 24
