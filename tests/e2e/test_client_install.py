@@ -11,7 +11,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.servers import Running
+
+# A client's side of the contract: the SERIALIZABLE run skips it (see pyproject's markers).
+pytestmark = pytest.mark.client_side
 
 ROOT = Path(__file__).parents[2]
 # googleapis-common-protos carries google.rpc.Status (BatchCheck's per-check errors); grpcio's
@@ -32,9 +37,6 @@ import json, os, sys
 import watchword
 from watchword import AsyncClient, Client
 from watchword.auth.v1 import access_service_pb2, auth_service_pb2_grpc
-
-# A client's side of the contract: the SERIALIZABLE run skips it (see pyproject's markers).
-pytestmark = pytest.mark.client_side
 
 # BatchCheck results carry a google.rpc.Status per check.
 assert access_service_pb2.CheckResult().error.DESCRIPTOR.full_name == "google.rpc.Status"
