@@ -54,7 +54,8 @@ def _needed() -> dict[NormalizedName, Version]:
         try:
             distribution = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            raise AssertionError(f"{name} is needed but not installed: run `make install`")
+            message = f"{name} is needed but not installed: run `make install`"
+            raise AssertionError(message) from None
         found[key] = Version(distribution.version)
         for text in distribution.requires or []:
             requirement = Requirement(text)
