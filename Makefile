@@ -20,7 +20,7 @@ RUN_ENV ?= WATCHWORD_REGISTRATION_VERIFICATION=false
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-PYTHON_SOURCES := pyproject.toml clients/python/pyproject.toml constraints.txt
+PYTHON_SOURCES := pyproject.toml clients/python/pyproject.toml constraints.txt VERSION
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
