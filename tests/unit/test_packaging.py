@@ -89,3 +89,4 @@ def test_the_licence_is_in_the_metadata() -> None:
         assert distribution.get_all("License-File") == ["LICENSE"], name
     package = json.loads((TS / "package.json").read_text(encoding="utf-8"))
     assert package["license"] == LICENSE
+    assert "private" not in package, "the TypeScript client is meant to be installed"
