@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 TS := clients/typescript
 BUF := $(TS)/node_modules/.bin/buf
 INSTALLED := $(VENV)/.installed
+# What `make run` and `make migrate` need: the server and the client, without the dev tools.
+RUN_INSTALLED := $(VENV)/.installed-run
+PIP_INSTALL := $(PY) -m pip install --quiet -c constraints.txt
 NODE_INSTALLED := $(TS)/node_modules/.installed
 # `make run` lets you try registration and login at once; e-mail verification needs mail
 # (a later feature), so it is off here unless you say otherwise.
@@ -17,10 +20,19 @@ RUN_ENV ?= WATCHWORD_REGISTRATION_VERIFICATION=false
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(INSTALLED): pyproject.toml clients/python/pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+PYTHON_SOURCES := pyproject.toml clients/python/pyproject.toml constraints.txt VERSION
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e '.[dev]'
+
+# The full install serves too, so it stamps both.
+$(INSTALLED): $(PYTHON_SOURCES) | $(VENV)/bin/python
+	$(PIP_INSTALL) -e clients/python -e '.[dev]'
+	touch $@ $(RUN_INSTALLED)
+
+$(RUN_INSTALLED): $(PYTHON_SOURCES) | $(VENV)/bin/python
+	$(PIP_INSTALL) -e clients/python -e .
 	touch $@
 
 $(NODE_INSTALLED): $(TS)/package.json $(TS)/package-lock.json
@@ -44,11 +56,11 @@ h2load: ## Make sure h2load is installed (apt-get as root on Debian; otherwise s
 	}
 	@command -v h2load >/dev/null 2>&1 || { echo "h2load is still missing after installing $(H2LOAD_PACKAGE)" >&2; exit 1; }
 
-run: $(INSTALLED) ## Install, migrate and serve on 127.0.0.1:50051 (embedded SQLite)
+run: $(RUN_INSTALLED) ## Install what serving needs, migrate and serve on 127.0.0.1:50051 (embedded SQLite)
 	$(RUN_ENV) $(VENV)/bin/watchword migrate
 	$(RUN_ENV) $(VENV)/bin/watchword serve
 
-migrate: $(INSTALLED) ## Bring the configured database's schema up to date
+migrate: $(RUN_INSTALLED) ## Bring the configured database's schema up to date
 	$(VENV)/bin/watchword migrate
 
 test: install check-generated lint breaking pytest test-serializable ## Install and run every check and test

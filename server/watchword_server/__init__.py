@@ -1,3 +1,6 @@
 """Watchword: an authentication and authorization service over gRPC."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+# The installed distribution's, which setuptools read from the repository's VERSION.
+__version__ = version("watchword-server")

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import descriptor, message_factory
+from google.protobuf import descriptor, field_mask_pb2, message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -95,7 +95,8 @@ def _message(desc: descriptor.Descriptor, depth: int = 0) -> st.SearchStrategy[M
     if desc.full_name == "google.protobuf.Struct":
         return st.dictionaries(st.text(max_size=20), _json(), max_size=4).map(_struct(cls))
     if desc.full_name == "google.protobuf.FieldMask":
-        return st.lists(_text(), max_size=4).map(lambda paths: cls(paths=paths))
+        # The typed class: types-protobuf's Message takes no field keywords.
+        return st.builds(field_mask_pb2.FieldMask, paths=st.lists(_text(), max_size=4))
     if depth >= _MAX_DEPTH:
         return st.just(cls())
     parts: dict[str, st.SearchStrategy[Any]] = {}

@@ -59,7 +59,7 @@ from watchword.errors import (
     from_status,
 )
 
-__version__ = "0.1.0"  # keep in step with clients/python/pyproject.toml (a test checks)
+__version__ = "0.1.0"  # the repository's VERSION; pyproject.toml reads it (a test checks)
 
 __all__ = [
     "Aborted",
