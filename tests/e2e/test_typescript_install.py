@@ -26,6 +26,9 @@ import pytest
 from tests.support.net import free_port
 from tests.support.servers import Running
 
+# A client's side of the contract: the SERIALIZABLE run skips it (see pyproject's markers).
+pytestmark = pytest.mark.client_side
+
 REPO = Path(__file__).resolve().parents[2]
 TS = REPO / "clients" / "typescript"
 TIMEOUT_S = 120
