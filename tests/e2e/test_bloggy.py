@@ -143,11 +143,17 @@ async def test_a_removed_admin_loses_delete_at_once(watchword: Running, bloggy: 
 # --- the README, as written -----------------------------------------------------------
 
 
-def _readme_snippet() -> str:
+CALL = ROOT / "examples" / "bloggy" / "call.py"
+
+
+def _readme_blocks(language: str) -> list[str]:
     text = (ROOT / "examples" / "bloggy" / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"```python\n(.*?)```", text, re.DOTALL)
-    assert match is not None, "the bloggy README has no Python snippet"
-    return match.group(1)
+    return re.findall(rf"```{language}\n(.*?)```", text, re.DOTALL)
+
+
+def test_the_readme_shows_call_py_whole_and_how_to_run_it() -> None:
+    assert _readme_blocks("python") == [CALL.read_text(encoding="utf-8")]
+    assert ".venv/bin/python -m examples.bloggy.call\n" in _readme_blocks("sh")
 
 
 async def test_readme_runs_the_demo_as_a_program(watchword: Running) -> None:
@@ -172,16 +178,17 @@ async def test_readme_runs_the_demo_as_a_program(watchword: Running) -> None:
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), timeout=30)
-        snippet = (
-            _readme_snippet()
-            .replace("127.0.0.1:50051", watchword.address)
-            .replace("127.0.0.1:50052", f"127.0.0.1:{port}")
-            .replace('"correct horse battery"', repr(PASSWORD))
-        )
+        # The README's command (run from the root, as it says), pointed at the servers here.
         client = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-c",
-            snippet,
+            "-m",
+            "examples.bloggy.call",
+            "--watchword",
+            watchword.address,
+            "--bloggy",
+            f"127.0.0.1:{port}",
+            "--password",
+            PASSWORD,
             cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.PIPE,

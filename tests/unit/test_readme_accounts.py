@@ -30,7 +30,8 @@ def test_each_address_gets_one_password_in_every_readme() -> None:
 
 
 def test_the_bloggy_snippet_logs_in_with_that_password() -> None:
-    # tests/e2e/test_bloggy.py runs the snippet, swapping this literal for its own password.
+    # tests/e2e/test_bloggy.py runs the snippet with its own password (--password).
     (password,) = {password for password, _ in _created()["root@example.com"]}
-    snippet = READMES[1].read_text(encoding="utf-8").split("```python\n", 1)[1]
-    assert f'email="root@example.com", password="{password}"' in snippet
+    snippet = (REPO / "examples" / "bloggy" / "call.py").read_text(encoding="utf-8")
+    assert 'email="root@example.com", password=password' in snippet
+    assert f'"--password", default="{password}"' in snippet
