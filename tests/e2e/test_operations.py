@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -114,6 +114,61 @@ async def test_metrics_count_every_rpc_by_code_and_time_it(start_server: StartSe
     assert "watchword_password_hashing_jobs" in body
     assert _value(body, "watchword_mail_outbox_waiting") == 0
     assert "watchword_mail_dead_letters" in body
+
+
+async def test_metrics_show_throttling_and_mail_that_cannot_be_sent(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The outbox is read every 10 s in production; a test cannot wait that long.
+    monkeypatch.setattr("watchword_server.app._METRICS_REFRESH", 0.2)
+    running = await start_server(
+        metrics_listen="127.0.0.1:0",
+        login_max_failures=2,
+        registration_verification=True,
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),  # nothing listens: every delivery fails
+        mail_sender="Watchword <watchword@example.com>",
+        mail_max_attempts=2,
+    )
+    port = running.server.metrics_port
+    await register_reply(running)  # its verification mail cannot be delivered
+    wrong = auth.AuthenticateRequest(email=_EMAIL, password="nope" * 3)
+    codes = [(await failure(running.auth.Authenticate(wrong))).code for _ in range(3)]
+    assert codes[-1] == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    async def scraped_until(ready: Callable[[str], bool]) -> str:
+        deadline = time.monotonic() + 15
+        while True:
+            body = await asyncio.to_thread(_scrape, port)
+            if ready(body) or time.monotonic() > deadline:
+                return body
+            await asyncio.sleep(0.1)
+
+    # After the first failed attempt the mail waits for its retry (2 s later), and ages.
+    await scraped_until(lambda b: _value(b, "watchword_mail_outbox_waiting") == 1)
+    running.clock.advance(1)
+    body = await scraped_until(lambda b: _value(b, "watchword_mail_outbox_oldest_age_seconds") >= 1)
+    assert _value(body, "watchword_mail_outbox_waiting") == 1
+    assert _value(body, "watchword_mail_outbox_oldest_age_seconds") >= 1
+    assert _value(body, "watchword_mail_dead_letters") == 0
+    assert (
+        _value(
+            body,
+            "watchword_rpc_refusals_total",
+            grpc_method="Authenticate",
+            reason="TOO_MANY_ATTEMPTS",
+        )
+        == 1
+    )
+    if running.server.settings.database_url.startswith("postgresql"):
+        # The checks' prepared connections are open (SQLite has no pools to show).
+        assert _value(body, "watchword_database_connections_max", pool="prepared") > 0
+    # The second attempt fails too: it is given up, a dead letter, and nothing waits.
+    running.clock.advance(2)
+    body = await scraped_until(lambda b: _value(b, "watchword_mail_dead_letters") == 1)
+    assert _value(body, "watchword_mail_dead_letters") == 1
+    assert _value(body, "watchword_mail_outbox_waiting") == 0
+    assert _value(body, "watchword_mail_outbox_oldest_age_seconds") == 0
 
 
 async def test_a_metrics_port_in_use_stops_the_server_from_starting(
