@@ -333,3 +333,27 @@ async def test_workers_are_scraped_as_one_and_log_json_lines(
     assert len(checks) == 6
     assert all(line["code"] == "NOT_FOUND" and line["request_id"] for line in checks)
     assert admin_key not in log.read_text()
+
+
+@pytest.mark.postgres_only  # logging is the same whatever the database
+async def test_log_level_leaves_out_what_is_below_it(database_url: str, tmp_path: Path) -> None:
+    (admin_key,) = await create_keys(database_url, "admin-quiet")
+    env = server_env(database_url, log_format="json", log_rpcs=True, log_level="warning")
+    log = tmp_path / "quiet.log"
+    async with serve_process(env, log) as server:
+        (stubs,) = (await pinned_stubs(server.address, admin_key, server.port)).values()
+        try:
+            with pytest.raises(grpc.RpcError):  # no such user: an access line at INFO
+                await stubs.access.HasPermission(
+                    access.HasPermissionRequest(
+                        user_id="00000000-0000-4000-8000-000000000000", name="edit"
+                    )
+                )
+        finally:
+            for channel in stubs.channels:
+                await channel.close(None)
+    # The warning that mail only goes to the log is there; the INFO lines (serving on ...,
+    # the access line) are not.
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line]
+    assert any("smtp_host is unset" in line["message"] for line in lines), lines
+    assert {line["level"] for line in lines} <= {"warning", "error", "critical"}, lines
