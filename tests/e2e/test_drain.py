@@ -73,6 +73,32 @@ async def test_sigterm_drains_then_stops(tmp_path: Path) -> None:
     assert "draining: health says NOT_SERVING" in (tmp_path / "server.log").read_text()
 
 
+async def test_a_call_still_running_when_the_drain_ends_is_finished(tmp_path: Path) -> None:
+    # bcrypt(14) takes about a second here: the login outlasts a 0.3 s drain.
+    drain = 0.3
+    env = _sqlite_env(
+        tmp_path, shutdown_drain_seconds=drain, grace_period=10, hmac_alg="bcrypt(14)"
+    )
+    async with serve_process(env, tmp_path / "server.log") as server:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = auth_service_pb2_grpc.AuthServiceStub(channel)
+            await _served(stub, "slow@example.com")
+            login = asyncio.ensure_future(
+                stub.Authenticate(
+                    auth.AuthenticateRequest(email="slow@example.com", password=PASSWORD),
+                    timeout=30,
+                )
+            )
+            await asyncio.sleep(0.1)  # the hash has started
+            server.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            reply = await login
+            answered = time.monotonic() - signalled
+            assert reply.session_token
+            assert answered > drain, "the login should have outlasted the drain"
+            assert await _exit_status(server, 30) == 0
+
+
 async def test_a_second_signal_ends_the_drain(tmp_path: Path) -> None:
     env = _sqlite_env(tmp_path, shutdown_drain_seconds=60, grace_period=GRACE)
     async with serve_process(env, tmp_path / "server.log") as server:
