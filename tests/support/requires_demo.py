@@ -19,7 +19,6 @@ from watchword.client import USE_CLIENT_DEFAULT, AsyncClient, CallMetadata, Time
 
 __all__ = [
     "Blog",
-    "Clock",
     "Context",
     "CountingClient",
     "PERMISSION_DENIED",
@@ -104,16 +103,6 @@ class CountingClient(AsyncClient):
             timeout=timeout,
             metadata=metadata,
         )
-
-
-class Clock:
-    """Seconds that move only when told, for the guard's cache."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @asynccontextmanager

@@ -8,19 +8,12 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 import watchword
+from tests.support.clock import ManualSeconds
 from watchword import CheckResult, MembershipCheck, PermissionCheck
 from watchword._base import READ_YOUR_WRITES_WINDOW, Revisions
 from watchword._checks import batch_request, results_of
 from watchword.auth.v1 import access_service_pb2 as access
 from watchword.client import MAX_BATCH_CHECKS, AnyCheck
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_checks_take_exactly_one_subject_and_hide_session_tokens() -> None:
@@ -103,7 +96,7 @@ def test_a_result_has_no_truth_value() -> None:
 
 
 def test_checks_send_the_latest_write_within_the_window() -> None:
-    clock = Clock()
+    clock = ManualSeconds(100.0)
     revisions = Revisions(True, clock)
     assert revisions.window == READ_YOUR_WRITES_WINDOW
     assert (revisions.last, revisions.min_revision(None)) == ("", "")

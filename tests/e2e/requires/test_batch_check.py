@@ -11,13 +11,13 @@ import grpc
 from google.rpc import status_pb2
 
 from examples.bloggy.bloggy.v1 import bloggy_pb2
+from tests.support.clock import ManualSeconds
 from tests.support.flows import register
 from tests.support.recording import Recorder
 from tests.support.requires_demo import (
     PERMISSION_DENIED,
     UNAUTHENTICATED,
     Blog,
-    Clock,
     Context,
     bearer,
     get,
@@ -154,7 +154,7 @@ async def test_the_cache_keeps_batched_answers_until_the_clients_own_write(
     channel = recorder.channel(watchword.address)
     # One client for the guard and for the service's own admin writes.
     async with AsyncClient("ignored", channel=channel, service_key=watchword.admin_key) as client:
-        guard = Guard(client, cache_ttl=60, clock=Clock())
+        guard = Guard(client, cache_ttl=60, clock=ManualSeconds())
 
         class Protected(Blog):
             @requires(has_membership("admins") | has_membership("editors"), guard=guard)

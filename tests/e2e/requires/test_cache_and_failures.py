@@ -13,11 +13,11 @@ import pytest
 
 import watchword
 from examples.bloggy.bloggy.v1 import bloggy_pb2
+from tests.support.clock import ManualSeconds
 from tests.support.flows import register
 from tests.support.requires_demo import (
     UNAUTHENTICATED,
     Blog,
-    Clock,
     Context,
     CountingClient,
     bearer,
@@ -56,7 +56,7 @@ def _admins_only(guard: Guard) -> Blog:
 async def test_cached_answers_outlive_a_block_for_at_most_the_ttl(
     watchword: Running, client: CountingClient
 ) -> None:
-    clock = Clock()
+    clock = ManualSeconds()
     guard = Guard(client, cache_ttl=30, clock=clock)
     root, token = await register(watchword, "root@example.com")
     await join(watchword, "admins", root)
