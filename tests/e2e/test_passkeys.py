@@ -10,11 +10,14 @@ import uuid
 from collections.abc import Awaitable
 
 import grpc
+import pytest
 
 from tests.support.authenticator import Authenticator, b64url, unb64url
+from tests.support.clients import FLAVOURS, open_client
 from tests.support.flows import PASSWORD, register
 from tests.support.rpc_errors import ErrorDetails, failure
 from tests.support.servers import Running, StartServer
+from watchword import Unauthenticated
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
 from watchword.auth.v1 import resources_pb2
@@ -394,3 +397,48 @@ async def test_bad_requests_get_field_violations(start_server: StartServer) -> N
         running.auth.DeletePasskey(auth.DeletePasskeyRequest(session_token=token, passkey_id="x"))
     )
     assert bad_id.reason == "PASSKEY_NOT_FOUND"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_the_python_clients_carry_the_ceremonies(
+    start_server: StartServer, flavour: str
+) -> None:
+    running = await start_server()
+    client = await open_client(flavour, running.address)
+    try:
+        registered = await client.register(
+            email="ada@example.com", password=PASSWORD, first_name="Ada", last_name="L"
+        )
+        token = registered.session_token
+        device = Authenticator()
+        options = await client.begin_passkey_registration(session_token=token)
+        passkey = await client.finish_passkey_registration(
+            session_token=token, credential_json=device.register(options), name="Laptop"
+        )
+        begun = await client.begin_passkey_login()
+        answer = device.sign_in(begun.options_json)
+        login = await client.finish_passkey_login(
+            challenge=begun.challenge, credential_json=answer, remember=True
+        )
+        assert login.user.email == "ada@example.com"
+        lifetime = login.expire_time.ToDatetime(tzinfo=running.clock.now().tzinfo)
+        assert (lifetime - running.clock.now()).total_seconds() == 2_592_000  # remembered
+        mine = await client.list_passkeys(session_token=login.session_token)
+        assert [p.id for p in mine] == [passkey.id]
+        with pytest.raises(Unauthenticated) as replayed:
+            await client.finish_passkey_login(challenge=begun.challenge, credential_json=answer)
+        assert replayed.value.reason == "SECOND_FACTOR_INVALID"
+        named = await client.begin_passkey_login(email="ada@example.com")
+        assert device.credential_b64 in named.options_json
+        await client.delete_passkey(session_token=token, passkey_id=passkey.id)
+        assert await client.list_passkeys(session_token=token) == []
+    finally:
+        await client.close()
+
+
+async def test_the_passkey_rpcs_can_be_disabled(start_server: StartServer) -> None:
+    running = await start_server(disabled_rpcs=["BeginPasskeyLogin", "FinishPasskeyLogin"])
+    off = await failure(begin_login(running))
+    assert (off.code, off.reason) == (grpc.StatusCode.UNIMPLEMENTED, "RPC_DISABLED")
+    _, token = await register(running, "ada@example.com")
+    await running.auth.ListPasskeys(auth.ListPasskeysRequest(session_token=token))
