@@ -213,9 +213,14 @@ async def test_replayed_forged_and_stale_answers_are_refused(start_server: Start
         await failure(finish_login(running, "A" * 43, device.sign_in(first.options_json)))
     )
 
-    # Ada's passkey after naming Bob's address; an answer claiming another user handle.
+    # Ada's passkey after naming Bob's address, or an unknown one; an answer claiming
+    # another user handle.
     await register(running, "bob@example.com")
     begun = await begin_login(running, "bob@example.com")
+    assert refused(
+        await failure(finish_login(running, begun.challenge, device.sign_in(begun.options_json)))
+    )
+    begun = await begin_login(running, "nobody@example.com")
     assert refused(
         await failure(finish_login(running, begun.challenge, device.sign_in(begun.options_json)))
     )
@@ -249,7 +254,7 @@ async def test_replayed_forged_and_stale_answers_are_refused(start_server: Start
     await sign_in(running, device)  # and the passkey still works
 
     kinds = await kinds_of(running, user_id)
-    assert kinds.count(resources_pb2.EVENT_KIND_PASSKEY_LOGIN_FAILED) == 10
+    assert kinds.count(resources_pb2.EVENT_KIND_PASSKEY_LOGIN_FAILED) == 11
     assert kinds.count(resources_pb2.EVENT_KIND_PASSKEY_LOGIN) == 2
 
 

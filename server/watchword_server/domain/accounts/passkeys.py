@@ -300,7 +300,8 @@ class Passkeys:
             and opened.expire_time > now
             and passkey is not None
             and owner is not None
-            and (opened.user_id is None or opened.user_id == owner.id)
+            # After naming an address, only its user's passkeys (none for an unknown one).
+            and (not opened.email or opened.user_id == owner.id)
             and (
                 assertion.user_handle is None
                 or hmac.compare_digest(assertion.user_handle, owner.id.bytes)
