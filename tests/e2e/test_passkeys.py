@@ -293,6 +293,12 @@ async def test_registration_refuses_stale_foreign_and_repeated_credentials(
     assert refused(await failure(finish(token, device.register(await options(token)))))
     device.verifies_user = True
 
+    # A credential id longer than WebAuthn allows (1023 bytes).
+    long_id = Authenticator()
+    long_id.register(await options(token))
+    long_id.credential_id = b"\x01" * 1024
+    assert refused(await failure(finish(token, long_id.register(await options(token), again=True))))
+
     await finish(token, device.register(await options(token)))
     # The same credential once more, for Ada or for Bob, past the exclusion list.
     for session in (token, bob):

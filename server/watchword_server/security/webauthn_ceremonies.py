@@ -44,6 +44,7 @@ __all__ = [
     "Assertion",
     "CeremonyFailed",
     "MalformedCredential",
+    "MAX_CREDENTIAL_ID",
     "NewCredential",
     "RelyingParty",
     "challenge_digest",
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 _CHALLENGE_BYTES = 32
+MAX_CREDENTIAL_ID = 1023
+"""Bytes a credential id may have (WebAuthn Level 3, credentialIdLength)."""
 # What a malformed credential may raise while it is decoded, besides py_webauthn's own.
 _DECODING_ERRORS = (
     WebAuthnException,
@@ -194,6 +197,8 @@ def verify_registration(
         )
     except _DECODING_ERRORS as error:
         raise CeremonyFailed(str(error)) from None
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID:
+        raise CeremonyFailed("the credential id is longer than WebAuthn allows")
     return NewCredential(
         credential_id=verified.credential_id,
         public_key=verified.credential_public_key,
