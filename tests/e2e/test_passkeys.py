@@ -5,6 +5,7 @@ expired challenge, a counter gone backwards, no user verification), on both data
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable
@@ -15,7 +16,7 @@ import pytest
 from tests.support.authenticator import Authenticator, b64url, unb64url
 from tests.support.clients import FLAVOURS, open_client
 from tests.support.flows import PASSWORD, register
-from tests.support.rpc_errors import ErrorDetails, failure
+from tests.support.rpc_errors import ErrorDetails, details_of, failure
 from tests.support.servers import Running, StartServer
 from watchword import Unauthenticated
 from watchword.auth.v1 import admin_service_pb2 as admin
@@ -453,3 +454,21 @@ async def test_the_passkey_rpcs_can_be_disabled(start_server: StartServer) -> No
     assert (off.code, off.reason) == (grpc.StatusCode.UNIMPLEMENTED, "RPC_DISABLED")
     _, token = await register(running, "ada@example.com")
     await running.auth.ListPasskeys(auth.ListPasskeysRequest(session_token=token))
+
+
+async def test_one_answer_sent_twice_at_once_logs_in_once(start_server: StartServer) -> None:
+    running = await start_server()
+    _, token = await register(running, "ada@example.com")
+    device, _ = await add_passkey(running, token, "Laptop")
+    begun = await begin_login(running)
+    answer = device.sign_in(begun.options_json)
+    outcomes = await asyncio.gather(
+        *(finish_login(running, begun.challenge, answer) for _ in range(4)),
+        return_exceptions=True,
+    )
+    logged_in = [o for o in outcomes if isinstance(o, auth.FinishPasskeyLoginResponse)]
+    assert len(logged_in) == 1
+    for outcome in outcomes:
+        if not isinstance(outcome, auth.FinishPasskeyLoginResponse):
+            assert isinstance(outcome, grpc.aio.AioRpcError)
+            assert refused(details_of(outcome))
