@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -109,6 +110,9 @@ class Messages(BaseModel):
     verification_key_invalid: str = "The verification link is invalid or has expired"
     reset_key_invalid: str = "The password reset link is invalid or has expired"
     password_incorrect: str = "The current password is incorrect"
+    second_factor_invalid: str = "The second factor or passkey is invalid or has expired"
+    passkey_taken: str = "This passkey is registered already"
+    passkey_not_found: str = "No such passkey"
     registration_log: str = "User {id} registered"
     login_log: str = "User {id} logged in"
     login_failed_log: str = "Failed login for {email}"
@@ -132,6 +136,10 @@ class Messages(BaseModel):
     del_membership_log: str = "User {id} is no longer member of group {group}"
     add_permission_log: str = "Permission {name} granted to group {group}"
     del_permission_log: str = "Permission {name} withdrawn from group {group}"
+    passkey_registered_log: str = "User {id} registered the passkey {name}"
+    passkey_deleted_log: str = "User {id} deleted the passkey {name}"
+    passkey_login_log: str = "User {id} logged in with a passkey"
+    passkey_login_failed_log: str = "Failed passkey login for {email}"
 
 
 def _check_templates(messages: Messages) -> None:
@@ -189,6 +197,35 @@ def _check_tls_files(settings: Settings) -> None:
         )
 
 
+def _check_webauthn(settings: Settings) -> None:
+    # What browsers accept, checked at start rather than found out at the first ceremony.
+    rp_id = settings.webauthn_rp_id
+    if not rp_id or any(char in rp_id for char in "/:@ ") or rp_id != rp_id.lower():
+        raise ValueError(f"webauthn_rp_id must be a lower-case domain name, not {rp_id!r}")
+    if not settings.webauthn_origins:
+        raise ValueError("webauthn_origins must name at least one origin")
+    for origin in sorted(settings.webauthn_origins):
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        local = host == "localhost" or host.endswith(".localhost")
+        if (
+            parts.scheme not in ("https", "http")
+            or (parts.scheme == "http" and not local)
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ValueError(
+                f"webauthn_origins: {origin!r} is not an origin like https://example.com "
+                "(http only on localhost)"
+            )
+        if host != rp_id and not host.endswith(f".{rp_id}"):
+            raise ValueError(
+                f"webauthn_origins: {origin!r} is neither webauthn_rp_id ({rp_id}) nor under it"
+            )
+
+
 class Settings(BaseSettings):
     """The server's whole configuration, validated once at start and never mutated."""
 
@@ -229,6 +266,13 @@ class Settings(BaseSettings):
     # Register with an address in use answers as for a new one and mails its owner.
     registration_enumeration_safe: bool = False
     verification_key_ttl: int = Field(default=259_200, ge=1)
+    # Passkeys (WebAuthn): the relying party's id (the site's domain, which every origin
+    # must be or be under), its name shown by authenticators, the origins (scheme://host
+    # [:port]) the browser may report, and how long a ceremony's challenge may be answered.
+    webauthn_rp_id: str = "localhost"
+    webauthn_rp_name: str = "Watchword"
+    webauthn_origins: Annotated[frozenset[str], NoDecode] = frozenset({"http://localhost:8000"})
+    webauthn_challenge_ttl: int = Field(default=300, ge=1, le=86_400)
     reset_key_ttl: int = Field(default=86_400, ge=1)
     # NoDecode: a plain variable may say `A,B` as well as a JSON list.
     disabled_rpcs: Annotated[frozenset[str], NoDecode] = frozenset()
@@ -254,7 +298,8 @@ class Settings(BaseSettings):
     # Retention: every retention_interval seconds (0: never) each server deletes expired
     # sessions, mailed keys used or expired more than used_key_retention seconds ago, mail
     # sent more than sent_mail_retention and given up more than dead_mail_retention ago,
-    # and login failures past login_failure_window. The audit log is kept.
+    # login failures past login_failure_window and expired passkey challenges. The audit
+    # log is kept.
     retention_interval: int = Field(default=3600, ge=0)
     used_key_retention: int = Field(default=7 * 86_400, ge=0)
     sent_mail_retention: int = Field(default=7 * 86_400, ge=0)
@@ -348,7 +393,7 @@ class Settings(BaseSettings):
         # `WATCHWORD_TLS_CERT_FILE=` (a variable left empty) means no file, not a file "".
         return None if value == "" else value
 
-    @field_validator("disabled_rpcs", "trusted_proxies", mode="before")
+    @field_validator("disabled_rpcs", "trusted_proxies", "webauthn_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         # Accept "A,B" from a plain environment variable as well as a JSON/TOML list.
@@ -383,6 +428,7 @@ class Settings(BaseSettings):
         if self.smtp_ssl and self.smtp_starttls:
             raise ValueError("smtp_ssl and smtp_starttls exclude each other")
         _check_tls_files(self)
+        _check_webauthn(self)
         if self.registration_enumeration_safe and not (
             self.registration_verification or self.registration_approval
         ):

@@ -12,6 +12,7 @@ from watchword_server.domain.access.service_keys import ServiceKeys
 from watchword_server.domain.accounts import account_notices
 from watchword_server.domain.accounts.account_keys import MailedKeys
 from watchword_server.domain.accounts.accounts import Accounts
+from watchword_server.domain.accounts.passkeys import Passkeys, relying_party
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
 from watchword_server.domain.accounts.services import AccountServices
@@ -61,6 +62,7 @@ class Domain:
     sessions: Sessions
     passwords: PasswordFlows
     profiles: Profiles
+    passkeys: Passkeys
     mail_sender: MailSender
     checks: AccessChecks
     user_admin: UserAdmin
@@ -158,6 +160,15 @@ def build_domain(
     accounts = Accounts(shared)
     passwords = PasswordFlows(shared, background)
     profiles = Profiles(settings, database, sessions, events, clock, notices)
+    passkeys = Passkeys(
+        shared,
+        relying_party(
+            settings.webauthn_rp_id,
+            settings.webauthn_rp_name,
+            settings.webauthn_origins,
+            settings.webauthn_challenge_ttl,
+        ),
+    )
     pages = PageTokens(derived_token(keyring.current, "page-tokens", b"").encode())
     stream = EventStream(database)
     return Domain(
@@ -165,6 +176,7 @@ def build_domain(
         sessions=sessions,
         passwords=passwords,
         profiles=profiles,
+        passkeys=passkeys,
         mail_sender=sender,
         checks=AccessChecks(reads, sessions, cache),
         user_admin=UserAdmin(settings, database, hasher, events, pages, clock, notices),

@@ -17,7 +17,13 @@ from tests.support.servers import settings_for
 from watchword_server.model.records import UserStatus
 from watchword_server.runtime.retention import RetentionJob
 from watchword_server.storage.db import Database, create_engine
-from watchword_server.storage.models import AccountKey, LoginFailure, MailOutbox, Session
+from watchword_server.storage.models import (
+    AccountKey,
+    LoginFailure,
+    MailOutbox,
+    PasskeyChallenge,
+    Session,
+)
 from watchword_server.storage.repositories import retention
 from watchword_server.storage.repositories.users import insert_user
 from watchword_server.storage.schema import upgrade
@@ -120,6 +126,18 @@ async def _seed(database: Database) -> uuid.UUID:
                     email_key=b"k" * 32, client_ip="192.0.2.1", create_time=NOW - age
                 )
             )
+        for purpose, expires in (("expired", NOW - timedelta(seconds=1)), ("live", NOW + DAY)):
+            await conn.execute(
+                insert(PasskeyChallenge).values(
+                    id=uuid.uuid4(),
+                    challenge_digest=purpose.encode().ljust(32, b"-"),
+                    purpose=purpose,
+                    user_id=user.id,
+                    email="",
+                    create_time=NOW - timedelta(minutes=10),
+                    expire_time=expires,
+                )
+            )
     return user.id
 
 
@@ -139,7 +157,9 @@ async def test_a_round_removes_only_what_is_done_with(database: Database) -> Non
         "sent_mail": 1,
         "dead_mail": 1,
         "login_failures": 1,
+        "passkey_challenges": 1,
     }
+    assert await _left(database, PasskeyChallenge.purpose) == {"live"}
     assert await _left(database, Session.client_ip) == {"short-live", "long-live"}
     assert await _left(database, AccountKey.purpose) == {"used-lately", "live"}
     assert await _left(database, MailOutbox.recipient) == {

@@ -101,3 +101,33 @@ def test_broken_message_templates_are_refused_at_start() -> None:
         Settings(messages={"login_log": "User {id[x]} in"})
     with pytest.raises(ValidationError, match="messages.registration_email_text"):
         Settings(messages={"registration_email_text": "Open {link"})
+
+
+def test_webauthn_settings_default_to_local_use_and_read_a_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert (settings.webauthn_rp_id, settings.webauthn_rp_name) == ("localhost", "Watchword")
+    assert settings.webauthn_origins == {"http://localhost:8000"}
+    assert settings.webauthn_challenge_ttl == 300
+    monkeypatch.setenv("WATCHWORD_WEBAUTHN_RP_ID", "example.com")
+    monkeypatch.setenv("WATCHWORD_WEBAUTHN_ORIGINS", "https://example.com, https://app.example.com")
+    assert load_settings().webauthn_origins == {"https://example.com", "https://app.example.com"}
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "origin", "complaint"),
+    [
+        ("example.com", "https://example.net", "nor under it"),
+        ("example.com", "https://notexample.com", "nor under it"),
+        ("example.com", "http://example.com", "http only on localhost"),
+        ("example.com", "https://example.com/login", "not an origin"),
+        ("localhost", "localhost:8000", "not an origin"),
+        ("https://example.com", "https://example.com", "webauthn_rp_id must be"),
+    ],
+)
+def test_webauthn_origins_must_be_origins_of_the_relying_party(
+    rp_id: str, origin: str, complaint: str
+) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        Settings(webauthn_rp_id=rp_id, webauthn_origins=frozenset({origin}))

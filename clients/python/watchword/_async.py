@@ -184,6 +184,90 @@ class AsyncClient(AsyncAdminMethods):
         )
         return (await self._unary(self._auth.UpdateProfile, request, timeout, metadata)).user
 
+    # AuthService: passkeys (WebAuthn).
+
+    async def begin_passkey_registration(
+        self, *, session_token: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> str:
+        """The WebAuthn creation options (JSON) for navigator.credentials.create()."""
+        request = auth.BeginPasskeyRegistrationRequest(session_token=session_token)
+        response = await self._unary(
+            self._auth.BeginPasskeyRegistration, request, timeout, metadata
+        )
+        return response.options_json
+
+    async def finish_passkey_registration(
+        self,
+        *,
+        session_token: str,
+        credential_json: str,
+        name: str,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> auth.Passkey:
+        """Register the new credential (its JSON from the browser) under ``name``.
+
+        Raises:
+            Unauthenticated: ``reason == "SECOND_FACTOR_INVALID"``: the challenge is wrong,
+                used or expired, or the credential does not verify.
+            AlreadyExists: ``reason == "PASSKEY_ALREADY_REGISTERED"``.
+        """
+        request = auth.FinishPasskeyRegistrationRequest(
+            session_token=session_token, credential_json=credential_json, name=name
+        )
+        response = await self._unary(
+            self._auth.FinishPasskeyRegistration, request, timeout, metadata
+        )
+        return response.passkey
+
+    async def begin_passkey_login(
+        self, *, email: str = "", timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> auth.BeginPasskeyLoginResponse:
+        """A login challenge and the options (JSON) for navigator.credentials.get(); without
+        ``email``, for a discoverable credential."""
+        request = auth.BeginPasskeyLoginRequest(email=email)
+        return await self._unary(self._auth.BeginPasskeyLogin, request, timeout, metadata)
+
+    async def finish_passkey_login(
+        self,
+        *,
+        challenge: str,
+        credential_json: str,
+        remember: bool = False,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> auth.FinishPasskeyLoginResponse:
+        """Log in with the assertion (its JSON from the browser): a session, as authenticate.
+
+        Raises:
+            Unauthenticated: ``reason == "SECOND_FACTOR_INVALID"``.
+            FailedPrecondition: The account is pending, disabled or blocked.
+        """
+        request = auth.FinishPasskeyLoginRequest(
+            challenge=challenge, credential_json=credential_json, remember=remember
+        )
+        return await self._unary(self._auth.FinishPasskeyLogin, request, timeout, metadata)
+
+    async def list_passkeys(
+        self, *, session_token: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> list[auth.Passkey]:
+        """The session user's passkeys, oldest first."""
+        request = auth.ListPasskeysRequest(session_token=session_token)
+        response = await self._unary(self._auth.ListPasskeys, request, timeout, metadata)
+        return list(response.passkeys)
+
+    async def delete_passkey(
+        self,
+        *,
+        session_token: str,
+        passkey_id: str,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> None:
+        """Delete one of the session user's passkeys (NotFound ``PASSKEY_NOT_FOUND``)."""
+        request = auth.DeletePasskeyRequest(session_token=session_token, passkey_id=passkey_id)
+        await self._unary(self._auth.DeletePasskey, request, timeout, metadata)
+
     # AccessService.
 
     async def has_membership(

@@ -76,3 +76,43 @@ test("a short password is INVALID_ARGUMENT with a violation on password", async 
   assert.ok(fields.includes("password"), `violations: ${JSON.stringify(err.violations)}`);
   assert.ok(err.violations.every((violation) => violation.description));
 });
+
+test("passkeys: registration options, the listing, and a wrong challenge refused", async () => {
+  const { auth } = connect("none");
+  const email = uniqueEmail("pia");
+  const { sessionToken, user } = await auth.register({
+    email,
+    password: PASSWORD,
+    firstName: "Pia",
+    lastName: "K",
+  });
+
+  const { optionsJson } = await auth.beginPasskeyRegistration({ sessionToken });
+  const options = JSON.parse(optionsJson);
+  assert.equal(options.rp.id, "localhost");
+  assert.equal(options.user.name, email);
+  assert.equal(options.authenticatorSelection.userVerification, "required");
+  assert.deepEqual(options.excludeCredentials, []);
+  const { passkeys } = await auth.listPasskeys({ sessionToken });
+  assert.deepEqual(passkeys, []);
+
+  const begun = await auth.beginPasskeyLogin({ email });
+  assert.ok(begun.challenge);
+  assert.deepEqual(JSON.parse(begun.optionsJson).allowCredentials, []);
+  const assertion = JSON.stringify({
+    id: "AAAA",
+    rawId: "AAAA",
+    type: "public-key",
+    response: { clientDataJSON: "e30", authenticatorData: "AAAA", signature: "AAAA" },
+  });
+  const wrong = await failure(
+    auth.finishPasskeyLogin({ challenge: begun.challenge, credentialJson: assertion }),
+  );
+  assert.equal(wrong.code, Code.Unauthenticated);
+  assert.equal(wrong.reason, "SECOND_FACTOR_INVALID");
+  const missing = await failure(
+    auth.deletePasskey({ sessionToken, passkeyId: user?.id ?? "none" }),
+  );
+  assert.equal(missing.code, Code.NotFound);
+  assert.equal(missing.reason, "PASSKEY_NOT_FOUND");
+});

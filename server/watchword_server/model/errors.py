@@ -22,12 +22,15 @@ __all__ = [
     "InvalidCredentials",
     "MembershipNotFound",
     "Overloaded",
+    "PasskeyAlreadyRegistered",
+    "PasskeyNotFound",
     "PasswordIncorrect",
     "PermissionNotFound",
     "Reason",
     "ResetKeyInvalid",
     "RpcDisabled",
     "RpcUnimplemented",
+    "SecondFactorInvalid",
     "SessionInvalid",
     "ShuttingDown",
     "StreamOverflowed",
@@ -67,6 +70,9 @@ class Reason(enum.StrEnum):
     SHUTTING_DOWN = "SHUTTING_DOWN"
     OVERLOADED = "OVERLOADED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    SECOND_FACTOR_INVALID = "SECOND_FACTOR_INVALID"
+    PASSKEY_ALREADY_REGISTERED = "PASSKEY_ALREADY_REGISTERED"
+    PASSKEY_NOT_FOUND = "PASSKEY_NOT_FOUND"
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,28 @@ class SessionInvalid(DomainError):
 
     reason = Reason.SESSION_INVALID
     message_key = "session_invalid"
+
+
+class SecondFactorInvalid(DomainError):
+    """A second factor or passkey ceremony failed: the code, the assertion or its challenge
+    is wrong, used already or expired (which of them is not told)."""
+
+    reason = Reason.SECOND_FACTOR_INVALID
+    message_key = "second_factor_invalid"
+
+
+class PasskeyAlreadyRegistered(DomainError):
+    """The credential is registered already (to this user or another)."""
+
+    reason = Reason.PASSKEY_ALREADY_REGISTERED
+    message_key = "passkey_taken"
+
+
+class PasskeyNotFound(DomainError):
+    """The logged-in user has no passkey with this id."""
+
+    reason = Reason.PASSKEY_NOT_FOUND
+    message_key = "passkey_not_found"
 
 
 class AccountPendingVerification(DomainError):

@@ -14,6 +14,7 @@ __all__ = [
     "EventRecord",
     "GroupRecord",
     "MembershipRecord",
+    "PasskeyRecord",
     "PermissionRecord",
     "Scope",
     "Grant",
@@ -71,6 +72,10 @@ class EventKind(enum.StrEnum):
     PERMISSION_ADDED = "permission_added"
     PERMISSION_REMOVED = "permission_removed"
     APPLICATION = "application"
+    PASSKEY_REGISTERED = "passkey_registered"
+    PASSKEY_DELETED = "passkey_deleted"
+    PASSKEY_LOGIN = "passkey_login"
+    PASSKEY_LOGIN_FAILED = "passkey_login_failed"
 
 
 @dataclass(frozen=True)
@@ -160,3 +165,14 @@ class PermissionRecord:
     record_id: str
     create_time: datetime
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PasskeyRecord:
+    """A user's registered WebAuthn credential, as its owner sees it (no key material)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    create_time: datetime
+    last_used_time: datetime | None

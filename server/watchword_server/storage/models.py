@@ -39,6 +39,8 @@ __all__ = [
     "LoginFailure",
     "MailOutbox",
     "Membership",
+    "Passkey",
+    "PasskeyChallenge",
     "Permission",
     "ServiceKey",
     "Session",
@@ -281,3 +283,41 @@ class EmmettImport(Base):
     source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     target_id: Mapped[str] = mapped_column(String(64))
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Passkey(Base):
+    """A user's WebAuthn credential: its id and public key (no secret: the private key
+    never leaves the authenticator), and the signature counter last seen."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # WebAuthn credential ids are at most 1023 bytes; one credential, one passkey.
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PasskeyChallenge(Base):
+    """A WebAuthn ceremony under way: its challenge's digest (never the challenge), what
+    it is for, and whom. Deleted when it is answered, right or wrong."""
+
+    __tablename__ = "passkey_challenges"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    challenge_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    # Registration: the logged-in user. Login: the named address's user, if any.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    # Login: the address given ("" for a discoverable credential), for the throttle.
+    email: Mapped[str] = mapped_column(String(320), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    expire_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -51,6 +51,9 @@ STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
     Reason.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.DATABASE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.SECOND_FACTOR_INVALID: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.PASSKEY_ALREADY_REGISTERED: grpc.StatusCode.ALREADY_EXISTS,
+    Reason.PASSKEY_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
 }
 
 

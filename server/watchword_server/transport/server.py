@@ -27,6 +27,7 @@ from watchword_server.config import Settings
 from watchword_server.domain.access.checks import AccessChecks
 from watchword_server.domain.access.service_keys import Scope, ServiceKeys
 from watchword_server.domain.accounts.accounts import Accounts
+from watchword_server.domain.accounts.passkeys import Passkeys
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
 from watchword_server.domain.accounts.sessions import Sessions
@@ -74,6 +75,8 @@ class ServedDomain(Protocol):
     def passwords(self) -> PasswordFlows: ...
     @property
     def profiles(self) -> Profiles: ...
+    @property
+    def passkeys(self) -> Passkeys: ...
     @property
     def checks(self) -> AccessChecks: ...
     @property
@@ -131,6 +134,7 @@ class GrpcServer:
             domain.sessions,
             domain.passwords,
             domain.profiles,
+            domain.passkeys,
             [field.name for field in settings.custom_fields if not field.readable],
         )
         add_auth = auth_service_pb2_grpc.add_AuthServiceServicer_to_server

@@ -54,15 +54,19 @@ class LoginThrottle:
             return None
         now = self._clock.now()
         email_key = self._email_key(email)
+        # No address (a passkey login with nothing but a credential unknown here): only
+        # the client's count applies; the failure is stored under the key of "", which no
+        # address's count reads.
+        per_email = self._per_email if email else 0
         return failure_rows.RecentQuery(
-            email_key=email_key if self._per_email else None,
+            email_key=email_key if per_email else None,
             client_ip=client_ip if self._per_client else "",
             since=now - self._window,
             attempt=failure_rows.NewAttempt(
                 email_key=email_key,
                 client_ip=client_ip,
                 now=now,
-                email_limit=self._per_email,
+                email_limit=per_email,
                 client_limit=self._per_client,
             ),
         )
@@ -101,6 +105,10 @@ class LoginThrottle:
     def to_forget(self, email: str, attempt: Attempt | None) -> bytes | None:
         """The address key whose failures a correct password clears, or None when there is
         nothing to clear beyond the attempt's own place (the write gives that back)."""
-        if not self._per_email or (attempt is not None and attempt.recent.by_email == 0):
+        if (
+            not email
+            or not self._per_email
+            or (attempt is not None and attempt.recent.by_email == 0)
+        ):
             return None
         return self._email_key(email)

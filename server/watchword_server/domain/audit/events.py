@@ -41,6 +41,10 @@ _TEMPLATES: Mapping[EventKind, str] = {
     EventKind.MEMBERSHIP_REMOVED: "del_membership_log",
     EventKind.PERMISSION_ADDED: "add_permission_log",
     EventKind.PERMISSION_REMOVED: "del_permission_log",
+    EventKind.PASSKEY_REGISTERED: "passkey_registered_log",
+    EventKind.PASSKEY_DELETED: "passkey_deleted_log",
+    EventKind.PASSKEY_LOGIN: "passkey_login_log",
+    EventKind.PASSKEY_LOGIN_FAILED: "passkey_login_failed_log",
 }
 
 

@@ -9,10 +9,11 @@ import grpc
 
 from watchword.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from watchword_server.domain.accounts.accounts import Accounts
+from watchword_server.domain.accounts.passkeys import Passkeys
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
 from watchword_server.domain.accounts.sessions import Sessions
-from watchword_server.model.records import CallContext
+from watchword_server.model.records import CallContext, PasskeyRecord
 from watchword_server.transport.convert import (
     call_context,
     struct_to_dict,
@@ -34,8 +35,10 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         sessions: Sessions,
         passwords: PasswordFlows,
         profiles: Profiles,
+        passkeys: Passkeys,
         hidden_fields: Collection[str] = (),
     ) -> None:
+        self._passkeys = passkeys
         self._accounts = accounts
         self._sessions = sessions
         self._passwords = passwords
@@ -143,3 +146,66 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             call=self._call(),
         )
         return auth_service_pb2.UpdateProfileResponse(user=self._user_views.of(user))
+
+    async def BeginPasskeyRegistration(  # noqa: N802
+        self, request: auth_service_pb2.BeginPasskeyRegistrationRequest, context: Context
+    ) -> auth_service_pb2.BeginPasskeyRegistrationResponse:
+        options = await self._passkeys.begin_registration(session_token=request.session_token)
+        return auth_service_pb2.BeginPasskeyRegistrationResponse(options_json=options)
+
+    async def FinishPasskeyRegistration(  # noqa: N802
+        self, request: auth_service_pb2.FinishPasskeyRegistrationRequest, context: Context
+    ) -> auth_service_pb2.FinishPasskeyRegistrationResponse:
+        passkey = await self._passkeys.finish_registration(
+            session_token=request.session_token,
+            credential_json=request.credential_json,
+            name=request.name,
+            call=self._call(),
+        )
+        return auth_service_pb2.FinishPasskeyRegistrationResponse(passkey=_passkey(passkey))
+
+    async def BeginPasskeyLogin(  # noqa: N802
+        self, request: auth_service_pb2.BeginPasskeyLoginRequest, context: Context
+    ) -> auth_service_pb2.BeginPasskeyLoginResponse:
+        challenge, options = await self._passkeys.begin_login(email=request.email)
+        return auth_service_pb2.BeginPasskeyLoginResponse(challenge=challenge, options_json=options)
+
+    async def FinishPasskeyLogin(  # noqa: N802
+        self, request: auth_service_pb2.FinishPasskeyLoginRequest, context: Context
+    ) -> auth_service_pb2.FinishPasskeyLoginResponse:
+        login = await self._passkeys.finish_login(
+            challenge=request.challenge,
+            credential_json=request.credential_json,
+            remember=request.remember,
+            call=self._call(),
+        )
+        return auth_service_pb2.FinishPasskeyLoginResponse(
+            session_token=login.session.token,
+            expire_time=timestamp(login.session.expire_time),
+            user=self._user_views.of(login.user),
+        )
+
+    async def ListPasskeys(  # noqa: N802
+        self, request: auth_service_pb2.ListPasskeysRequest, context: Context
+    ) -> auth_service_pb2.ListPasskeysResponse:
+        passkeys = await self._passkeys.list(session_token=request.session_token)
+        return auth_service_pb2.ListPasskeysResponse(passkeys=[_passkey(p) for p in passkeys])
+
+    async def DeletePasskey(  # noqa: N802
+        self, request: auth_service_pb2.DeletePasskeyRequest, context: Context
+    ) -> auth_service_pb2.DeletePasskeyResponse:
+        await self._passkeys.delete(
+            session_token=request.session_token,
+            passkey_id=request.passkey_id,
+            call=self._call(),
+        )
+        return auth_service_pb2.DeletePasskeyResponse()
+
+
+def _passkey(record: PasskeyRecord) -> auth_service_pb2.Passkey:
+    passkey = auth_service_pb2.Passkey(
+        id=str(record.id), name=record.name, create_time=timestamp(record.create_time)
+    )
+    if record.last_used_time is not None:
+        passkey.last_used_time.CopyFrom(timestamp(record.last_used_time))
+    return passkey

@@ -3,11 +3,13 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from watchword.auth.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
 import sys
@@ -534,3 +536,340 @@ class UpdateProfileResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateProfileResponse: _TypeAlias = UpdateProfileResponse  # noqa: Y015
+
+@_typing.final
+class Passkey(_message.Message):
+    """Passkey is a WebAuthn credential registered by a user to log in with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_USED_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id is the passkey's opaque identifier, assigned by the server (not the WebAuthn credential id)."""
+    name: _builtins.str
+    """name is the user's label for it, such as "Laptop"."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """create_time is when it was registered."""
+
+    @_builtins.property
+    def last_used_time(self) -> _timestamp_pb2.Timestamp:
+        """last_used_time is when it was last used to log in; unset when never."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        last_used_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_used_time", b"last_used_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "last_used_time", b"last_used_time", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Passkey: _TypeAlias = Passkey  # noqa: Y015
+
+@_typing.final
+class BeginPasskeyRegistrationRequest(_message.Message):
+    """BeginPasskeyRegistrationRequest is the request of AuthService.BeginPasskeyRegistration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the token of the logged-in user's session."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginPasskeyRegistrationRequest: _TypeAlias = BeginPasskeyRegistrationRequest  # noqa: Y015
+
+@_typing.final
+class BeginPasskeyRegistrationResponse(_message.Message):
+    """BeginPasskeyRegistrationResponse is the response of AuthService.BeginPasskeyRegistration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTIONS_JSON_FIELD_NUMBER: _builtins.int
+    options_json: _builtins.str
+    """options_json is the PublicKeyCredentialCreationOptions, as JSON with base64url byte fields."""
+    def __init__(
+        self,
+        *,
+        options_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["options_json", b"options_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginPasskeyRegistrationResponse: _TypeAlias = BeginPasskeyRegistrationResponse  # noqa: Y015
+
+@_typing.final
+class FinishPasskeyRegistrationRequest(_message.Message):
+    """FinishPasskeyRegistrationRequest is the request of AuthService.FinishPasskeyRegistration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_JSON_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the token of the logged-in user's session."""
+    credential_json: _builtins.str
+    """credential_json is the RegistrationResponseJSON from navigator.credentials.create() (its toJSON())."""
+    name: _builtins.str
+    """name is the user's label for the passkey, at most 100 characters."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        credential_json: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_json", b"credential_json", "name", b"name", "session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishPasskeyRegistrationRequest: _TypeAlias = FinishPasskeyRegistrationRequest  # noqa: Y015
+
+@_typing.final
+class FinishPasskeyRegistrationResponse(_message.Message):
+    """FinishPasskeyRegistrationResponse is the response of AuthService.FinishPasskeyRegistration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSKEY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def passkey(self) -> Global___Passkey:
+        """passkey is the registered passkey."""
+
+    def __init__(
+        self,
+        *,
+        passkey: Global___Passkey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["passkey", b"passkey"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passkey", b"passkey"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishPasskeyRegistrationResponse: _TypeAlias = FinishPasskeyRegistrationResponse  # noqa: Y015
+
+@_typing.final
+class BeginPasskeyLoginRequest(_message.Message):
+    """BeginPasskeyLoginRequest is the request of AuthService.BeginPasskeyLogin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    """email is the user's e-mail address; empty for a discoverable credential."""
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginPasskeyLoginRequest: _TypeAlias = BeginPasskeyLoginRequest  # noqa: Y015
+
+@_typing.final
+class BeginPasskeyLoginResponse(_message.Message):
+    """BeginPasskeyLoginResponse is the response of AuthService.BeginPasskeyLogin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_FIELD_NUMBER: _builtins.int
+    OPTIONS_JSON_FIELD_NUMBER: _builtins.int
+    challenge: _builtins.str
+    """challenge identifies the ceremony: pass it to FinishPasskeyLogin. Single-use, short-lived."""
+    options_json: _builtins.str
+    """options_json is the PublicKeyCredentialRequestOptions, as JSON with base64url byte fields."""
+    def __init__(
+        self,
+        *,
+        challenge: _builtins.str = ...,
+        options_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "options_json", b"options_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginPasskeyLoginResponse: _TypeAlias = BeginPasskeyLoginResponse  # noqa: Y015
+
+@_typing.final
+class FinishPasskeyLoginRequest(_message.Message):
+    """FinishPasskeyLoginRequest is the request of AuthService.FinishPasskeyLogin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_JSON_FIELD_NUMBER: _builtins.int
+    REMEMBER_FIELD_NUMBER: _builtins.int
+    challenge: _builtins.str
+    """challenge is the challenge from BeginPasskeyLogin."""
+    credential_json: _builtins.str
+    """credential_json is the AuthenticationResponseJSON from navigator.credentials.get() (its toJSON())."""
+    remember: _builtins.bool
+    """remember asks for the long session expiration (session_long_expiration) when the server's remember_option is on."""
+    def __init__(
+        self,
+        *,
+        challenge: _builtins.str = ...,
+        credential_json: _builtins.str = ...,
+        remember: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "credential_json", b"credential_json", "remember", b"remember"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishPasskeyLoginRequest: _TypeAlias = FinishPasskeyLoginRequest  # noqa: Y015
+
+@_typing.final
+class FinishPasskeyLoginResponse(_message.Message):
+    """FinishPasskeyLoginResponse is the response of AuthService.FinishPasskeyLogin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the new session's token, a secret to keep on the user's behalf."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """expire_time is when the session expires if it is not used; each use slides it."""
+
+    @_builtins.property
+    def user(self) -> _resources_pb2.User:
+        """user is the logged-in user."""
+
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        user: _resources_pb2.User | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "session_token", b"session_token", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishPasskeyLoginResponse: _TypeAlias = FinishPasskeyLoginResponse  # noqa: Y015
+
+@_typing.final
+class ListPasskeysRequest(_message.Message):
+    """ListPasskeysRequest is the request of AuthService.ListPasskeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the token of the logged-in user's session."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPasskeysRequest: _TypeAlias = ListPasskeysRequest  # noqa: Y015
+
+@_typing.final
+class ListPasskeysResponse(_message.Message):
+    """ListPasskeysResponse is the response of AuthService.ListPasskeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSKEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def passkeys(self) -> _containers.RepeatedCompositeFieldContainer[Global___Passkey]:
+        """passkeys are the user's passkeys, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        passkeys: _abc.Iterable[Global___Passkey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passkeys", b"passkeys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPasskeysResponse: _TypeAlias = ListPasskeysResponse  # noqa: Y015
+
+@_typing.final
+class DeletePasskeyRequest(_message.Message):
+    """DeletePasskeyRequest is the request of AuthService.DeletePasskey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    PASSKEY_ID_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the token of the logged-in user's session."""
+    passkey_id: _builtins.str
+    """passkey_id is the id of the passkey to delete."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        passkey_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passkey_id", b"passkey_id", "session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeletePasskeyRequest: _TypeAlias = DeletePasskeyRequest  # noqa: Y015
+
+@_typing.final
+class DeletePasskeyResponse(_message.Message):
+    """DeletePasskeyResponse is the response of AuthService.DeletePasskey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeletePasskeyResponse: _TypeAlias = DeletePasskeyResponse  # noqa: Y015

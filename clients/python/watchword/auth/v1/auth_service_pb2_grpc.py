@@ -88,6 +88,36 @@ class AuthServiceStub:
                 request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileRequest.SerializeToString,
                 response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileResponse.FromString,
                 _registered_method=True)
+        self.BeginPasskeyRegistration = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/BeginPasskeyRegistration',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationResponse.FromString,
+                _registered_method=True)
+        self.FinishPasskeyRegistration = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/FinishPasskeyRegistration',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationResponse.FromString,
+                _registered_method=True)
+        self.BeginPasskeyLogin = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/BeginPasskeyLogin',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyLoginRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyLoginResponse.FromString,
+                _registered_method=True)
+        self.FinishPasskeyLogin = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/FinishPasskeyLogin',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginResponse.FromString,
+                _registered_method=True)
+        self.ListPasskeys = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/ListPasskeys',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.ListPasskeysRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.ListPasskeysResponse.FromString,
+                _registered_method=True)
+        self.DeletePasskey = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/DeletePasskey',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.DeletePasskeyRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.DeletePasskeyResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -180,6 +210,64 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BeginPasskeyRegistration(self, request, context):
+        """Passkeys (WebAuthn).
+
+        BeginPasskeyRegistration starts registering a passkey for the logged-in user: it returns
+        the WebAuthn creation options (PublicKeyCredentialCreationOptions as JSON) to hand to
+        navigator.credentials.create(). Their challenge is single-use and expires after the
+        server's webauthn_challenge_ttl; the user's registered passkeys are excluded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishPasskeyRegistration(self, request, context):
+        """FinishPasskeyRegistration verifies the new credential against the challenge of a
+        BeginPasskeyRegistration of the same user and stores it. A wrong, used or expired
+        challenge or a credential that does not verify (origin, relying party, user
+        verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID; a credential
+        registered already with ALREADY_EXISTS, reason PASSKEY_ALREADY_REGISTERED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BeginPasskeyLogin(self, request, context):
+        """BeginPasskeyLogin starts a login with a passkey: with an e-mail address the options
+        name that user's passkeys, without one the authenticator offers its discoverable
+        credentials. An unknown address answers as an address without passkeys does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishPasskeyLogin(self, request, context):
+        """FinishPasskeyLogin verifies the assertion against the challenge and opens a session: a
+        passkey login is complete on its own (it counts as both factors). A wrong, used or
+        expired challenge or an assertion that does not verify (signature, origin, sign count,
+        user verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID, and counts
+        toward the login throttle; the account's state is told as Authenticate tells it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPasskeys(self, request, context):
+        """ListPasskeys lists the logged-in user's passkeys, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePasskey(self, request, context):
+        """DeletePasskey deletes one of the logged-in user's passkeys; another user's or an
+        unknown one fails with NOT_FOUND, reason PASSKEY_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +320,36 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.UpdateProfile,
                     request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileRequest.FromString,
                     response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileResponse.SerializeToString,
+            ),
+            'BeginPasskeyRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginPasskeyRegistration,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationResponse.SerializeToString,
+            ),
+            'FinishPasskeyRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishPasskeyRegistration,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationResponse.SerializeToString,
+            ),
+            'BeginPasskeyLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginPasskeyLogin,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyLoginRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyLoginResponse.SerializeToString,
+            ),
+            'FinishPasskeyLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishPasskeyLogin,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginResponse.SerializeToString,
+            ),
+            'ListPasskeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPasskeys,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.ListPasskeysRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.ListPasskeysResponse.SerializeToString,
+            ),
+            'DeletePasskey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePasskey,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.DeletePasskeyRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.DeletePasskeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -508,6 +626,168 @@ class AuthService:
             '/watchword.auth.v1.AuthService/UpdateProfile',
             watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileRequest.SerializeToString,
             watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginPasskeyRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/BeginPasskeyRegistration',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishPasskeyRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/FinishPasskeyRegistration',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginPasskeyLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/BeginPasskeyLogin',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyLoginRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyLoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishPasskeyLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/FinishPasskeyLogin',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.FinishPasskeyLoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPasskeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/ListPasskeys',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.ListPasskeysRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.ListPasskeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePasskey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/DeletePasskey',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.DeletePasskeyRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.DeletePasskeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,6 +77,39 @@ class AuthServiceStub:
     """UpdateProfile updates the logged-in user's names and profile-writable custom
     fields; the e-mail address and the status are read-only here.
     """
+    BeginPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.BeginPasskeyRegistrationRequest, _auth_service_pb2.BeginPasskeyRegistrationResponse]
+    """Passkeys (WebAuthn).
+
+    BeginPasskeyRegistration starts registering a passkey for the logged-in user: it returns
+    the WebAuthn creation options (PublicKeyCredentialCreationOptions as JSON) to hand to
+    navigator.credentials.create(). Their challenge is single-use and expires after the
+    server's webauthn_challenge_ttl; the user's registered passkeys are excluded.
+    """
+    FinishPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyRegistrationRequest, _auth_service_pb2.FinishPasskeyRegistrationResponse]
+    """FinishPasskeyRegistration verifies the new credential against the challenge of a
+    BeginPasskeyRegistration of the same user and stores it. A wrong, used or expired
+    challenge or a credential that does not verify (origin, relying party, user
+    verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID; a credential
+    registered already with ALREADY_EXISTS, reason PASSKEY_ALREADY_REGISTERED.
+    """
+    BeginPasskeyLogin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.BeginPasskeyLoginRequest, _auth_service_pb2.BeginPasskeyLoginResponse]
+    """BeginPasskeyLogin starts a login with a passkey: with an e-mail address the options
+    name that user's passkeys, without one the authenticator offers its discoverable
+    credentials. An unknown address answers as an address without passkeys does.
+    """
+    FinishPasskeyLogin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyLoginRequest, _auth_service_pb2.FinishPasskeyLoginResponse]
+    """FinishPasskeyLogin verifies the assertion against the challenge and opens a session: a
+    passkey login is complete on its own (it counts as both factors). A wrong, used or
+    expired challenge or an assertion that does not verify (signature, origin, sign count,
+    user verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID, and counts
+    toward the login throttle; the account's state is told as Authenticate tells it.
+    """
+    ListPasskeys: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListPasskeysRequest, _auth_service_pb2.ListPasskeysResponse]
+    """ListPasskeys lists the logged-in user's passkeys, oldest first."""
+    DeletePasskey: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.DeletePasskeyRequest, _auth_service_pb2.DeletePasskeyResponse]
+    """DeletePasskey deletes one of the logged-in user's passkeys; another user's or an
+    unknown one fails with NOT_FOUND, reason PASSKEY_NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -126,6 +159,39 @@ class AuthServiceAsyncStub(AuthServiceStub):
     UpdateProfile: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.UpdateProfileRequest, _auth_service_pb2.UpdateProfileResponse]  # type: ignore[assignment]
     """UpdateProfile updates the logged-in user's names and profile-writable custom
     fields; the e-mail address and the status are read-only here.
+    """
+    BeginPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.BeginPasskeyRegistrationRequest, _auth_service_pb2.BeginPasskeyRegistrationResponse]  # type: ignore[assignment]
+    """Passkeys (WebAuthn).
+
+    BeginPasskeyRegistration starts registering a passkey for the logged-in user: it returns
+    the WebAuthn creation options (PublicKeyCredentialCreationOptions as JSON) to hand to
+    navigator.credentials.create(). Their challenge is single-use and expires after the
+    server's webauthn_challenge_ttl; the user's registered passkeys are excluded.
+    """
+    FinishPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyRegistrationRequest, _auth_service_pb2.FinishPasskeyRegistrationResponse]  # type: ignore[assignment]
+    """FinishPasskeyRegistration verifies the new credential against the challenge of a
+    BeginPasskeyRegistration of the same user and stores it. A wrong, used or expired
+    challenge or a credential that does not verify (origin, relying party, user
+    verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID; a credential
+    registered already with ALREADY_EXISTS, reason PASSKEY_ALREADY_REGISTERED.
+    """
+    BeginPasskeyLogin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.BeginPasskeyLoginRequest, _auth_service_pb2.BeginPasskeyLoginResponse]  # type: ignore[assignment]
+    """BeginPasskeyLogin starts a login with a passkey: with an e-mail address the options
+    name that user's passkeys, without one the authenticator offers its discoverable
+    credentials. An unknown address answers as an address without passkeys does.
+    """
+    FinishPasskeyLogin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.FinishPasskeyLoginRequest, _auth_service_pb2.FinishPasskeyLoginResponse]  # type: ignore[assignment]
+    """FinishPasskeyLogin verifies the assertion against the challenge and opens a session: a
+    passkey login is complete on its own (it counts as both factors). A wrong, used or
+    expired challenge or an assertion that does not verify (signature, origin, sign count,
+    user verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID, and counts
+    toward the login throttle; the account's state is told as Authenticate tells it.
+    """
+    ListPasskeys: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListPasskeysRequest, _auth_service_pb2.ListPasskeysResponse]  # type: ignore[assignment]
+    """ListPasskeys lists the logged-in user's passkeys, oldest first."""
+    DeletePasskey: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.DeletePasskeyRequest, _auth_service_pb2.DeletePasskeyResponse]  # type: ignore[assignment]
+    """DeletePasskey deletes one of the logged-in user's passkeys; another user's or an
+    unknown one fails with NOT_FOUND, reason PASSKEY_NOT_FOUND.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -233,6 +299,75 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.UpdateProfileResponse, _abc.Awaitable[_auth_service_pb2.UpdateProfileResponse]]:
         """UpdateProfile updates the logged-in user's names and profile-writable custom
         fields; the e-mail address and the status are read-only here.
+        """
+
+    @_abc_1.abstractmethod
+    def BeginPasskeyRegistration(
+        self,
+        request: _auth_service_pb2.BeginPasskeyRegistrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.BeginPasskeyRegistrationResponse, _abc.Awaitable[_auth_service_pb2.BeginPasskeyRegistrationResponse]]:
+        """Passkeys (WebAuthn).
+
+        BeginPasskeyRegistration starts registering a passkey for the logged-in user: it returns
+        the WebAuthn creation options (PublicKeyCredentialCreationOptions as JSON) to hand to
+        navigator.credentials.create(). Their challenge is single-use and expires after the
+        server's webauthn_challenge_ttl; the user's registered passkeys are excluded.
+        """
+
+    @_abc_1.abstractmethod
+    def FinishPasskeyRegistration(
+        self,
+        request: _auth_service_pb2.FinishPasskeyRegistrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.FinishPasskeyRegistrationResponse, _abc.Awaitable[_auth_service_pb2.FinishPasskeyRegistrationResponse]]:
+        """FinishPasskeyRegistration verifies the new credential against the challenge of a
+        BeginPasskeyRegistration of the same user and stores it. A wrong, used or expired
+        challenge or a credential that does not verify (origin, relying party, user
+        verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID; a credential
+        registered already with ALREADY_EXISTS, reason PASSKEY_ALREADY_REGISTERED.
+        """
+
+    @_abc_1.abstractmethod
+    def BeginPasskeyLogin(
+        self,
+        request: _auth_service_pb2.BeginPasskeyLoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.BeginPasskeyLoginResponse, _abc.Awaitable[_auth_service_pb2.BeginPasskeyLoginResponse]]:
+        """BeginPasskeyLogin starts a login with a passkey: with an e-mail address the options
+        name that user's passkeys, without one the authenticator offers its discoverable
+        credentials. An unknown address answers as an address without passkeys does.
+        """
+
+    @_abc_1.abstractmethod
+    def FinishPasskeyLogin(
+        self,
+        request: _auth_service_pb2.FinishPasskeyLoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.FinishPasskeyLoginResponse, _abc.Awaitable[_auth_service_pb2.FinishPasskeyLoginResponse]]:
+        """FinishPasskeyLogin verifies the assertion against the challenge and opens a session: a
+        passkey login is complete on its own (it counts as both factors). A wrong, used or
+        expired challenge or an assertion that does not verify (signature, origin, sign count,
+        user verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID, and counts
+        toward the login throttle; the account's state is told as Authenticate tells it.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPasskeys(
+        self,
+        request: _auth_service_pb2.ListPasskeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.ListPasskeysResponse, _abc.Awaitable[_auth_service_pb2.ListPasskeysResponse]]:
+        """ListPasskeys lists the logged-in user's passkeys, oldest first."""
+
+    @_abc_1.abstractmethod
+    def DeletePasskey(
+        self,
+        request: _auth_service_pb2.DeletePasskeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.DeletePasskeyResponse, _abc.Awaitable[_auth_service_pb2.DeletePasskeyResponse]]:
+        """DeletePasskey deletes one of the logged-in user's passkeys; another user's or an
+        unknown one fails with NOT_FOUND, reason PASSKEY_NOT_FOUND.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

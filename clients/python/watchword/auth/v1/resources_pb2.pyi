@@ -113,6 +113,14 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """EVENT_KIND_APPLICATION is an event the calling application recorded itself, with its
     own description (e.g. one brought over by `watchword import-emmett`).
     """
+    EVENT_KIND_PASSKEY_REGISTERED: _EventKind.ValueType  # 35
+    """EVENT_KIND_PASSKEY_REGISTERED is a logged-in user registering a passkey (WebAuthn credential)."""
+    EVENT_KIND_PASSKEY_DELETED: _EventKind.ValueType  # 36
+    """EVENT_KIND_PASSKEY_DELETED is a logged-in user deleting one of the own passkeys."""
+    EVENT_KIND_PASSKEY_LOGIN: _EventKind.ValueType  # 37
+    """EVENT_KIND_PASSKEY_LOGIN is a successful login with a passkey (complete on its own, no password)."""
+    EVENT_KIND_PASSKEY_LOGIN_FAILED: _EventKind.ValueType  # 38
+    """EVENT_KIND_PASSKEY_LOGIN_FAILED is a failed passkey login: a wrong, used or expired challenge, or an assertion that does not verify."""
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper):
     """EventKind is the kind of an audit event."""
@@ -169,6 +177,14 @@ EVENT_KIND_APPLICATION: EventKind.ValueType  # 24
 """EVENT_KIND_APPLICATION is an event the calling application recorded itself, with its
 own description (e.g. one brought over by `watchword import-emmett`).
 """
+EVENT_KIND_PASSKEY_REGISTERED: EventKind.ValueType  # 35
+"""EVENT_KIND_PASSKEY_REGISTERED is a logged-in user registering a passkey (WebAuthn credential)."""
+EVENT_KIND_PASSKEY_DELETED: EventKind.ValueType  # 36
+"""EVENT_KIND_PASSKEY_DELETED is a logged-in user deleting one of the own passkeys."""
+EVENT_KIND_PASSKEY_LOGIN: EventKind.ValueType  # 37
+"""EVENT_KIND_PASSKEY_LOGIN is a successful login with a passkey (complete on its own, no password)."""
+EVENT_KIND_PASSKEY_LOGIN_FAILED: EventKind.ValueType  # 38
+"""EVENT_KIND_PASSKEY_LOGIN_FAILED is a failed passkey login: a wrong, used or expired challenge, or an assertion that does not verify."""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 
 @_typing.final

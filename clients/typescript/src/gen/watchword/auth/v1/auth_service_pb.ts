@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file watchword/auth/v1/auth_service.proto.
  */
 export const file_watchword_auth_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiR3YXRjaHdvcmQvYXV0aC92MS9hdXRoX3NlcnZpY2UucHJvdG8SEXdhdGNod29yZC5hdXRoLnYxIoEBCg9SZWdpc3RlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEgoKZmlyc3RfbmFtZRgDIAEoCRIRCglsYXN0X25hbWUYBCABKAkSJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoEBChBSZWdpc3RlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEhUKDXNlc3Npb25fdG9rZW4YAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKDVZlcmlmeVJlcXVlc3QSGAoQdmVyaWZpY2F0aW9uX2tleRgBIAEoCSI3Cg5WZXJpZnlSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciJIChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhAKCHJlbWVtYmVyGAMgASgIIoUBChRBdXRoZW50aWNhdGVSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIqChFJbnRyb3NwZWN0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJImwKEkludHJvc3BlY3RSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoNTG9nb3V0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIiwKG1JlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVlbWFpbBgBIAEoCSIeChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIj8KFFJlc2V0UGFzc3dvcmRSZXF1ZXN0EhEKCXJlc2V0X2tleRgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiPgoVUmVzZXRQYXNzd29yZFJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyIloKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhQKDG9sZF9wYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIqChFHZXRQcm9maWxlUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjsKEkdldFByb2ZpbGVSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciKFAQoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIlCgR1c2VyGAIgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlUHJvZmlsZVJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyMr8HCgtBdXRoU2VydmljZRJTCghSZWdpc3RlchIiLndhdGNod29yZC5hdXRoLnYxLlJlZ2lzdGVyUmVxdWVzdBojLndhdGNod29yZC5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2USTQoGVmVyaWZ5EiAud2F0Y2h3b3JkLmF1dGgudjEuVmVyaWZ5UmVxdWVzdBohLndhdGNod29yZC5hdXRoLnYxLlZlcmlmeVJlc3BvbnNlEl8KDEF1dGhlbnRpY2F0ZRImLndhdGNod29yZC5hdXRoLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3QaJy53YXRjaHdvcmQuYXV0aC52MS5BdXRoZW50aWNhdGVSZXNwb25zZRJZCgpJbnRyb3NwZWN0EiQud2F0Y2h3b3JkLmF1dGgudjEuSW50cm9zcGVjdFJlcXVlc3QaJS53YXRjaHdvcmQuYXV0aC52MS5JbnRyb3NwZWN0UmVzcG9uc2USTQoGTG9nb3V0EiAud2F0Y2h3b3JkLmF1dGgudjEuTG9nb3V0UmVxdWVzdBohLndhdGNod29yZC5hdXRoLnYxLkxvZ291dFJlc3BvbnNlEncKFFJlcXVlc3RQYXNzd29yZFJlc2V0Ei4ud2F0Y2h3b3JkLmF1dGgudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Gi8ud2F0Y2h3b3JkLmF1dGgudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZRJiCg1SZXNldFBhc3N3b3JkEicud2F0Y2h3b3JkLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaKC53YXRjaHdvcmQuYXV0aC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2USZQoOQ2hhbmdlUGFzc3dvcmQSKC53YXRjaHdvcmQuYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaKS53YXRjaHdvcmQuYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlElkKCkdldFByb2ZpbGUSJC53YXRjaHdvcmQuYXV0aC52MS5HZXRQcm9maWxlUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkdldFByb2ZpbGVSZXNwb25zZRJiCg1VcGRhdGVQcm9maWxlEicud2F0Y2h3b3JkLmF1dGgudjEuVXBkYXRlUHJvZmlsZVJlcXVlc3QaKC53YXRjaHdvcmQuYXV0aC52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_watchword_auth_v1_resources]);
+  fileDesc("CiR3YXRjaHdvcmQvYXV0aC92MS9hdXRoX3NlcnZpY2UucHJvdG8SEXdhdGNod29yZC5hdXRoLnYxIoEBCg9SZWdpc3RlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEgoKZmlyc3RfbmFtZRgDIAEoCRIRCglsYXN0X25hbWUYBCABKAkSJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoEBChBSZWdpc3RlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEhUKDXNlc3Npb25fdG9rZW4YAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKDVZlcmlmeVJlcXVlc3QSGAoQdmVyaWZpY2F0aW9uX2tleRgBIAEoCSI3Cg5WZXJpZnlSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciJIChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhAKCHJlbWVtYmVyGAMgASgIIoUBChRBdXRoZW50aWNhdGVSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIqChFJbnRyb3NwZWN0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJImwKEkludHJvc3BlY3RSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoNTG9nb3V0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIiwKG1JlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVlbWFpbBgBIAEoCSIeChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIj8KFFJlc2V0UGFzc3dvcmRSZXF1ZXN0EhEKCXJlc2V0X2tleRgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiPgoVUmVzZXRQYXNzd29yZFJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyIloKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhQKDG9sZF9wYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIqChFHZXRQcm9maWxlUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjsKEkdldFByb2ZpbGVSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciKFAQoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIlCgR1c2VyGAIgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlUHJvZmlsZVJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyIogBCgdQYXNza2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Ch9CZWdpblBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiOAogQmVnaW5QYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USFAoMb3B0aW9uc19qc29uGAEgASgJImAKIEZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSFwoPY3JlZGVudGlhbF9qc29uGAIgASgJEgwKBG5hbWUYAyABKAkiUAohRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEisKB3Bhc3NrZXkYASABKAsyGi53YXRjaHdvcmQuYXV0aC52MS5QYXNza2V5IikKGEJlZ2luUGFzc2tleUxvZ2luUmVxdWVzdBINCgVlbWFpbBgBIAEoCSJEChlCZWdpblBhc3NrZXlMb2dpblJlc3BvbnNlEhEKCWNoYWxsZW5nZRgBIAEoCRIUCgxvcHRpb25zX2pzb24YAiABKAkiWQoZRmluaXNoUGFzc2tleUxvZ2luUmVxdWVzdBIRCgljaGFsbGVuZ2UYASABKAkSFwoPY3JlZGVudGlhbF9qc29uGAIgASgJEhAKCHJlbWVtYmVyGAMgASgIIosBChpGaW5pc2hQYXNza2V5TG9naW5SZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIsChNMaXN0UGFzc2tleXNSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiRAoUTGlzdFBhc3NrZXlzUmVzcG9uc2USLAoIcGFzc2tleXMYASADKAsyGi53YXRjaHdvcmQuYXV0aC52MS5QYXNza2V5IkEKFERlbGV0ZVBhc3NrZXlSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKcGFzc2tleV9pZBgCIAEoCSIXChVEZWxldGVQYXNza2V5UmVzcG9uc2Uy9gwKC0F1dGhTZXJ2aWNlElMKCFJlZ2lzdGVyEiIud2F0Y2h3b3JkLmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0GiMud2F0Y2h3b3JkLmF1dGgudjEuUmVnaXN0ZXJSZXNwb25zZRJNCgZWZXJpZnkSIC53YXRjaHdvcmQuYXV0aC52MS5WZXJpZnlSZXF1ZXN0GiEud2F0Y2h3b3JkLmF1dGgudjEuVmVyaWZ5UmVzcG9uc2USXwoMQXV0aGVudGljYXRlEiYud2F0Y2h3b3JkLmF1dGgudjEuQXV0aGVudGljYXRlUmVxdWVzdBonLndhdGNod29yZC5hdXRoLnYxLkF1dGhlbnRpY2F0ZVJlc3BvbnNlElkKCkludHJvc3BlY3QSJC53YXRjaHdvcmQuYXV0aC52MS5JbnRyb3NwZWN0UmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkludHJvc3BlY3RSZXNwb25zZRJNCgZMb2dvdXQSIC53YXRjaHdvcmQuYXV0aC52MS5Mb2dvdXRSZXF1ZXN0GiEud2F0Y2h3b3JkLmF1dGgudjEuTG9nb3V0UmVzcG9uc2USdwoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSLi53YXRjaHdvcmQuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaLy53YXRjaHdvcmQuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlEmIKDVJlc2V0UGFzc3dvcmQSJy53YXRjaHdvcmQuYXV0aC52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZRJlCg5DaGFuZ2VQYXNzd29yZBIoLndhdGNod29yZC5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBopLndhdGNod29yZC5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USWQoKR2V0UHJvZmlsZRIkLndhdGNod29yZC5hdXRoLnYxLkdldFByb2ZpbGVSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuR2V0UHJvZmlsZVJlc3BvbnNlEmIKDVVwZGF0ZVByb2ZpbGUSJy53YXRjaHdvcmQuYXV0aC52MS5VcGRhdGVQcm9maWxlUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLlVwZGF0ZVByb2ZpbGVSZXNwb25zZRKDAQoYQmVnaW5QYXNza2V5UmVnaXN0cmF0aW9uEjIud2F0Y2h3b3JkLmF1dGgudjEuQmVnaW5QYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBozLndhdGNod29yZC5hdXRoLnYxLkJlZ2luUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEoYBChlGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uEjMud2F0Y2h3b3JkLmF1dGgudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QaNC53YXRjaHdvcmQuYXV0aC52MS5GaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USbgoRQmVnaW5QYXNza2V5TG9naW4SKy53YXRjaHdvcmQuYXV0aC52MS5CZWdpblBhc3NrZXlMb2dpblJlcXVlc3QaLC53YXRjaHdvcmQuYXV0aC52MS5CZWdpblBhc3NrZXlMb2dpblJlc3BvbnNlEnEKEkZpbmlzaFBhc3NrZXlMb2dpbhIsLndhdGNod29yZC5hdXRoLnYxLkZpbmlzaFBhc3NrZXlMb2dpblJlcXVlc3QaLS53YXRjaHdvcmQuYXV0aC52MS5GaW5pc2hQYXNza2V5TG9naW5SZXNwb25zZRJfCgxMaXN0UGFzc2tleXMSJi53YXRjaHdvcmQuYXV0aC52MS5MaXN0UGFzc2tleXNSZXF1ZXN0Gicud2F0Y2h3b3JkLmF1dGgudjEuTGlzdFBhc3NrZXlzUmVzcG9uc2USYgoNRGVsZXRlUGFzc2tleRInLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZVBhc3NrZXlSZXF1ZXN0Gigud2F0Y2h3b3JkLmF1dGgudjEuRGVsZXRlUGFzc2tleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_watchword_auth_v1_resources]);
 
 /**
  * RegisterRequest is the request of AuthService.Register.
@@ -531,6 +531,350 @@ export const UpdateProfileResponseSchema: GenMessage<UpdateProfileResponse> = /*
   messageDesc(file_watchword_auth_v1_auth_service, 19);
 
 /**
+ * Passkey is a WebAuthn credential registered by a user to log in with.
+ *
+ * @generated from message watchword.auth.v1.Passkey
+ */
+export type Passkey = Message<"watchword.auth.v1.Passkey"> & {
+  /**
+   * id is the passkey's opaque identifier, assigned by the server (not the WebAuthn credential id).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * name is the user's label for it, such as "Laptop".
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * create_time is when it was registered.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * last_used_time is when it was last used to log in; unset when never.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_time = 4;
+   */
+  lastUsedTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message watchword.auth.v1.Passkey.
+ * Use `create(PasskeySchema)` to create a new message.
+ */
+export const PasskeySchema: GenMessage<Passkey> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 20);
+
+/**
+ * BeginPasskeyRegistrationRequest is the request of AuthService.BeginPasskeyRegistration.
+ *
+ * @generated from message watchword.auth.v1.BeginPasskeyRegistrationRequest
+ */
+export type BeginPasskeyRegistrationRequest = Message<"watchword.auth.v1.BeginPasskeyRegistrationRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.BeginPasskeyRegistrationRequest.
+ * Use `create(BeginPasskeyRegistrationRequestSchema)` to create a new message.
+ */
+export const BeginPasskeyRegistrationRequestSchema: GenMessage<BeginPasskeyRegistrationRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 21);
+
+/**
+ * BeginPasskeyRegistrationResponse is the response of AuthService.BeginPasskeyRegistration.
+ *
+ * @generated from message watchword.auth.v1.BeginPasskeyRegistrationResponse
+ */
+export type BeginPasskeyRegistrationResponse = Message<"watchword.auth.v1.BeginPasskeyRegistrationResponse"> & {
+  /**
+   * options_json is the PublicKeyCredentialCreationOptions, as JSON with base64url byte fields.
+   *
+   * @generated from field: string options_json = 1;
+   */
+  optionsJson: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.BeginPasskeyRegistrationResponse.
+ * Use `create(BeginPasskeyRegistrationResponseSchema)` to create a new message.
+ */
+export const BeginPasskeyRegistrationResponseSchema: GenMessage<BeginPasskeyRegistrationResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 22);
+
+/**
+ * FinishPasskeyRegistrationRequest is the request of AuthService.FinishPasskeyRegistration.
+ *
+ * @generated from message watchword.auth.v1.FinishPasskeyRegistrationRequest
+ */
+export type FinishPasskeyRegistrationRequest = Message<"watchword.auth.v1.FinishPasskeyRegistrationRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * credential_json is the RegistrationResponseJSON from navigator.credentials.create() (its toJSON()).
+   *
+   * @generated from field: string credential_json = 2;
+   */
+  credentialJson: string;
+
+  /**
+   * name is the user's label for the passkey, at most 100 characters.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.FinishPasskeyRegistrationRequest.
+ * Use `create(FinishPasskeyRegistrationRequestSchema)` to create a new message.
+ */
+export const FinishPasskeyRegistrationRequestSchema: GenMessage<FinishPasskeyRegistrationRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 23);
+
+/**
+ * FinishPasskeyRegistrationResponse is the response of AuthService.FinishPasskeyRegistration.
+ *
+ * @generated from message watchword.auth.v1.FinishPasskeyRegistrationResponse
+ */
+export type FinishPasskeyRegistrationResponse = Message<"watchword.auth.v1.FinishPasskeyRegistrationResponse"> & {
+  /**
+   * passkey is the registered passkey.
+   *
+   * @generated from field: watchword.auth.v1.Passkey passkey = 1;
+   */
+  passkey?: Passkey | undefined;
+};
+
+/**
+ * Describes the message watchword.auth.v1.FinishPasskeyRegistrationResponse.
+ * Use `create(FinishPasskeyRegistrationResponseSchema)` to create a new message.
+ */
+export const FinishPasskeyRegistrationResponseSchema: GenMessage<FinishPasskeyRegistrationResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 24);
+
+/**
+ * BeginPasskeyLoginRequest is the request of AuthService.BeginPasskeyLogin.
+ *
+ * @generated from message watchword.auth.v1.BeginPasskeyLoginRequest
+ */
+export type BeginPasskeyLoginRequest = Message<"watchword.auth.v1.BeginPasskeyLoginRequest"> & {
+  /**
+   * email is the user's e-mail address; empty for a discoverable credential.
+   *
+   * @generated from field: string email = 1;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.BeginPasskeyLoginRequest.
+ * Use `create(BeginPasskeyLoginRequestSchema)` to create a new message.
+ */
+export const BeginPasskeyLoginRequestSchema: GenMessage<BeginPasskeyLoginRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 25);
+
+/**
+ * BeginPasskeyLoginResponse is the response of AuthService.BeginPasskeyLogin.
+ *
+ * @generated from message watchword.auth.v1.BeginPasskeyLoginResponse
+ */
+export type BeginPasskeyLoginResponse = Message<"watchword.auth.v1.BeginPasskeyLoginResponse"> & {
+  /**
+   * challenge identifies the ceremony: pass it to FinishPasskeyLogin. Single-use, short-lived.
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+
+  /**
+   * options_json is the PublicKeyCredentialRequestOptions, as JSON with base64url byte fields.
+   *
+   * @generated from field: string options_json = 2;
+   */
+  optionsJson: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.BeginPasskeyLoginResponse.
+ * Use `create(BeginPasskeyLoginResponseSchema)` to create a new message.
+ */
+export const BeginPasskeyLoginResponseSchema: GenMessage<BeginPasskeyLoginResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 26);
+
+/**
+ * FinishPasskeyLoginRequest is the request of AuthService.FinishPasskeyLogin.
+ *
+ * @generated from message watchword.auth.v1.FinishPasskeyLoginRequest
+ */
+export type FinishPasskeyLoginRequest = Message<"watchword.auth.v1.FinishPasskeyLoginRequest"> & {
+  /**
+   * challenge is the challenge from BeginPasskeyLogin.
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+
+  /**
+   * credential_json is the AuthenticationResponseJSON from navigator.credentials.get() (its toJSON()).
+   *
+   * @generated from field: string credential_json = 2;
+   */
+  credentialJson: string;
+
+  /**
+   * remember asks for the long session expiration (session_long_expiration) when the server's remember_option is on.
+   *
+   * @generated from field: bool remember = 3;
+   */
+  remember: boolean;
+};
+
+/**
+ * Describes the message watchword.auth.v1.FinishPasskeyLoginRequest.
+ * Use `create(FinishPasskeyLoginRequestSchema)` to create a new message.
+ */
+export const FinishPasskeyLoginRequestSchema: GenMessage<FinishPasskeyLoginRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 27);
+
+/**
+ * FinishPasskeyLoginResponse is the response of AuthService.FinishPasskeyLogin.
+ *
+ * @generated from message watchword.auth.v1.FinishPasskeyLoginResponse
+ */
+export type FinishPasskeyLoginResponse = Message<"watchword.auth.v1.FinishPasskeyLoginResponse"> & {
+  /**
+   * session_token is the new session's token, a secret to keep on the user's behalf.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * expire_time is when the session expires if it is not used; each use slides it.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * user is the logged-in user.
+   *
+   * @generated from field: watchword.auth.v1.User user = 3;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message watchword.auth.v1.FinishPasskeyLoginResponse.
+ * Use `create(FinishPasskeyLoginResponseSchema)` to create a new message.
+ */
+export const FinishPasskeyLoginResponseSchema: GenMessage<FinishPasskeyLoginResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 28);
+
+/**
+ * ListPasskeysRequest is the request of AuthService.ListPasskeys.
+ *
+ * @generated from message watchword.auth.v1.ListPasskeysRequest
+ */
+export type ListPasskeysRequest = Message<"watchword.auth.v1.ListPasskeysRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.ListPasskeysRequest.
+ * Use `create(ListPasskeysRequestSchema)` to create a new message.
+ */
+export const ListPasskeysRequestSchema: GenMessage<ListPasskeysRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 29);
+
+/**
+ * ListPasskeysResponse is the response of AuthService.ListPasskeys.
+ *
+ * @generated from message watchword.auth.v1.ListPasskeysResponse
+ */
+export type ListPasskeysResponse = Message<"watchword.auth.v1.ListPasskeysResponse"> & {
+  /**
+   * passkeys are the user's passkeys, oldest first.
+   *
+   * @generated from field: repeated watchword.auth.v1.Passkey passkeys = 1;
+   */
+  passkeys: Passkey[];
+};
+
+/**
+ * Describes the message watchword.auth.v1.ListPasskeysResponse.
+ * Use `create(ListPasskeysResponseSchema)` to create a new message.
+ */
+export const ListPasskeysResponseSchema: GenMessage<ListPasskeysResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 30);
+
+/**
+ * DeletePasskeyRequest is the request of AuthService.DeletePasskey.
+ *
+ * @generated from message watchword.auth.v1.DeletePasskeyRequest
+ */
+export type DeletePasskeyRequest = Message<"watchword.auth.v1.DeletePasskeyRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * passkey_id is the id of the passkey to delete.
+   *
+   * @generated from field: string passkey_id = 2;
+   */
+  passkeyId: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.DeletePasskeyRequest.
+ * Use `create(DeletePasskeyRequestSchema)` to create a new message.
+ */
+export const DeletePasskeyRequestSchema: GenMessage<DeletePasskeyRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 31);
+
+/**
+ * DeletePasskeyResponse is the response of AuthService.DeletePasskey.
+ *
+ * @generated from message watchword.auth.v1.DeletePasskeyResponse
+ */
+export type DeletePasskeyResponse = Message<"watchword.auth.v1.DeletePasskeyResponse"> & {
+};
+
+/**
+ * Describes the message watchword.auth.v1.DeletePasskeyResponse.
+ * Use `create(DeletePasskeyResponseSchema)` to create a new message.
+ */
+export const DeletePasskeyResponseSchema: GenMessage<DeletePasskeyResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 32);
+
+/**
  * AuthService serves the end-user flows: registration, e-mail verification, login,
  * sessions, password recovery and the user's own profile. It is called by the
  * application's backend on the user's behalf, and needs no service key unless the
@@ -651,6 +995,80 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof UpdateProfileRequestSchema;
     output: typeof UpdateProfileResponseSchema;
+  },
+  /**
+   * BeginPasskeyRegistration starts registering a passkey for the logged-in user: it returns
+   * the WebAuthn creation options (PublicKeyCredentialCreationOptions as JSON) to hand to
+   * navigator.credentials.create(). Their challenge is single-use and expires after the
+   * server's webauthn_challenge_ttl; the user's registered passkeys are excluded.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.BeginPasskeyRegistration
+   */
+  beginPasskeyRegistration: {
+    methodKind: "unary";
+    input: typeof BeginPasskeyRegistrationRequestSchema;
+    output: typeof BeginPasskeyRegistrationResponseSchema;
+  },
+  /**
+   * FinishPasskeyRegistration verifies the new credential against the challenge of a
+   * BeginPasskeyRegistration of the same user and stores it. A wrong, used or expired
+   * challenge or a credential that does not verify (origin, relying party, user
+   * verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID; a credential
+   * registered already with ALREADY_EXISTS, reason PASSKEY_ALREADY_REGISTERED.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.FinishPasskeyRegistration
+   */
+  finishPasskeyRegistration: {
+    methodKind: "unary";
+    input: typeof FinishPasskeyRegistrationRequestSchema;
+    output: typeof FinishPasskeyRegistrationResponseSchema;
+  },
+  /**
+   * BeginPasskeyLogin starts a login with a passkey: with an e-mail address the options
+   * name that user's passkeys, without one the authenticator offers its discoverable
+   * credentials. An unknown address answers as an address without passkeys does.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.BeginPasskeyLogin
+   */
+  beginPasskeyLogin: {
+    methodKind: "unary";
+    input: typeof BeginPasskeyLoginRequestSchema;
+    output: typeof BeginPasskeyLoginResponseSchema;
+  },
+  /**
+   * FinishPasskeyLogin verifies the assertion against the challenge and opens a session: a
+   * passkey login is complete on its own (it counts as both factors). A wrong, used or
+   * expired challenge or an assertion that does not verify (signature, origin, sign count,
+   * user verification) fails with UNAUTHENTICATED, reason SECOND_FACTOR_INVALID, and counts
+   * toward the login throttle; the account's state is told as Authenticate tells it.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.FinishPasskeyLogin
+   */
+  finishPasskeyLogin: {
+    methodKind: "unary";
+    input: typeof FinishPasskeyLoginRequestSchema;
+    output: typeof FinishPasskeyLoginResponseSchema;
+  },
+  /**
+   * ListPasskeys lists the logged-in user's passkeys, oldest first.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.ListPasskeys
+   */
+  listPasskeys: {
+    methodKind: "unary";
+    input: typeof ListPasskeysRequestSchema;
+    output: typeof ListPasskeysResponseSchema;
+  },
+  /**
+   * DeletePasskey deletes one of the logged-in user's passkeys; another user's or an
+   * unknown one fails with NOT_FOUND, reason PASSKEY_NOT_FOUND.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.DeletePasskey
+   */
+  deletePasskey: {
+    methodKind: "unary";
+    input: typeof DeletePasskeyRequestSchema;
+    output: typeof DeletePasskeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_watchword_auth_v1_auth_service, 0);
