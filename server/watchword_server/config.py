@@ -169,7 +169,9 @@ class CustomField(BaseModel):
     and when updating their profile (the auth module's ``form_registration_rw`` and
     ``form_profile_rw``); as there, a field is not theirs to write unless declared so.
     ``readable`` says whether users see it in their own account (Register, Authenticate,
-    Introspect, GetProfile…). Administrators always read and write every field.
+    Introspect, GetProfile…); a hidden field they may not write is refused to them as an
+    unknown one, and one they may write (write-only) is kept when their profile replaces
+    all of ``extra`` without it. Administrators always read and write every field.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -18,6 +18,7 @@ from watchword_server.domain.accounts.profile import Profiles
 from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.accounts.sessions import Sessions
 from watchword_server.domain.accounts.throttle import LoginThrottle
+from watchword_server.domain.admin.app_events import ApplicationEvents
 from watchword_server.domain.admin.events import EventReader
 from watchword_server.domain.admin.groups import GroupAdmin
 from watchword_server.domain.admin.users import UserAdmin
@@ -68,6 +69,7 @@ class Domain:
     user_admin: UserAdmin
     group_admin: GroupAdmin
     event_reader: EventReader
+    app_events: ApplicationEvents
     event_stream: EventStream
     service_keys: ServiceKeys
     check_reads: CheckReads
@@ -182,6 +184,7 @@ def build_domain(
         user_admin=UserAdmin(settings, database, hasher, events, pages, clock, notices),
         group_admin=GroupAdmin(database, events, pages, clock, notices),
         event_reader=EventReader(database, stream, pages),
+        app_events=ApplicationEvents(database, events),
         event_stream=stream,
         service_keys=ServiceKeys(
             database, clock, reads=reads, cache=key_cache, notices=notices, touches=touches

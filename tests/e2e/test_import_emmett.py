@@ -293,6 +293,9 @@ async def test_events_come_with_their_kind_user_and_time(
     assert [(e.description, e.origin, e.user_id) for e in own.events] == [
         ("Nightly export ran", "cron", "")
     ]
+    # Emmett's events carry no structured data: theirs is empty, as ours is.
+    assert own.events[0].HasField("data") and not own.events[0].data.fields
+    assert login.HasField("data") and not login.data.fields
     emmett_time = _sqlite_rows(source, "SELECT created_at FROM auth_events WHERE id = 22")[0][0]
     assert own.events[0].create_time.ToDatetime(tzinfo=UTC) == datetime.fromisoformat(
         emmett_time

@@ -222,6 +222,32 @@ async def test_a_field_is_users_to_write_only_when_declared_so(start_server: Sta
         )
     )
     assert dict(updated.user.extra) == {"role": "editor"}
+    # Readable, not writable: the user sees what the administrator set, and still may not
+    # change it, alone or by replacing all of `extra`.
+    token = reply.session_token
+    profile = await running.auth.GetProfile(auth.GetProfileRequest(session_token=token))
+    assert dict(profile.user.extra) == {"role": "editor"}
+    introspected = await running.auth.Introspect(auth.IntrospectRequest(session_token=token))
+    assert dict(introspected.user.extra) == {"role": "editor"}
+    replace = await failure(
+        running.auth.UpdateProfile(
+            auth.UpdateProfileRequest(
+                session_token=token,
+                user=resources_pb2.User(extra=struct({"role": "admin"})),
+                update_mask=field_mask_pb2.FieldMask(paths=["extra"]),
+            )
+        )
+    )
+    assert replace.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert replace.violations == {"extra.role": "role is not writable here"}
+    cleared = await running.auth.UpdateProfile(
+        auth.UpdateProfileRequest(
+            session_token=token,
+            user=resources_pb2.User(first_name="Ada"),
+            update_mask=field_mask_pb2.FieldMask(paths=["first_name", "extra"]),
+        )
+    )
+    assert dict(cleared.user.extra) == {"role": "editor"}  # replacing `extra` keeps it
 
 
 async def test_an_unreadable_field_is_hidden_from_the_user_not_the_admin(
@@ -248,7 +274,79 @@ async def test_an_unreadable_field_is_hidden_from_the_user_not_the_admin(
     login = await running.auth.Authenticate(
         auth.AuthenticateRequest(email="ada@example.com", password=PASSWORD)
     )
-    for seen in (profile.user, introspected.user, login.user):
+    updated = await running.auth.UpdateProfile(
+        auth.UpdateProfileRequest(
+            session_token=token,
+            user=resources_pb2.User(first_name="Augusta"),
+            update_mask=field_mask_pb2.FieldMask(paths=["first_name"]),
+        )
+    )
+    for seen in (profile.user, introspected.user, login.user, updated.user):
         assert dict(seen.extra) == {"nickname": "ada"}
-    full = await running.admin.GetUser(admin.GetUserRequest(user_id=reply.user.id))
-    assert dict(full.user.extra) == {"nickname": "ada", "risk": "high"}
+    for admin_view in (
+        (await running.admin.GetUser(admin.GetUserRequest(user_id=reply.user.id))).user,
+        (await running.admin.LookupUser(admin.LookupUserRequest(email="ada@example.com"))).user,
+        (await running.admin.ListUsers(admin.ListUsersRequest())).users[0],
+    ):
+        assert dict(admin_view.extra) == {"nickname": "ada", "risk": "high"}
+
+
+async def test_a_hidden_field_is_refused_as_an_unknown_one(start_server: StartServer) -> None:
+    # Telling "not writable" from "not declared" would tell the user that it exists.
+    running = await start_server(custom_fields=[{"name": "risk", "readable": False}])
+    at_registration = await failure(register_reply(running, extra={"risk": "low"}))
+    unknown = await failure(register_reply(running, extra={"nope": "low"}))
+    assert at_registration.violations == {"extra.risk": "risk is not a declared custom field"}
+    assert unknown.violations == {"extra.nope": "nope is not a declared custom field"}
+    token = (await register_reply(running)).session_token
+    for paths in (["extra.risk"], ["extra"]):
+        refused = await failure(
+            running.auth.UpdateProfile(
+                auth.UpdateProfileRequest(
+                    session_token=token,
+                    user=resources_pb2.User(extra=struct({"risk": "low"})),
+                    update_mask=field_mask_pb2.FieldMask(paths=paths),
+                )
+            )
+        )
+        assert refused.violations == {"extra.risk": "risk is not a declared custom field"}
+
+
+async def test_a_write_only_field_is_kept_when_the_user_replaces_what_it_sees(
+    start_server: StartServer,
+) -> None:
+    # readable false, profile true: the user may set it but never sees it back.
+    running = await start_server(
+        custom_fields=[
+            {"name": "nickname", "registration": True, "profile": True},
+            {"name": "answer", "profile": True, "readable": False, "required": True},
+        ]
+    )
+    reply = await register_reply(running, extra={"nickname": "ada"})
+    token = reply.session_token
+
+    async def update(values: dict[str, Any], paths: list[str]) -> resources_pb2.User:
+        updated = await running.auth.UpdateProfile(
+            auth.UpdateProfileRequest(
+                session_token=token,
+                user=resources_pb2.User(extra=struct(values)),
+                update_mask=field_mask_pb2.FieldMask(paths=paths),
+            )
+        )
+        user: resources_pb2.User = updated.user
+        return user
+
+    async def stored() -> dict[str, Any]:
+        got = await running.admin.GetUser(admin.GetUserRequest(user_id=reply.user.id))
+        return dict(got.user.extra)
+
+    seen = await update({"answer": "blue"}, ["extra.answer"])
+    assert dict(seen.extra) == {"nickname": "ada"}
+    assert await stored() == {"nickname": "ada", "answer": "blue"}
+    # Replacing all it sees (required or not, the hidden field is not missing): kept.
+    seen = await update({"nickname": "countess"}, ["extra"])
+    assert dict(seen.extra) == {"nickname": "countess"}
+    assert await stored() == {"nickname": "countess", "answer": "blue"}
+    # Sent within a replacement, it is written.
+    await update({"nickname": "countess", "answer": "green"}, ["extra"])
+    assert await stored() == {"nickname": "countess", "answer": "green"}

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from tests.support.clients import FLAVOURS, open_client
 from tests.support.flows import PASSWORD
@@ -542,6 +543,33 @@ async def test_events_are_listed_and_watched(client: AsyncClient, admin: AsyncCl
     assert resources_pb2.EVENT_KIND_LOGIN in kinds
     logins = await admin.list_events(kind=resources_pb2.EVENT_KIND_LOGIN)
     assert [e.user_id for e in logins.events] == [ada]
+
+
+async def test_the_application_logs_its_own_events(client: AsyncClient, admin: AsyncClient) -> None:
+    ada, _ = await _user(client, "ada@example.com")
+    async with admin.watch_events(kind=resources_pb2.EVENT_KIND_APPLICATION) as stream:
+        await stream.subscribed()
+        event = await admin.log_event(
+            description="Invoice paid", user_id=ada, data={"invoice": "INV-7", "lines": [1, 2]}
+        )
+        async with asyncio.timeout(5):
+            assert await anext(stream) == event
+        stream.cancel()
+    assert event.kind == resources_pb2.EVENT_KIND_APPLICATION
+    assert (event.description, event.user_id) == ("Invoice paid", ada)
+    assert event.origin.startswith("admin:test-admin-")
+    assert json_format.MessageToDict(event.data) == {"invoice": "INV-7", "lines": [1, 2]}
+    listed = await admin.list_events(user_id=ada, kind=resources_pb2.EVENT_KIND_APPLICATION)
+    assert list(listed.events) == [event]
+    cron = await admin.log_event(description="Export ran", origin="cron")
+    assert (cron.origin, cron.user_id, dict(cron.data)) == ("cron", "", {})
+
+    with pytest.raises(InvalidArgument) as bad:
+        await admin.log_event(description="")
+    assert bad.value.violation_fields == {"description"}
+    with pytest.raises(NotFound) as missing:
+        await admin.log_event(description="x", user_id="00000000-0000-4000-8000-000000000000")
+    assert missing.value.reason == "USER_NOT_FOUND"
 
 
 async def test_a_tiny_timeout_is_deadline_exceeded(admin: AsyncClient) -> None:

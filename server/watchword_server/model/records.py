@@ -120,6 +120,8 @@ class EventRecord:
     client_ip: str
     origin: str
     create_time: datetime
+    # An application's structured detail (AdminService.LogEvent); {} for our own events.
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class Grant(NamedTuple):

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -205,6 +206,11 @@ class Event(Base):
     client_ip: Mapped[str] = mapped_column(String(64), default="")
     origin: Mapped[str] = mapped_column(String(255), default="")
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # An application's detail (LogEvent); the server default fills rows written without it
+    # (ours, the Emmett import's, and those of a server older than this column).
+    data: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
 
 
 class ServiceKey(Base):

@@ -201,6 +201,8 @@ def event_to_proto(event: EventRecord) -> resources_pb2.Event:
         client_ip=event.client_ip,
         origin=event.origin,
         create_time=timestamp(event.create_time),
+        # Set on every event (empty for ours), so a reader never checks for presence.
+        data=dict_to_struct(event.data),
     )
 
 

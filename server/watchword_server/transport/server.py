@@ -31,6 +31,7 @@ from watchword_server.domain.accounts.passkeys import Passkeys
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
 from watchword_server.domain.accounts.sessions import Sessions
+from watchword_server.domain.admin.app_events import ApplicationEvents
 from watchword_server.domain.admin.events import EventReader
 from watchword_server.domain.admin.groups import GroupAdmin
 from watchword_server.domain.admin.users import UserAdmin
@@ -85,6 +86,8 @@ class ServedDomain(Protocol):
     def group_admin(self) -> GroupAdmin: ...
     @property
     def event_reader(self) -> EventReader: ...
+    @property
+    def app_events(self) -> ApplicationEvents: ...
     @property
     def service_keys(self) -> ServiceKeys: ...
 
@@ -152,7 +155,9 @@ class GrpcServer:
             ServiceKeyCheck(keys, Scope.ACCESS),
         )
         admin = wrap_servicer(
-            AdminServicer(domain.user_admin, domain.group_admin, domain.event_reader),
+            AdminServicer(
+                domain.user_admin, domain.group_admin, domain.event_reader, domain.app_events
+            ),
             _ADMIN,
             disabled=settings.disabled_rpcs,
             messages=settings.messages,

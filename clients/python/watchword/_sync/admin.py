@@ -301,6 +301,24 @@ class AdminMethods(Transport):
         request = admin.WatchEventsRequest(kind=resources_pb2.EventKind.ValueType(kind))
         return self._watch(request, timeout, metadata)
 
+    def log_event(
+        self,
+        *,
+        description: str,
+        origin: str = "",
+        user_id: str = "",
+        data: Mapping[str, Any] | None = None,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> resources_pb2.Event:
+        """Write an event of the application's own (kind ``EVENT_KIND_APPLICATION``) to the
+        audit log; returns it as stored. ``origin`` defaults to ``admin:<service key name>``;
+        ``user_id``, when given, must name a user; ``data`` is JSON-like detail (16 KiB)."""
+        request = admin.LogEventRequest(
+            description=description, origin=origin, user_id=user_id, data=struct_of(data)
+        )
+        return self._unary(self._admin.LogEvent, request, timeout, metadata).event
+
     # Iterators over every page; ``timeout`` applies to each page's call.
 
     def iter_users(

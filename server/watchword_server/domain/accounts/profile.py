@@ -111,10 +111,11 @@ class Profiles:
         def merged(stored: dict[str, Any]) -> dict[str, Any]:
             new_extra = dict(stored)
             if replace_extra:
-                # Keep what users may not write; replace the rest by what was sent.
+                # Replace what users see and may write by what was sent; keep the rest
+                # (a write-only field they cannot see is not theirs to erase unknowingly).
                 for key in list(new_extra):
                     field = declared.get(key)
-                    if field is not None and field.profile:
+                    if field is not None and field.profile and field.readable:
                         del new_extra[key]
                 new_extra.update(replaced)
             for key in extra_paths if not replace_extra else ():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from watchword_server.config import Messages
 from watchword_server.domain.common.clock import Clock
-from watchword_server.model.records import CallContext, EventKind, UserRecord
+from watchword_server.model.records import CallContext, EventKind, EventRecord, UserRecord
 from watchword_server.storage.db import Connection
 from watchword_server.storage.repositories import events as event_rows
 from watchword_server.templates import TemplateError, render
@@ -110,4 +111,37 @@ class EventLog:
             client_ip=call.client_ip,
             origin=call.origin,
             now=self._clock.now(),
+        )
+
+    async def record_application(
+        self,
+        conn: Connection,
+        call: CallContext,
+        *,
+        description: str,
+        user: UserRecord | None,
+        data: dict[str, Any],
+    ) -> EventRecord:
+        """Append an application's own event (AdminService.LogEvent) as given, whatever
+        ``log_events`` says (that setting is about our events), and return it."""
+        now = self._clock.now()
+        event_id = await event_rows.insert_event(
+            conn,
+            kind=EventKind.APPLICATION,
+            user_id=user.id if user else None,
+            description=description,
+            client_ip=call.client_ip,
+            origin=call.origin,
+            now=now,
+            data=data,
+        )
+        return EventRecord(
+            id=event_id,
+            user_id=user.id if user else None,
+            kind=EventKind.APPLICATION,
+            description=description,
+            client_ip=call.client_ip,
+            origin=call.origin,
+            create_time=now,
+            data=data,
         )

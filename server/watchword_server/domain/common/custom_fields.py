@@ -29,6 +29,10 @@ def _writable(field: CustomField, writer: Writer) -> bool:
     return True
 
 
+def _visible(field: CustomField, writer: Writer) -> bool:
+    return writer is Writer.ADMIN or field.readable
+
+
 def _coerce(field: CustomField, value: Any) -> tuple[bool, Any]:
     """Return (ok, value in its stored form). Struct numbers arrive as floats."""
     if field.type == "string":
@@ -61,13 +65,15 @@ def check_extra(
     Unknown keys, keys ``writer`` may not write and values of the wrong type become
     violations on ``<prefix>.<key>``. With ``require``, a required field that ``writer``
     may write must be present. A ``null`` value means "unset" for optional fields.
+    A field hidden from users (``readable`` false) that an end-user ``writer`` may not
+    write is refused as an unknown key is, so that its existence stays hidden too.
     """
     fields = {field.name: field for field in declared}
     result: dict[str, Any] = {}
     for key in sorted(extra):
         field = fields.get(key)
         path = f"{prefix}.{key}"
-        if field is None:
+        if field is None or (not _writable(field, writer) and not _visible(field, writer)):
             problems.add(path, f"{key} is not a declared custom field")
             continue
         if not _writable(field, writer):
@@ -85,6 +91,9 @@ def check_extra(
         result[key] = stored
     if require:
         for field in declared:
-            if field.required and _writable(field, writer) and field.name not in extra:
+            # A profile replacing all of `extra` keeps the write-only fields it does not
+            # send (its user cannot see them): they are never missing.
+            kept = writer is Writer.PROFILE and not field.readable
+            if field.required and _writable(field, writer) and not kept and field.name not in extra:
                 problems.add(f"{prefix}.{field.name}", f"{field.name} is required")
     return result

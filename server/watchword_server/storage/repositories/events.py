@@ -32,7 +32,7 @@ NOTIFY_CHANNEL = "watchword_events"
 _KNOWN_KINDS = tuple(kind.value for kind in EventKind)
 
 _EventSelect: TypeAlias = (
-    "Select[int, uuid.UUID | None, str, str, str, str, datetime]"  # the columns below
+    "Select[int, uuid.UUID | None, str, str, str, str, datetime, dict[str, Any]]"  # below
 )
 
 _COLUMNS = (
@@ -43,6 +43,7 @@ _COLUMNS = (
     Event.client_ip,
     Event.origin,
     Event.create_time,
+    Event.data,
 )
 
 
@@ -65,6 +66,7 @@ async def insert_event(
     client_ip: str,
     origin: str,
     now: datetime,
+    data: dict[str, Any] | None = None,
 ) -> int:
     """Append an event and return its id.
 
@@ -79,6 +81,7 @@ async def insert_event(
         "client_ip": client_ip,
         "origin": origin,
         "create_time": now,
+        "data": data or {},
     }
     postgresql = conn.dialect.name == "postgresql"
     statement = _INSERT_AND_NOTIFY if postgresql else _INSERT_RETURNING_ID
@@ -163,4 +166,6 @@ def _to_record(row: Any) -> EventRecord:
         client_ip=row.client_ip,
         origin=row.origin,
         create_time=row.create_time,
+        # A JSON column's NULL (never written by us) reads as no data.
+        data=row.data or {},
     )

@@ -9,6 +9,7 @@ import grpc
 
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import admin_service_pb2_grpc
+from watchword_server.domain.admin.app_events import ApplicationEvent, ApplicationEvents
 from watchword_server.domain.admin.events import EventReader
 from watchword_server.domain.admin.groups import GroupAdmin, NewPermission
 from watchword_server.domain.admin.users import NewUser, UserAdmin, UserChanges
@@ -42,10 +43,12 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         users: UserAdmin,
         groups: GroupAdmin,
         events: EventReader,
+        app_events: ApplicationEvents,
     ) -> None:
         self._users = users
         self._groups = groups
         self._events = events
+        self._app_events = app_events
 
     def _call(self) -> CallContext:
         caller = current_caller.get()
@@ -279,3 +282,15 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             await context.send_initial_metadata(())
             async for event in events:
                 yield admin.WatchEventsResponse(event=event_to_proto(event))
+
+    async def LogEvent(  # noqa: N802
+        self, request: admin.LogEventRequest, context: Context
+    ) -> admin.LogEventResponse:
+        event = ApplicationEvent(
+            description=request.description,
+            origin=request.origin,
+            user_id=request.user_id,
+            data=struct_to_dict(request.data, "data"),
+        )
+        written = await self._app_events.log(event, self._call())
+        return admin.LogEventResponse(event=event_to_proto(written))

@@ -1248,3 +1248,70 @@ class WatchEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
+
+@_typing.final
+class LogEventRequest(_message.Message):
+    """LogEventRequest is the request of AdminService.LogEvent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    description: _builtins.str
+    """description is what happened, in the application's own words (required, at most
+    2000 characters, no control characters but newlines and tabs); stored and returned
+    exactly as given, never rendered as a template.
+    """
+    origin: _builtins.str
+    """origin is who caused the event, at most 255 characters; "" means
+    "admin:<service key name>", as for the administrative events.
+    """
+    user_id: _builtins.str
+    """user_id is the user the event is about, which must exist; "" for none."""
+    @_builtins.property
+    def data(self) -> _struct_pb2.Struct:
+        """data is structured detail kept with the event: at most 16 KiB serialized, nested at
+        most 8 levels, finite numbers and no NUL characters.
+        """
+
+    def __init__(
+        self,
+        *,
+        description: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        data: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "description", b"description", "origin", b"origin", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogEventRequest: _TypeAlias = LogEventRequest  # noqa: Y015
+
+@_typing.final
+class LogEventResponse(_message.Message):
+    """LogEventResponse is the response of AdminService.LogEvent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> _resources_pb2.Event:
+        """event is the event as stored, with its id, client_ip and create_time."""
+
+    def __init__(
+        self,
+        *,
+        event: _resources_pb2.Event | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogEventResponse: _TypeAlias = LogEventResponse  # noqa: Y015

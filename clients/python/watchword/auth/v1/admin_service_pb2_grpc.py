@@ -158,6 +158,11 @@ class AdminServiceStub:
                 request_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.LogEvent = channel.unary_unary(
+                '/watchword.auth.v1.AdminService/LogEvent',
+                request_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.LogEventRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.LogEventResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -335,6 +340,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LogEvent(self, request, context):
+        """LogEvent writes an event of the calling application's own (Emmett's log_event) to
+        the audit log, with kind EVENT_KIND_APPLICATION; it lists and streams like ours. It
+        is written whatever the log_events setting says: that setting is about our events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -452,6 +466,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsRequest.FromString,
                     response_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'LogEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogEvent,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.LogEventRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.LogEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1084,6 +1103,33 @@ class AdminService:
             '/watchword.auth.v1.AdminService/WatchEvents',
             watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsRequest.SerializeToString,
             watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AdminService/LogEvent',
+            watchword_dot_auth_dot_v1_dot_admin__service__pb2.LogEventRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_admin__service__pb2.LogEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,6 +91,11 @@ class AdminServiceStub:
     database, optionally only those of one kind. It is the service form of Emmett's
     after_* callbacks.
     """
+    LogEvent: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.LogEventRequest, _admin_service_pb2.LogEventResponse]
+    """LogEvent writes an event of the calling application's own (Emmett's log_event) to
+    the audit log, with kind EVENT_KIND_APPLICATION; it lists and streams like ours. It
+    is written whatever the log_events setting says: that setting is about our events.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -154,6 +159,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """WatchEvents streams audit events as they are written by any server process on the
     database, optionally only those of one kind. It is the service form of Emmett's
     after_* callbacks.
+    """
+    LogEvent: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.LogEventRequest, _admin_service_pb2.LogEventResponse]  # type: ignore[assignment]
+    """LogEvent writes an event of the calling application's own (Emmett's log_event) to
+    the audit log, with kind EVENT_KIND_APPLICATION; it lists and streams like ours. It
+    is written whatever the log_events setting says: that setting is about our events.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -353,6 +363,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """WatchEvents streams audit events as they are written by any server process on the
         database, optionally only those of one kind. It is the service form of Emmett's
         after_* callbacks.
+        """
+
+    @_abc_1.abstractmethod
+    def LogEvent(
+        self,
+        request: _admin_service_pb2.LogEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.LogEventResponse, _abc.Awaitable[_admin_service_pb2.LogEventResponse]]:
+        """LogEvent writes an event of the calling application's own (Emmett's log_event) to
+        the audit log, with kind EVENT_KIND_APPLICATION; it lists and streams like ours. It
+        is written whatever the log_events setting says: that setting is about our events.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -386,6 +386,7 @@ class Event(_message.Message):
     CLIENT_IP_FIELD_NUMBER: _builtins.int
     ORIGIN_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id is the event's opaque identifier, assigned by the server."""
     user_id: _builtins.str
@@ -393,14 +394,24 @@ class Event(_message.Message):
     kind: Global___EventKind.ValueType
     """kind is what happened."""
     description: _builtins.str
-    """description is the configured message template for the kind, rendered with the event's real values."""
+    """description is the configured message template for the kind, rendered with the event's
+    real values; for EVENT_KIND_APPLICATION, the application's own text, as it gave it.
+    """
     client_ip: _builtins.str
     """client_ip is the address of the client that caused the event, when known."""
     origin: _builtins.str
-    """origin is who caused the event: "auth" for end-user flows, or "admin:<service key name>" for administrative calls."""
+    """origin is who caused the event: "auth" for end-user flows, or "admin:<service key name>" for administrative calls;
+    for EVENT_KIND_APPLICATION, the origin the application gave (by default "admin:<service key name>").
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """create_time is when the event happened."""
+
+    @_builtins.property
+    def data(self) -> _struct_pb2.Struct:
+        """data is the structured detail an application gave with AdminService.LogEvent; empty
+        for the events Watchword writes itself (and for events brought over by an import).
+        """
 
     def __init__(
         self,
@@ -412,10 +423,11 @@ class Event(_message.Message):
         client_ip: _builtins.str = ...,
         origin: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        data: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "create_time", b"create_time", "description", b"description", "id", b"id", "kind", b"kind", "origin", b"origin", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "create_time", b"create_time", "data", b"data", "description", b"description", "id", b"id", "kind", b"kind", "origin", b"origin", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
