@@ -17,12 +17,19 @@ from tests.support.servers import settings_for
 from watchword_server.model.records import UserStatus
 from watchword_server.runtime.retention import RetentionJob
 from watchword_server.storage.db import Database, create_engine
-from watchword_server.storage.models import AccountKey, LoginFailure, MailOutbox, Session
+from watchword_server.storage.models import (
+    AccountKey,
+    LoginFailure,
+    MailOutbox,
+    SecondFactorChallenge,
+    Session,
+)
 from watchword_server.storage.repositories import retention
 from watchword_server.storage.repositories.users import insert_user
 from watchword_server.storage.schema import upgrade
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
 DAY = timedelta(days=1)
 
 
@@ -120,6 +127,19 @@ async def _seed(database: Database) -> uuid.UUID:
                     email_key=b"k" * 32, client_ip="192.0.2.1", create_time=NOW - age
                 )
             )
+        for name, expires in (("challenge-expired", NOW), ("challenge-live", NOW + 60 * SECOND)):
+            await conn.execute(
+                insert(SecondFactorChallenge).values(
+                    id=uuid.uuid4(),
+                    user_id=user.id,
+                    challenge_digest=name.encode().ljust(32, b"-"),
+                    credential_digest=b"c" * 32,
+                    remember=False,
+                    client_ip=name,
+                    create_time=NOW - 300 * SECOND,
+                    expire_time=expires,
+                )
+            )
     return user.id
 
 
@@ -139,7 +159,9 @@ async def test_a_round_removes_only_what_is_done_with(database: Database) -> Non
         "sent_mail": 1,
         "dead_mail": 1,
         "login_failures": 1,
+        "second_factor_challenges": 1,
     }
+    assert await _left(database, SecondFactorChallenge.client_ip) == {"challenge-live"}
     assert await _left(database, Session.client_ip) == {"short-live", "long-live"}
     assert await _left(database, AccountKey.purpose) == {"used-lately", "live"}
     assert await _left(database, MailOutbox.recipient) == {

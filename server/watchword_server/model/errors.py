@@ -26,12 +26,15 @@ __all__ = [
     "PermissionNotFound",
     "Reason",
     "ResetKeyInvalid",
+    "SecondFactorInvalid",
     "RpcDisabled",
     "RpcUnimplemented",
     "SessionInvalid",
     "ShuttingDown",
     "StreamOverflowed",
     "TooManyAttempts",
+    "TotpAlreadyEnabled",
+    "TotpNotEnabled",
     "UserNotFound",
     "VerificationKeyInvalid",
 ]
@@ -67,6 +70,9 @@ class Reason(enum.StrEnum):
     SHUTTING_DOWN = "SHUTTING_DOWN"
     OVERLOADED = "OVERLOADED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    SECOND_FACTOR_INVALID = "SECOND_FACTOR_INVALID"
+    TOTP_ALREADY_ENABLED = "TOTP_ALREADY_ENABLED"
+    TOTP_NOT_ENABLED = "TOTP_NOT_ENABLED"
 
 
 @dataclass(frozen=True)
@@ -209,14 +215,35 @@ class ResetKeyInvalid(InvalidArgument):
 
 
 class PasswordIncorrect(InvalidArgument):
-    """The current password given to change it is wrong."""
+    """The current password given to change it (or to confirm a change) is wrong."""
 
-    def __init__(self) -> None:
+    def __init__(self, field: str = "old_password") -> None:
         super().__init__(
-            [FieldViolation("old_password", "the current password is incorrect")],
+            [FieldViolation(field, "the current password is incorrect")],
             reason=Reason.PASSWORD_INCORRECT,
             message_key="password_incorrect",
         )
+
+
+class SecondFactorInvalid(DomainError):
+    """The second factor's code, recovery code or challenge is wrong, used or expired."""
+
+    reason = Reason.SECOND_FACTOR_INVALID
+    message_key = "second_factor_invalid"
+
+
+class TotpAlreadyEnabled(DomainError):
+    """The user has a confirmed TOTP already: it is disabled before enrolling again."""
+
+    reason = Reason.TOTP_ALREADY_ENABLED
+    message_key = "totp_already_enabled"
+
+
+class TotpNotEnabled(DomainError):
+    """The user has no TOTP to confirm (none enrolled), disable or prove."""
+
+    reason = Reason.TOTP_NOT_ENABLED
+    message_key = "totp_not_enabled"
 
 
 class UserNotFound(DomainError):

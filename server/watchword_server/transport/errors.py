@@ -51,6 +51,9 @@ STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
     Reason.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.DATABASE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.SECOND_FACTOR_INVALID: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.TOTP_ALREADY_ENABLED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.TOTP_NOT_ENABLED: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -29,9 +29,11 @@ from watchword_server.domain.access.service_keys import Scope, ServiceKeys
 from watchword_server.domain.accounts.accounts import Accounts
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
+from watchword_server.domain.accounts.second_factors import SecondFactors
 from watchword_server.domain.accounts.sessions import Sessions
 from watchword_server.domain.admin.events import EventReader
 from watchword_server.domain.admin.groups import GroupAdmin
+from watchword_server.domain.admin.second_factors import SecondFactorAdmin
 from watchword_server.domain.admin.users import UserAdmin
 from watchword_server.runtime.metrics import RpcMetrics
 from watchword_server.transport.client_address import ClientAddresses
@@ -74,6 +76,10 @@ class ServedDomain(Protocol):
     def passwords(self) -> PasswordFlows: ...
     @property
     def profiles(self) -> Profiles: ...
+    @property
+    def second_factors(self) -> SecondFactors: ...
+    @property
+    def second_factor_admin(self) -> SecondFactorAdmin: ...
     @property
     def checks(self) -> AccessChecks: ...
     @property
@@ -131,6 +137,7 @@ class GrpcServer:
             domain.sessions,
             domain.passwords,
             domain.profiles,
+            domain.second_factors,
             [field.name for field in settings.custom_fields if not field.readable],
         )
         add_auth = auth_service_pb2_grpc.add_AuthServiceServicer_to_server
@@ -148,7 +155,12 @@ class GrpcServer:
             ServiceKeyCheck(keys, Scope.ACCESS),
         )
         admin = wrap_servicer(
-            AdminServicer(domain.user_admin, domain.group_admin, domain.event_reader),
+            AdminServicer(
+                domain.user_admin,
+                domain.group_admin,
+                domain.event_reader,
+                domain.second_factor_admin,
+            ),
             _ADMIN,
             disabled=settings.disabled_rpcs,
             messages=settings.messages,

@@ -11,6 +11,7 @@ from watchword_server.domain.access.changes import Change
 from watchword_server.domain.accounts.account_keys import Purpose
 from watchword_server.domain.accounts.account_notices import REGISTRATION_EXISTS
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
+from watchword_server.domain.accounts.second_factors import PendingSecondFactor, SecondFactors
 from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.common import outbox
 from watchword_server.domain.common.custom_fields import Writer, check_extra
@@ -60,16 +61,19 @@ class Registration:
 
 @dataclass(frozen=True)
 class Login:
-    """A successful login."""
+    """A correct password: its session, or (for a user with a second factor) the challenge
+    to complete the login with instead."""
 
     user: UserRecord
-    session: SessionGrant
+    session: SessionGrant | None
+    second_factor: PendingSecondFactor | None = None
 
 
 class Accounts:
     """Registration, verification, login and logout, each in one transaction."""
 
-    def __init__(self, services: AccountServices) -> None:
+    def __init__(self, services: AccountServices, second_factors: SecondFactors) -> None:
+        self._second_factors = second_factors
         self._notices = services.notices
         self._logins = services.logins
         self._throttle = services.throttle
@@ -280,6 +284,16 @@ class Accounts:
             with contextlib.suppress(Overloaded):
                 new_hash = await self._hasher.hash(password)
         remember = remember and self._settings.remember_option
+        if stored.second_factor:
+            pending = await self._second_factors.challenge(
+                user=user,
+                password_hash=stored.password_hash,
+                new_hash=new_hash,
+                remember=remember,
+                attempt=attempt,
+                call=call,
+            )
+            return Login(user=user, session=None, second_factor=pending)
         session = self._sessions.new(remember=remember)
         # The checks above ran outside any transaction while the hash was computed: a
         # reset, a password change or a block may have landed since. The write re-checks

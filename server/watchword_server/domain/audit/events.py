@@ -41,6 +41,14 @@ _TEMPLATES: Mapping[EventKind, str] = {
     EventKind.MEMBERSHIP_REMOVED: "del_membership_log",
     EventKind.PERMISSION_ADDED: "add_permission_log",
     EventKind.PERMISSION_REMOVED: "del_permission_log",
+    EventKind.TOTP_ENROLLMENT_STARTED: "totp_enrollment_log",
+    EventKind.TOTP_ENABLED: "totp_enabled_log",
+    EventKind.TOTP_DISABLED: "totp_disabled_log",
+    EventKind.RECOVERY_CODES_REGENERATED: "recovery_codes_regenerated_log",
+    EventKind.SECOND_FACTOR_REQUIRED: "second_factor_required_log",
+    EventKind.SECOND_FACTOR_FAILED: "second_factor_failed_log",
+    EventKind.RECOVERY_CODE_USED: "recovery_code_used_log",
+    EventKind.SECOND_FACTORS_RESET: "second_factors_reset_log",
 }
 
 

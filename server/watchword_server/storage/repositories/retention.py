@@ -1,5 +1,6 @@
 """Deletes of what is no longer needed: expired sessions, used or expired mailed keys,
-mail sent (or given up) long ago, login failures that no longer count.
+mail sent (or given up) long ago, login failures that no longer count, login challenges
+past their expiry.
 
 Each delete goes in batches of ``BATCH`` rows, each its own statement, so a purge never
 holds many row locks or one long transaction; the same statements work on PostgreSQL and
@@ -15,10 +16,17 @@ from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from watchword_server.storage.conflicts import retrying
-from watchword_server.storage.models import AccountKey, LoginFailure, MailOutbox, Session
+from watchword_server.storage.models import (
+    AccountKey,
+    LoginFailure,
+    MailOutbox,
+    SecondFactorChallenge,
+    Session,
+)
 
 __all__ = [
     "BATCH",
+    "purge_challenges",
     "purge_dead_mail",
     "purge_failures",
     "purge_keys",
@@ -78,3 +86,8 @@ async def purge_dead_mail(engine: AsyncEngine, before: datetime) -> int:
 async def purge_failures(engine: AsyncEngine, before: datetime) -> int:
     """Login failures from before ``before`` (they no longer count)."""
     return await _purge(engine, LoginFailure, LoginFailure.create_time < before)
+
+
+async def purge_challenges(engine: AsyncEngine, now: datetime) -> int:
+    """Second-factor login challenges that expired (they can no longer be completed)."""
+    return await _purge(engine, SecondFactorChallenge, SecondFactorChallenge.expire_time <= now)

@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from watchword.auth.v1 import resources_pb2 as watchword_dot_auth_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$watchword/auth/v1/auth_service.proto\x12\x11watchword.auth.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!watchword/auth/v1/resources.proto\"\xae\x01\n\x0fRegisterRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\x12\x1d\n\nfirst_name\x18\x03 \x01(\tR\tfirstName\x12\x1b\n\tlast_name\x18\x04 \x01(\tR\x08lastName\x12-\n\x05\x65xtra\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x05\x65xtra\"\xa1\x01\n\x10RegisterResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\x12#\n\rsession_token\x18\x02 \x01(\tR\x0csessionToken\x12;\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\":\n\rVerifyRequest\x12)\n\x10verification_key\x18\x01 \x01(\tR\x0fverificationKey\"=\n\x0eVerifyResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\"c\n\x13\x41uthenticateRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\x12\x1a\n\x08remember\x18\x03 \x01(\x08R\x08remember\"\xa5\x01\n\x14\x41uthenticateResponse\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12+\n\x04user\x18\x03 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\"8\n\x11IntrospectRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\"~\n\x12IntrospectResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"4\n\rLogoutRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\"\x10\n\x0eLogoutResponse\"3\n\x1bRequestPasswordResetRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\"\x1e\n\x1cRequestPasswordResetResponse\"V\n\x14ResetPasswordRequest\x12\x1b\n\treset_key\x18\x01 \x01(\tR\x08resetKey\x12!\n\x0cnew_password\x18\x02 \x01(\tR\x0bnewPassword\"D\n\x15ResetPasswordResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\"\x82\x01\n\x15\x43hangePasswordRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12!\n\x0cold_password\x18\x02 \x01(\tR\x0boldPassword\x12!\n\x0cnew_password\x18\x03 \x01(\tR\x0bnewPassword\"\x18\n\x16\x43hangePasswordResponse\"8\n\x11GetProfileRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\"A\n\x12GetProfileResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\"\xa5\x01\n\x14UpdateProfileRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12+\n\x04user\x18\x02 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\x12;\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"D\n\x15UpdateProfileResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user2\xbf\x07\n\x0b\x41uthService\x12S\n\x08Register\x12\".watchword.auth.v1.RegisterRequest\x1a#.watchword.auth.v1.RegisterResponse\x12M\n\x06Verify\x12 .watchword.auth.v1.VerifyRequest\x1a!.watchword.auth.v1.VerifyResponse\x12_\n\x0c\x41uthenticate\x12&.watchword.auth.v1.AuthenticateRequest\x1a\'.watchword.auth.v1.AuthenticateResponse\x12Y\n\nIntrospect\x12$.watchword.auth.v1.IntrospectRequest\x1a%.watchword.auth.v1.IntrospectResponse\x12M\n\x06Logout\x12 .watchword.auth.v1.LogoutRequest\x1a!.watchword.auth.v1.LogoutResponse\x12w\n\x14RequestPasswordReset\x12..watchword.auth.v1.RequestPasswordResetRequest\x1a/.watchword.auth.v1.RequestPasswordResetResponse\x12\x62\n\rResetPassword\x12\'.watchword.auth.v1.ResetPasswordRequest\x1a(.watchword.auth.v1.ResetPasswordResponse\x12\x65\n\x0e\x43hangePassword\x12(.watchword.auth.v1.ChangePasswordRequest\x1a).watchword.auth.v1.ChangePasswordResponse\x12Y\n\nGetProfile\x12$.watchword.auth.v1.GetProfileRequest\x1a%.watchword.auth.v1.GetProfileResponse\x12\x62\n\rUpdateProfile\x12\'.watchword.auth.v1.UpdateProfileRequest\x1a(.watchword.auth.v1.UpdateProfileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$watchword/auth/v1/auth_service.proto\x12\x11watchword.auth.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!watchword/auth/v1/resources.proto\"\xae\x01\n\x0fRegisterRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\x12\x1d\n\nfirst_name\x18\x03 \x01(\tR\tfirstName\x12\x1b\n\tlast_name\x18\x04 \x01(\tR\x08lastName\x12-\n\x05\x65xtra\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x05\x65xtra\"\xa1\x01\n\x10RegisterResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\x12#\n\rsession_token\x18\x02 \x01(\tR\x0csessionToken\x12;\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\":\n\rVerifyRequest\x12)\n\x10verification_key\x18\x01 \x01(\tR\x0fverificationKey\"=\n\x0eVerifyResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\"c\n\x13\x41uthenticateRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\x12\x1a\n\x08remember\x18\x03 \x01(\x08R\x08remember\"\xb8\x02\n\x14\x41uthenticateResponse\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12+\n\x04user\x18\x03 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\x12\x36\n\x17second_factor_challenge\x18\x04 \x01(\tR\x15secondFactorChallenge\x12Y\n\x15second_factor_methods\x18\x05 \x03(\x0e\x32%.watchword.auth.v1.SecondFactorMethodR\x13secondFactorMethods\"8\n\x11IntrospectRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\"~\n\x12IntrospectResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"4\n\rLogoutRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\"\x10\n\x0eLogoutResponse\"3\n\x1bRequestPasswordResetRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\"\x1e\n\x1cRequestPasswordResetResponse\"V\n\x14ResetPasswordRequest\x12\x1b\n\treset_key\x18\x01 \x01(\tR\x08resetKey\x12!\n\x0cnew_password\x18\x02 \x01(\tR\x0bnewPassword\"D\n\x15ResetPasswordResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\"\x82\x01\n\x15\x43hangePasswordRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12!\n\x0cold_password\x18\x02 \x01(\tR\x0boldPassword\x12!\n\x0cnew_password\x18\x03 \x01(\tR\x0bnewPassword\"\x18\n\x16\x43hangePasswordResponse\"8\n\x11GetProfileRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\"A\n\x12GetProfileResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\"\xa5\x01\n\x14UpdateProfileRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12+\n\x04user\x18\x02 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\x12;\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"D\n\x15UpdateProfileResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user\"8\n\x11\x45nrollTotpRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\"M\n\x12\x45nrollTotpResponse\x12\x16\n\x06secret\x18\x01 \x01(\tR\x06secret\x12\x1f\n\x0botpauth_uri\x18\x02 \x01(\tR\notpauthUri\"M\n\x12\x43onfirmTotpRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12\x12\n\x04\x63ode\x18\x02 \x01(\tR\x04\x63ode\"<\n\x13\x43onfirmTotpResponse\x12%\n\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"v\n\x12\x44isableTotpRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12\x14\n\x04\x63ode\x18\x02 \x01(\tH\x00R\x04\x63ode\x12\x1c\n\x08password\x18\x03 \x01(\tH\x00R\x08passwordB\x07\n\x05proof\"\x15\n\x13\x44isableTotpResponse\"Y\n\x1eRegenerateRecoveryCodesRequest\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12\x12\n\x04\x63ode\x18\x02 \x01(\tR\x04\x63ode\"H\n\x1fRegenerateRecoveryCodesResponse\x12%\n\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"\x8b\x01\n\x1b\x43ompleteSecondFactorRequest\x12\x1c\n\tchallenge\x18\x01 \x01(\tR\tchallenge\x12\x1d\n\ttotp_code\x18\x02 \x01(\tH\x00R\x08totpCode\x12%\n\rrecovery_code\x18\x03 \x01(\tH\x00R\x0crecoveryCodeB\x08\n\x06\x66\x61\x63tor\"\xad\x01\n\x1c\x43ompleteSecondFactorResponse\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12+\n\x04user\x18\x03 \x01(\x0b\x32\x17.watchword.auth.v1.UserR\x04user2\xd2\x0b\n\x0b\x41uthService\x12S\n\x08Register\x12\".watchword.auth.v1.RegisterRequest\x1a#.watchword.auth.v1.RegisterResponse\x12M\n\x06Verify\x12 .watchword.auth.v1.VerifyRequest\x1a!.watchword.auth.v1.VerifyResponse\x12_\n\x0c\x41uthenticate\x12&.watchword.auth.v1.AuthenticateRequest\x1a\'.watchword.auth.v1.AuthenticateResponse\x12Y\n\nIntrospect\x12$.watchword.auth.v1.IntrospectRequest\x1a%.watchword.auth.v1.IntrospectResponse\x12M\n\x06Logout\x12 .watchword.auth.v1.LogoutRequest\x1a!.watchword.auth.v1.LogoutResponse\x12w\n\x14RequestPasswordReset\x12..watchword.auth.v1.RequestPasswordResetRequest\x1a/.watchword.auth.v1.RequestPasswordResetResponse\x12\x62\n\rResetPassword\x12\'.watchword.auth.v1.ResetPasswordRequest\x1a(.watchword.auth.v1.ResetPasswordResponse\x12\x65\n\x0e\x43hangePassword\x12(.watchword.auth.v1.ChangePasswordRequest\x1a).watchword.auth.v1.ChangePasswordResponse\x12Y\n\nGetProfile\x12$.watchword.auth.v1.GetProfileRequest\x1a%.watchword.auth.v1.GetProfileResponse\x12\x62\n\rUpdateProfile\x12\'.watchword.auth.v1.UpdateProfileRequest\x1a(.watchword.auth.v1.UpdateProfileResponse\x12Y\n\nEnrollTotp\x12$.watchword.auth.v1.EnrollTotpRequest\x1a%.watchword.auth.v1.EnrollTotpResponse\x12\\\n\x0b\x43onfirmTotp\x12%.watchword.auth.v1.ConfirmTotpRequest\x1a&.watchword.auth.v1.ConfirmTotpResponse\x12\\\n\x0b\x44isableTotp\x12%.watchword.auth.v1.DisableTotpRequest\x1a&.watchword.auth.v1.DisableTotpResponse\x12\x80\x01\n\x17RegenerateRecoveryCodes\x12\x31.watchword.auth.v1.RegenerateRecoveryCodesRequest\x1a\x32.watchword.auth.v1.RegenerateRecoveryCodesResponse\x12w\n\x14\x43ompleteSecondFactor\x12..watchword.auth.v1.CompleteSecondFactorRequest\x1a/.watchword.auth.v1.CompleteSecondFactorResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,35 +46,55 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHENTICATEREQUEST']._serialized_start=655
   _globals['_AUTHENTICATEREQUEST']._serialized_end=754
   _globals['_AUTHENTICATERESPONSE']._serialized_start=757
-  _globals['_AUTHENTICATERESPONSE']._serialized_end=922
-  _globals['_INTROSPECTREQUEST']._serialized_start=924
-  _globals['_INTROSPECTREQUEST']._serialized_end=980
-  _globals['_INTROSPECTRESPONSE']._serialized_start=982
-  _globals['_INTROSPECTRESPONSE']._serialized_end=1108
-  _globals['_LOGOUTREQUEST']._serialized_start=1110
-  _globals['_LOGOUTREQUEST']._serialized_end=1162
-  _globals['_LOGOUTRESPONSE']._serialized_start=1164
-  _globals['_LOGOUTRESPONSE']._serialized_end=1180
-  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_start=1182
-  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_end=1233
-  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_start=1235
-  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_end=1265
-  _globals['_RESETPASSWORDREQUEST']._serialized_start=1267
-  _globals['_RESETPASSWORDREQUEST']._serialized_end=1353
-  _globals['_RESETPASSWORDRESPONSE']._serialized_start=1355
-  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1423
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1426
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1556
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1558
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1582
-  _globals['_GETPROFILEREQUEST']._serialized_start=1584
-  _globals['_GETPROFILEREQUEST']._serialized_end=1640
-  _globals['_GETPROFILERESPONSE']._serialized_start=1642
-  _globals['_GETPROFILERESPONSE']._serialized_end=1707
-  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1710
-  _globals['_UPDATEPROFILEREQUEST']._serialized_end=1875
-  _globals['_UPDATEPROFILERESPONSE']._serialized_start=1877
-  _globals['_UPDATEPROFILERESPONSE']._serialized_end=1945
-  _globals['_AUTHSERVICE']._serialized_start=1948
-  _globals['_AUTHSERVICE']._serialized_end=2907
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=1069
+  _globals['_INTROSPECTREQUEST']._serialized_start=1071
+  _globals['_INTROSPECTREQUEST']._serialized_end=1127
+  _globals['_INTROSPECTRESPONSE']._serialized_start=1129
+  _globals['_INTROSPECTRESPONSE']._serialized_end=1255
+  _globals['_LOGOUTREQUEST']._serialized_start=1257
+  _globals['_LOGOUTREQUEST']._serialized_end=1309
+  _globals['_LOGOUTRESPONSE']._serialized_start=1311
+  _globals['_LOGOUTRESPONSE']._serialized_end=1327
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_start=1329
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_end=1380
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_start=1382
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_end=1412
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=1414
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=1500
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=1502
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1570
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1573
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1703
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1705
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1729
+  _globals['_GETPROFILEREQUEST']._serialized_start=1731
+  _globals['_GETPROFILEREQUEST']._serialized_end=1787
+  _globals['_GETPROFILERESPONSE']._serialized_start=1789
+  _globals['_GETPROFILERESPONSE']._serialized_end=1854
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1857
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=2022
+  _globals['_UPDATEPROFILERESPONSE']._serialized_start=2024
+  _globals['_UPDATEPROFILERESPONSE']._serialized_end=2092
+  _globals['_ENROLLTOTPREQUEST']._serialized_start=2094
+  _globals['_ENROLLTOTPREQUEST']._serialized_end=2150
+  _globals['_ENROLLTOTPRESPONSE']._serialized_start=2152
+  _globals['_ENROLLTOTPRESPONSE']._serialized_end=2229
+  _globals['_CONFIRMTOTPREQUEST']._serialized_start=2231
+  _globals['_CONFIRMTOTPREQUEST']._serialized_end=2308
+  _globals['_CONFIRMTOTPRESPONSE']._serialized_start=2310
+  _globals['_CONFIRMTOTPRESPONSE']._serialized_end=2370
+  _globals['_DISABLETOTPREQUEST']._serialized_start=2372
+  _globals['_DISABLETOTPREQUEST']._serialized_end=2490
+  _globals['_DISABLETOTPRESPONSE']._serialized_start=2492
+  _globals['_DISABLETOTPRESPONSE']._serialized_end=2513
+  _globals['_REGENERATERECOVERYCODESREQUEST']._serialized_start=2515
+  _globals['_REGENERATERECOVERYCODESREQUEST']._serialized_end=2604
+  _globals['_REGENERATERECOVERYCODESRESPONSE']._serialized_start=2606
+  _globals['_REGENERATERECOVERYCODESRESPONSE']._serialized_end=2678
+  _globals['_COMPLETESECONDFACTORREQUEST']._serialized_start=2681
+  _globals['_COMPLETESECONDFACTORREQUEST']._serialized_end=2820
+  _globals['_COMPLETESECONDFACTORRESPONSE']._serialized_start=2823
+  _globals['_COMPLETESECONDFACTORRESPONSE']._serialized_end=2996
+  _globals['_AUTHSERVICE']._serialized_start=2999
+  _globals['_AUTHSERVICE']._serialized_end=4489
 # @@protoc_insertion_point(module_scope)

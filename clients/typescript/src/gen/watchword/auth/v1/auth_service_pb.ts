@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { User } from "./resources_pb.js";
+import type { SecondFactorMethod, User } from "./resources_pb.js";
 import { file_watchword_auth_v1_resources } from "./resources_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file watchword/auth/v1/auth_service.proto.
  */
 export const file_watchword_auth_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiR3YXRjaHdvcmQvYXV0aC92MS9hdXRoX3NlcnZpY2UucHJvdG8SEXdhdGNod29yZC5hdXRoLnYxIoEBCg9SZWdpc3RlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEgoKZmlyc3RfbmFtZRgDIAEoCRIRCglsYXN0X25hbWUYBCABKAkSJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoEBChBSZWdpc3RlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEhUKDXNlc3Npb25fdG9rZW4YAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKDVZlcmlmeVJlcXVlc3QSGAoQdmVyaWZpY2F0aW9uX2tleRgBIAEoCSI3Cg5WZXJpZnlSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciJIChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhAKCHJlbWVtYmVyGAMgASgIIoUBChRBdXRoZW50aWNhdGVSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIqChFJbnRyb3NwZWN0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJImwKEkludHJvc3BlY3RSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoNTG9nb3V0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIiwKG1JlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVlbWFpbBgBIAEoCSIeChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIj8KFFJlc2V0UGFzc3dvcmRSZXF1ZXN0EhEKCXJlc2V0X2tleRgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiPgoVUmVzZXRQYXNzd29yZFJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyIloKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhQKDG9sZF9wYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIqChFHZXRQcm9maWxlUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjsKEkdldFByb2ZpbGVSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciKFAQoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIlCgR1c2VyGAIgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlUHJvZmlsZVJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyMr8HCgtBdXRoU2VydmljZRJTCghSZWdpc3RlchIiLndhdGNod29yZC5hdXRoLnYxLlJlZ2lzdGVyUmVxdWVzdBojLndhdGNod29yZC5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2USTQoGVmVyaWZ5EiAud2F0Y2h3b3JkLmF1dGgudjEuVmVyaWZ5UmVxdWVzdBohLndhdGNod29yZC5hdXRoLnYxLlZlcmlmeVJlc3BvbnNlEl8KDEF1dGhlbnRpY2F0ZRImLndhdGNod29yZC5hdXRoLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3QaJy53YXRjaHdvcmQuYXV0aC52MS5BdXRoZW50aWNhdGVSZXNwb25zZRJZCgpJbnRyb3NwZWN0EiQud2F0Y2h3b3JkLmF1dGgudjEuSW50cm9zcGVjdFJlcXVlc3QaJS53YXRjaHdvcmQuYXV0aC52MS5JbnRyb3NwZWN0UmVzcG9uc2USTQoGTG9nb3V0EiAud2F0Y2h3b3JkLmF1dGgudjEuTG9nb3V0UmVxdWVzdBohLndhdGNod29yZC5hdXRoLnYxLkxvZ291dFJlc3BvbnNlEncKFFJlcXVlc3RQYXNzd29yZFJlc2V0Ei4ud2F0Y2h3b3JkLmF1dGgudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Gi8ud2F0Y2h3b3JkLmF1dGgudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZRJiCg1SZXNldFBhc3N3b3JkEicud2F0Y2h3b3JkLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaKC53YXRjaHdvcmQuYXV0aC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2USZQoOQ2hhbmdlUGFzc3dvcmQSKC53YXRjaHdvcmQuYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaKS53YXRjaHdvcmQuYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlElkKCkdldFByb2ZpbGUSJC53YXRjaHdvcmQuYXV0aC52MS5HZXRQcm9maWxlUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkdldFByb2ZpbGVSZXNwb25zZRJiCg1VcGRhdGVQcm9maWxlEicud2F0Y2h3b3JkLmF1dGgudjEuVXBkYXRlUHJvZmlsZVJlcXVlc3QaKC53YXRjaHdvcmQuYXV0aC52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_watchword_auth_v1_resources]);
+  fileDesc("CiR3YXRjaHdvcmQvYXV0aC92MS9hdXRoX3NlcnZpY2UucHJvdG8SEXdhdGNod29yZC5hdXRoLnYxIoEBCg9SZWdpc3RlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEgoKZmlyc3RfbmFtZRgDIAEoCRIRCglsYXN0X25hbWUYBCABKAkSJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoEBChBSZWdpc3RlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEhUKDXNlc3Npb25fdG9rZW4YAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKDVZlcmlmeVJlcXVlc3QSGAoQdmVyaWZpY2F0aW9uX2tleRgBIAEoCSI3Cg5WZXJpZnlSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciJIChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhAKCHJlbWVtYmVyGAMgASgIIuwBChRBdXRoZW50aWNhdGVSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIfChdzZWNvbmRfZmFjdG9yX2NoYWxsZW5nZRgEIAEoCRJEChVzZWNvbmRfZmFjdG9yX21ldGhvZHMYBSADKA4yJS53YXRjaHdvcmQuYXV0aC52MS5TZWNvbmRGYWN0b3JNZXRob2QiKgoRSW50cm9zcGVjdFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSJsChJJbnRyb3NwZWN0UmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiYKDUxvZ291dFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZSIsChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkiHgocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSI/ChRSZXNldFBhc3N3b3JkUmVxdWVzdBIRCglyZXNldF9rZXkYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIj4KFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciJaChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIUCgxvbGRfcGFzc3dvcmQYAiABKAkSFAoMbmV3X3Bhc3N3b3JkGAMgASgJIhgKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiKgoRR2V0UHJvZmlsZVJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSI7ChJHZXRQcm9maWxlUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIihQEKFFVwZGF0ZVByb2ZpbGVSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSJQoEdXNlchgCIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj4KFVVwZGF0ZVByb2ZpbGVSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIqChFFbnJvbGxUb3RwUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjkKEkVucm9sbFRvdHBSZXNwb25zZRIOCgZzZWNyZXQYASABKAkSEwoLb3RwYXV0aF91cmkYAiABKAkiOQoSQ29uZmlybVRvdHBSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSDAoEY29kZRgCIAEoCSItChNDb25maXJtVG90cFJlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJIlgKEkRpc2FibGVUb3RwUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEg4KBGNvZGUYAiABKAlIABISCghwYXNzd29yZBgDIAEoCUgAQgcKBXByb29mIhUKE0Rpc2FibGVUb3RwUmVzcG9uc2UiRQoeUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSDAoEY29kZRgCIAEoCSI5Ch9SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJImgKG0NvbXBsZXRlU2Vjb25kRmFjdG9yUmVxdWVzdBIRCgljaGFsbGVuZ2UYASABKAkSEwoJdG90cF9jb2RlGAIgASgJSAASFwoNcmVjb3ZlcnlfY29kZRgDIAEoCUgAQggKBmZhY3RvciKNAQocQ29tcGxldGVTZWNvbmRGYWN0b3JSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlcjLSCwoLQXV0aFNlcnZpY2USUwoIUmVnaXN0ZXISIi53YXRjaHdvcmQuYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaIy53YXRjaHdvcmQuYXV0aC52MS5SZWdpc3RlclJlc3BvbnNlEk0KBlZlcmlmeRIgLndhdGNod29yZC5hdXRoLnYxLlZlcmlmeVJlcXVlc3QaIS53YXRjaHdvcmQuYXV0aC52MS5WZXJpZnlSZXNwb25zZRJfCgxBdXRoZW50aWNhdGUSJi53YXRjaHdvcmQuYXV0aC52MS5BdXRoZW50aWNhdGVSZXF1ZXN0Gicud2F0Y2h3b3JkLmF1dGgudjEuQXV0aGVudGljYXRlUmVzcG9uc2USWQoKSW50cm9zcGVjdBIkLndhdGNod29yZC5hdXRoLnYxLkludHJvc3BlY3RSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuSW50cm9zcGVjdFJlc3BvbnNlEk0KBkxvZ291dBIgLndhdGNod29yZC5hdXRoLnYxLkxvZ291dFJlcXVlc3QaIS53YXRjaHdvcmQuYXV0aC52MS5Mb2dvdXRSZXNwb25zZRJ3ChRSZXF1ZXN0UGFzc3dvcmRSZXNldBIuLndhdGNod29yZC5hdXRoLnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBovLndhdGNod29yZC5hdXRoLnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2USYgoNUmVzZXRQYXNzd29yZBInLndhdGNod29yZC5hdXRoLnYxLlJlc2V0UGFzc3dvcmRSZXF1ZXN0Gigud2F0Y2h3b3JkLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlc3BvbnNlEmUKDkNoYW5nZVBhc3N3b3JkEigud2F0Y2h3b3JkLmF1dGgudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0Gikud2F0Y2h3b3JkLmF1dGgudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJZCgpHZXRQcm9maWxlEiQud2F0Y2h3b3JkLmF1dGgudjEuR2V0UHJvZmlsZVJlcXVlc3QaJS53YXRjaHdvcmQuYXV0aC52MS5HZXRQcm9maWxlUmVzcG9uc2USYgoNVXBkYXRlUHJvZmlsZRInLndhdGNod29yZC5hdXRoLnYxLlVwZGF0ZVByb2ZpbGVSZXF1ZXN0Gigud2F0Y2h3b3JkLmF1dGgudjEuVXBkYXRlUHJvZmlsZVJlc3BvbnNlElkKCkVucm9sbFRvdHASJC53YXRjaHdvcmQuYXV0aC52MS5FbnJvbGxUb3RwUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkVucm9sbFRvdHBSZXNwb25zZRJcCgtDb25maXJtVG90cBIlLndhdGNod29yZC5hdXRoLnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBomLndhdGNod29yZC5hdXRoLnYxLkNvbmZpcm1Ub3RwUmVzcG9uc2USXAoLRGlzYWJsZVRvdHASJS53YXRjaHdvcmQuYXV0aC52MS5EaXNhYmxlVG90cFJlcXVlc3QaJi53YXRjaHdvcmQuYXV0aC52MS5EaXNhYmxlVG90cFJlc3BvbnNlEoABChdSZWdlbmVyYXRlUmVjb3ZlcnlDb2RlcxIxLndhdGNod29yZC5hdXRoLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBoyLndhdGNod29yZC5hdXRoLnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USdwoUQ29tcGxldGVTZWNvbmRGYWN0b3ISLi53YXRjaHdvcmQuYXV0aC52MS5Db21wbGV0ZVNlY29uZEZhY3RvclJlcXVlc3QaLy53YXRjaHdvcmQuYXV0aC52MS5Db21wbGV0ZVNlY29uZEZhY3RvclJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_watchword_auth_v1_resources]);
 
 /**
  * RegisterRequest is the request of AuthService.Register.
@@ -203,6 +203,20 @@ export type AuthenticateResponse = Message<"watchword.auth.v1.AuthenticateRespon
    * @generated from field: watchword.auth.v1.User user = 3;
    */
   user?: User | undefined;
+
+  /**
+   * second_factor_challenge is set, and session_token is empty, when the password was right but the user must prove a second factor: pass it to CompleteSecondFactor. It expires after the server's second_factor_challenge_ttl and works once.
+   *
+   * @generated from field: string second_factor_challenge = 4;
+   */
+  secondFactorChallenge: string;
+
+  /**
+   * second_factor_methods are the second factors the user can complete the login with, set with second_factor_challenge.
+   *
+   * @generated from field: repeated watchword.auth.v1.SecondFactorMethod second_factor_methods = 5;
+   */
+  secondFactorMethods: SecondFactorMethod[];
 };
 
 /**
@@ -531,6 +545,291 @@ export const UpdateProfileResponseSchema: GenMessage<UpdateProfileResponse> = /*
   messageDesc(file_watchword_auth_v1_auth_service, 19);
 
 /**
+ * EnrollTotpRequest is the request of AuthService.EnrollTotp.
+ *
+ * @generated from message watchword.auth.v1.EnrollTotpRequest
+ */
+export type EnrollTotpRequest = Message<"watchword.auth.v1.EnrollTotpRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.EnrollTotpRequest.
+ * Use `create(EnrollTotpRequestSchema)` to create a new message.
+ */
+export const EnrollTotpRequestSchema: GenMessage<EnrollTotpRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 20);
+
+/**
+ * EnrollTotpResponse is the response of AuthService.EnrollTotp.
+ *
+ * @generated from message watchword.auth.v1.EnrollTotpResponse
+ */
+export type EnrollTotpResponse = Message<"watchword.auth.v1.EnrollTotpResponse"> & {
+  /**
+   * secret is the new TOTP secret in base32, for authenticators set up by hand.
+   *
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * otpauth_uri is the otpauth://totp/ URI of the secret, to show as a QR code.
+   *
+   * @generated from field: string otpauth_uri = 2;
+   */
+  otpauthUri: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.EnrollTotpResponse.
+ * Use `create(EnrollTotpResponseSchema)` to create a new message.
+ */
+export const EnrollTotpResponseSchema: GenMessage<EnrollTotpResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 21);
+
+/**
+ * ConfirmTotpRequest is the request of AuthService.ConfirmTotp.
+ *
+ * @generated from message watchword.auth.v1.ConfirmTotpRequest
+ */
+export type ConfirmTotpRequest = Message<"watchword.auth.v1.ConfirmTotpRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * code is a current six-digit code from the authenticator holding the enrolled secret.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.ConfirmTotpRequest.
+ * Use `create(ConfirmTotpRequestSchema)` to create a new message.
+ */
+export const ConfirmTotpRequestSchema: GenMessage<ConfirmTotpRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 22);
+
+/**
+ * ConfirmTotpResponse is the response of AuthService.ConfirmTotp.
+ *
+ * @generated from message watchword.auth.v1.ConfirmTotpResponse
+ */
+export type ConfirmTotpResponse = Message<"watchword.auth.v1.ConfirmTotpResponse"> & {
+  /**
+   * recovery_codes are single-use codes that complete a login instead of a TOTP code; they are shown only this once.
+   *
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message watchword.auth.v1.ConfirmTotpResponse.
+ * Use `create(ConfirmTotpResponseSchema)` to create a new message.
+ */
+export const ConfirmTotpResponseSchema: GenMessage<ConfirmTotpResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 23);
+
+/**
+ * DisableTotpRequest is the request of AuthService.DisableTotp.
+ *
+ * @generated from message watchword.auth.v1.DisableTotpRequest
+ */
+export type DisableTotpRequest = Message<"watchword.auth.v1.DisableTotpRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * proof is what shows the user, not only the session, wants the second factor off.
+   *
+   * @generated from oneof watchword.auth.v1.DisableTotpRequest.proof
+   */
+  proof: {
+    /**
+     * code is a current code from the authenticator.
+     *
+     * @generated from field: string code = 2;
+     */
+    value: string;
+    case: "code";
+  } | {
+    /**
+     * password is the user's password.
+     *
+     * @generated from field: string password = 3;
+     */
+    value: string;
+    case: "password";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message watchword.auth.v1.DisableTotpRequest.
+ * Use `create(DisableTotpRequestSchema)` to create a new message.
+ */
+export const DisableTotpRequestSchema: GenMessage<DisableTotpRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 24);
+
+/**
+ * DisableTotpResponse is the response of AuthService.DisableTotp.
+ *
+ * @generated from message watchword.auth.v1.DisableTotpResponse
+ */
+export type DisableTotpResponse = Message<"watchword.auth.v1.DisableTotpResponse"> & {
+};
+
+/**
+ * Describes the message watchword.auth.v1.DisableTotpResponse.
+ * Use `create(DisableTotpResponseSchema)` to create a new message.
+ */
+export const DisableTotpResponseSchema: GenMessage<DisableTotpResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 25);
+
+/**
+ * RegenerateRecoveryCodesRequest is the request of AuthService.RegenerateRecoveryCodes.
+ *
+ * @generated from message watchword.auth.v1.RegenerateRecoveryCodesRequest
+ */
+export type RegenerateRecoveryCodesRequest = Message<"watchword.auth.v1.RegenerateRecoveryCodesRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * code is a current code from the authenticator.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.RegenerateRecoveryCodesRequest.
+ * Use `create(RegenerateRecoveryCodesRequestSchema)` to create a new message.
+ */
+export const RegenerateRecoveryCodesRequestSchema: GenMessage<RegenerateRecoveryCodesRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 26);
+
+/**
+ * RegenerateRecoveryCodesResponse is the response of AuthService.RegenerateRecoveryCodes.
+ *
+ * @generated from message watchword.auth.v1.RegenerateRecoveryCodesResponse
+ */
+export type RegenerateRecoveryCodesResponse = Message<"watchword.auth.v1.RegenerateRecoveryCodesResponse"> & {
+  /**
+   * recovery_codes is the new set, shown only this once; the old codes no longer work.
+   *
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message watchword.auth.v1.RegenerateRecoveryCodesResponse.
+ * Use `create(RegenerateRecoveryCodesResponseSchema)` to create a new message.
+ */
+export const RegenerateRecoveryCodesResponseSchema: GenMessage<RegenerateRecoveryCodesResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 27);
+
+/**
+ * CompleteSecondFactorRequest is the request of AuthService.CompleteSecondFactor.
+ *
+ * @generated from message watchword.auth.v1.CompleteSecondFactorRequest
+ */
+export type CompleteSecondFactorRequest = Message<"watchword.auth.v1.CompleteSecondFactorRequest"> & {
+  /**
+   * challenge is Authenticate's second_factor_challenge.
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+
+  /**
+   * factor is the second factor's proof.
+   *
+   * @generated from oneof watchword.auth.v1.CompleteSecondFactorRequest.factor
+   */
+  factor: {
+    /**
+     * totp_code is a current code from the authenticator.
+     *
+     * @generated from field: string totp_code = 2;
+     */
+    value: string;
+    case: "totpCode";
+  } | {
+    /**
+     * recovery_code is one of the unused recovery codes.
+     *
+     * @generated from field: string recovery_code = 3;
+     */
+    value: string;
+    case: "recoveryCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message watchword.auth.v1.CompleteSecondFactorRequest.
+ * Use `create(CompleteSecondFactorRequestSchema)` to create a new message.
+ */
+export const CompleteSecondFactorRequestSchema: GenMessage<CompleteSecondFactorRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 28);
+
+/**
+ * CompleteSecondFactorResponse is the response of AuthService.CompleteSecondFactor.
+ *
+ * @generated from message watchword.auth.v1.CompleteSecondFactorResponse
+ */
+export type CompleteSecondFactorResponse = Message<"watchword.auth.v1.CompleteSecondFactorResponse"> & {
+  /**
+   * session_token is the new session's token, a secret to keep on the user's behalf.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * expire_time is when the session expires if it is not used; each use slides it.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * user is the logged-in user.
+   *
+   * @generated from field: watchword.auth.v1.User user = 3;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message watchword.auth.v1.CompleteSecondFactorResponse.
+ * Use `create(CompleteSecondFactorResponseSchema)` to create a new message.
+ */
+export const CompleteSecondFactorResponseSchema: GenMessage<CompleteSecondFactorResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 29);
+
+/**
  * AuthService serves the end-user flows: registration, e-mail verification, login,
  * sessions, password recovery and the user's own profile. It is called by the
  * application's backend on the user's behalf, and needs no service key unless the
@@ -651,6 +950,67 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof UpdateProfileRequestSchema;
     output: typeof UpdateProfileResponseSchema;
+  },
+  /**
+   * EnrollTotp starts turning on the TOTP second factor for the logged-in user: it returns
+   * a new secret and its otpauth:// URI (for a QR code). Nothing changes at login until
+   * ConfirmTotp proves the authenticator has it; enrolling again replaces an unconfirmed
+   * secret. A user with a confirmed TOTP gets FAILED_PRECONDITION, TOTP_ALREADY_ENABLED.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.EnrollTotp
+   */
+  enrollTotp: {
+    methodKind: "unary";
+    input: typeof EnrollTotpRequestSchema;
+    output: typeof EnrollTotpResponseSchema;
+  },
+  /**
+   * ConfirmTotp turns the enrolled TOTP second factor on with a first code from the
+   * authenticator, and returns the recovery codes (shown this once; only their hashes are
+   * kept). A wrong code fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.ConfirmTotp
+   */
+  confirmTotp: {
+    methodKind: "unary";
+    input: typeof ConfirmTotpRequestSchema;
+    output: typeof ConfirmTotpResponseSchema;
+  },
+  /**
+   * DisableTotp turns the TOTP second factor off, with a current code or the password, and
+   * voids the recovery codes.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.DisableTotp
+   */
+  disableTotp: {
+    methodKind: "unary";
+    input: typeof DisableTotpRequestSchema;
+    output: typeof DisableTotpResponseSchema;
+  },
+  /**
+   * RegenerateRecoveryCodes replaces the recovery codes with a new set, given a current
+   * code; the old codes stop working.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.RegenerateRecoveryCodes
+   */
+  regenerateRecoveryCodes: {
+    methodKind: "unary";
+    input: typeof RegenerateRecoveryCodesRequestSchema;
+    output: typeof RegenerateRecoveryCodesResponseSchema;
+  },
+  /**
+   * CompleteSecondFactor finishes a login that Authenticate answered with a
+   * second_factor_challenge: with a TOTP code or a recovery code it opens the session
+   * (with the expiration Authenticate's remember asked for). A wrong, replayed or expired
+   * code or challenge fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID, and counts toward
+   * the login throttle as a wrong password does. A challenge works once.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.CompleteSecondFactor
+   */
+  completeSecondFactor: {
+    methodKind: "unary";
+    input: typeof CompleteSecondFactorRequestSchema;
+    output: typeof CompleteSecondFactorResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_watchword_auth_v1_auth_service, 0);
