@@ -169,7 +169,7 @@ def build_domain(
     return Domain(
         accounts=accounts,
         second_factors=second_factors,
-        second_factor_admin=SecondFactorAdmin(database, events, notices),
+        second_factor_admin=SecondFactorAdmin(database, events),
         sessions=sessions,
         passwords=passwords,
         profiles=profiles,

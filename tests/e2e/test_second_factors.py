@@ -87,7 +87,11 @@ async def test_totp_login_end_to_end_with_skew_replay_and_recovery_codes(
     assert started.session_token == ""
     assert started.second_factor_challenge
     assert list(started.second_factor_methods) == [TOTP, RECOVERY]
-    assert started.user.id == user_id
+    # Nothing of the account before the second factor; the challenge's own expiry.
+    assert not started.HasField("user")
+    assert started.expire_time.ToDatetime(tzinfo=watchword.clock.now().tzinfo) == (
+        watchword.clock.now() + timedelta(seconds=300)
+    )
     # The code confirmation used is spent: no replay within its window.
     replayed = await failure(complete(watchword, started.second_factor_challenge, totp=first))
     assert (replayed.code, replayed.reason) == (
@@ -156,6 +160,34 @@ async def test_an_expired_challenge_is_refused(start_server: StartServer) -> Non
     missing = await failure(complete(running, started.second_factor_challenge))
     assert missing.code == grpc.StatusCode.INVALID_ARGUMENT
     assert set(missing.violations) == {"totp_code"}
+
+
+async def test_a_slow_clock_is_allowed_one_step(watchword: Running) -> None:
+    _, token = await register(watchword, EMAIL)
+    secret, _ = await enrolled(watchword, token)
+    watchword.clock.advance(90)  # three steps on: the phone's clock lags one step
+    started = await password_step(watchword)
+    lagging = code_at(watchword, secret, -1)
+    assert (await complete(watchword, started.second_factor_challenge, totp=lagging)).session_token
+    started = await password_step(watchword)
+    two_behind = code_at(watchword, secret, -2)
+    refused = await failure(complete(watchword, started.second_factor_challenge, totp=two_behind))
+    assert refused.reason == "SECOND_FACTOR_INVALID"
+
+
+async def test_a_password_change_voids_a_pending_challenge(watchword: Running) -> None:
+    _, token = await register(watchword, EMAIL)
+    secret, _ = await enrolled(watchword, token)
+    started = await password_step(watchword)
+    await watchword.auth.ChangePassword(
+        auth.ChangePasswordRequest(
+            session_token=token, old_password=PASSWORD, new_password="another secret phrase"
+        )
+    )
+    void = await failure(
+        complete(watchword, started.second_factor_challenge, totp=code_at(watchword, secret, 1))
+    )
+    assert void.reason == "SECOND_FACTOR_INVALID"
 
 
 async def test_wrong_codes_count_toward_the_password_throttle(start_server: StartServer) -> None:

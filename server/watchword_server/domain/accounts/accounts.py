@@ -10,6 +10,7 @@ from typing import Any
 from watchword_server.domain.access.changes import Change
 from watchword_server.domain.accounts.account_keys import Purpose
 from watchword_server.domain.accounts.account_notices import REGISTRATION_EXISTS
+from watchword_server.domain.accounts.login_states import STATE_ERRORS
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
 from watchword_server.domain.accounts.second_factors import PendingSecondFactor, SecondFactors
 from watchword_server.domain.accounts.services import AccountServices
@@ -18,11 +19,6 @@ from watchword_server.domain.common.custom_fields import Writer, check_extra
 from watchword_server.domain.common.validation import Violations
 from watchword_server.model.email_addresses import stored_email
 from watchword_server.model.errors import (
-    AccountBlocked,
-    AccountDisabled,
-    AccountPendingApproval,
-    AccountPendingVerification,
-    DomainError,
     EmailAlreadyExists,
     InvalidArgument,
     InvalidCredentials,
@@ -41,14 +37,6 @@ from watchword_server.storage.logins import Attempt, LoginWrite
 from watchword_server.storage.repositories import users as user_rows
 
 __all__ = ["Accounts", "Registration", "Login"]
-
-# Refusals told only after a correct password, so they reveal nothing to a guesser.
-_STATE_ERRORS: dict[UserStatus, type[DomainError]] = {
-    UserStatus.PENDING_VERIFICATION: AccountPendingVerification,
-    UserStatus.PENDING_APPROVAL: AccountPendingApproval,
-    UserStatus.DISABLED: AccountDisabled,
-    UserStatus.BLOCKED: AccountBlocked,
-}
 
 
 @dataclass(frozen=True)
@@ -273,7 +261,7 @@ class Accounts:
             raise InvalidCredentials()
 
         user = stored.record
-        state_error = _STATE_ERRORS.get(user.status)
+        state_error = STATE_ERRORS.get(user.status)
         if state_error is not None:
             await self._logins.release(attempt)  # the right password is no guess
             raise state_error()
@@ -318,7 +306,7 @@ class Accounts:
         )
         if current is None or current[1] != stored.password_hash:
             raise InvalidCredentials()
-        state_error = _STATE_ERRORS.get(current[0])
+        state_error = STATE_ERRORS.get(current[0])
         if state_error is not None:
             await self._logins.release(attempt)
             raise state_error()

@@ -21,14 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watchword_server.domain.access.changes import Change
+from watchword_server.domain.accounts.login_states import STATE_ERRORS
 from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.common.validation import Violations
 from watchword_server.model.errors import (
-    AccountBlocked,
-    AccountDisabled,
-    AccountPendingApproval,
-    AccountPendingVerification,
     DomainError,
     InvalidArgument,
     InvalidCredentials,
@@ -44,7 +40,6 @@ from watchword_server.model.records import (
     SecondFactorMethod,
     SessionGrant,
     UserRecord,
-    UserStatus,
 )
 from watchword_server.security import one_time_codes
 from watchword_server.security.secret_box import SealedSecret, SecretBox
@@ -59,15 +54,10 @@ __all__ = ["Enrollment", "PendingSecondFactor", "SecondFactors", "credential_dig
 
 _log = logging.getLogger(__name__)
 
-_STATE_ERRORS: dict[UserStatus, type[DomainError]] = {
-    UserStatus.PENDING_VERIFICATION: AccountPendingVerification,
-    UserStatus.PENDING_APPROVAL: AccountPendingApproval,
-    UserStatus.DISABLED: AccountDisabled,
-    UserStatus.BLOCKED: AccountBlocked,
-}
 _Work = Callable[[Connection], Awaitable[None]]
-# Longer input is no code of ours: refuse it before hashing attacker-sized input.
+# Longer input is no code or challenge of ours: refused before it is hashed.
 _MAX_CODE_LENGTH = 64
+_MAX_CHALLENGE_LENGTH = 256
 
 
 def credential_digest(password_hash: str) -> bytes:
@@ -116,7 +106,6 @@ class SecondFactors:
         self._throttle = services.throttle
         self._logins = services.logins
         self._clock = services.clock
-        self._notices = services.notices
 
     # The login's second step.
 
@@ -143,7 +132,7 @@ class SecondFactors:
             current = await user_rows.lock_login_state(conn, user.id)
             if current is None or current[1] != password_hash:
                 raise InvalidCredentials()  # reset or changed meanwhile
-            state_error = _STATE_ERRORS.get(current[0])
+            state_error = STATE_ERRORS.get(current[0])
             if state_error is not None:
                 raise state_error()
             checked = password_hash
@@ -203,7 +192,7 @@ class SecondFactors:
             problems.add(field, "a TOTP code or a recovery code is required")
         if problems:
             raise InvalidArgument(problems.items)
-        if len(challenge) > _MAX_CODE_LENGTH * 4 or len(code) > _MAX_CODE_LENGTH:
+        if len(challenge) > _MAX_CHALLENGE_LENGTH or len(code) > _MAX_CODE_LENGTH:
             raise SecondFactorInvalid()
         digest = token_digest(challenge)
         now = self._clock.now()
@@ -231,12 +220,13 @@ class SecondFactors:
             raise SecondFactorInvalid()
 
         async def finish(conn: Connection) -> SessionGrant:
+            # The account's row first, as every writer of its factors locks it first.
+            current = await user_rows.lock_login_state(conn, user.id)
             if not await factor_rows.consume_challenge(conn, found.id):
                 raise SecondFactorInvalid()  # completed meanwhile by another call
-            current = await user_rows.lock_login_state(conn, user.id)
             if current is None or credential_digest(current[1]) != found.credential_digest:
                 raise SecondFactorInvalid()  # the password changed since the challenge
-            state_error = _STATE_ERRORS.get(current[0])
+            state_error = STATE_ERRORS.get(current[0])
             if state_error is not None:
                 raise state_error()
             await self._spend(conn, user.id, proof, now)
@@ -376,7 +366,6 @@ class SecondFactors:
             await factor_rows.delete_challenges_for_user(conn, user.id)
             await self._give_back(conn, attempt)
             await self._events.record(conn, EventKind.TOTP_DISABLED, call, user=user)
-            await self._notices.publish(conn, Change.of_users(user.id))
 
         await self._transaction_releasing(turn_off, attempt)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from watchword_server.domain.access.changes import Change, ChangeNotices
 from watchword_server.domain.audit.events import EventLog
 from watchword_server.domain.common.lookups import existing_user
 from watchword_server.model.records import CallContext, EventKind, SecondFactorMethod, UserRecord
@@ -26,10 +25,9 @@ class SecondFactorSummary:
 class SecondFactorAdmin:
     """GetSecondFactors and ResetSecondFactors."""
 
-    def __init__(self, database: Database, events: EventLog, notices: ChangeNotices) -> None:
+    def __init__(self, database: Database, events: EventLog) -> None:
         self._database = database
         self._events = events
-        self._notices = notices
 
     async def get(self, user_id: str) -> SecondFactorSummary:
         """The user's confirmed second factors (an unconfirmed TOTP is none yet)."""
@@ -54,7 +52,6 @@ class SecondFactorAdmin:
             await factor_rows.delete_totp(conn, user.id)
             await factor_rows.delete_challenges_for_user(conn, user.id)
             await self._events.record(conn, EventKind.SECOND_FACTORS_RESET, call, user=user)
-            await self._notices.publish(conn, Change.of_users(user.id))
             return user
 
         return await self._database.transaction(remove)

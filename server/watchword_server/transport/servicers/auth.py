@@ -78,9 +78,9 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         )
         if login.second_factor is not None:
             pending = login.second_factor
+            # No user yet: the account is not the caller's until the second factor.
             return auth_service_pb2.AuthenticateResponse(
                 expire_time=timestamp(pending.expire_time),
-                user=self._user_views.of(login.user),
                 second_factor_challenge=pending.challenge,
                 second_factor_methods=methods_to_proto(pending.methods),  # type: ignore[arg-type]
             )

@@ -189,11 +189,11 @@ class AuthenticateResponse(_message.Message):
     """second_factor_challenge is set, and session_token is empty, when the password was right but the user must prove a second factor: pass it to CompleteSecondFactor. It expires after the server's second_factor_challenge_ttl and works once."""
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
-        """expire_time is when the session expires if it is not used; each use slides it."""
+        """expire_time is when the session expires if it is not used; each use slides it. With second_factor_challenge, it is when the challenge expires."""
 
     @_builtins.property
     def user(self) -> _resources_pb2.User:
-        """user is the logged-in user."""
+        """user is the logged-in user; unset with second_factor_challenge, until the second factor is given."""
 
     @_builtins.property
     def second_factor_methods(self) -> _containers.RepeatedScalarFieldContainer[_resources_pb2.SecondFactorMethod.ValueType]:

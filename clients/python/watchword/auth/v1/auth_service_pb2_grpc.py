@@ -143,7 +143,9 @@ class AuthServiceServicer:
     def Authenticate(self, request, context):
         """Authenticate logs a user in with e-mail address and password and opens a session.
         An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-        the account's state is told only after a correct password.
+        the account's state is told only after a correct password. For a user with a
+        confirmed second factor it opens no session: it returns a second_factor_challenge
+        and the second_factor_methods to finish with in CompleteSecondFactor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -50,7 +50,9 @@ class AuthServiceStub:
     Authenticate: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.AuthenticateRequest, _auth_service_pb2.AuthenticateResponse]
     """Authenticate logs a user in with e-mail address and password and opens a session.
     An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-    the account's state is told only after a correct password.
+    the account's state is told only after a correct password. For a user with a
+    confirmed second factor it opens no session: it returns a second_factor_challenge
+    and the second_factor_methods to finish with in CompleteSecondFactor.
     """
     Introspect: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.IntrospectRequest, _auth_service_pb2.IntrospectResponse]
     """Introspect validates a session token and slides the session's inactivity window."""
@@ -126,7 +128,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Authenticate: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.AuthenticateRequest, _auth_service_pb2.AuthenticateResponse]  # type: ignore[assignment]
     """Authenticate logs a user in with e-mail address and password and opens a session.
     An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-    the account's state is told only after a correct password.
+    the account's state is told only after a correct password. For a user with a
+    confirmed second factor it opens no session: it returns a second_factor_challenge
+    and the second_factor_methods to finish with in CompleteSecondFactor.
     """
     Introspect: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.IntrospectRequest, _auth_service_pb2.IntrospectResponse]  # type: ignore[assignment]
     """Introspect validates a session token and slides the session's inactivity window."""
@@ -217,7 +221,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.AuthenticateResponse, _abc.Awaitable[_auth_service_pb2.AuthenticateResponse]]:
         """Authenticate logs a user in with e-mail address and password and opens a session.
         An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-        the account's state is told only after a correct password.
+        the account's state is told only after a correct password. For a user with a
+        confirmed second factor it opens no session: it returns a second_factor_challenge
+        and the second_factor_methods to finish with in CompleteSecondFactor.
         """
 
     @_abc_1.abstractmethod

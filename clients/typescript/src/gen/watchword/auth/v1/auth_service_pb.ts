@@ -191,14 +191,14 @@ export type AuthenticateResponse = Message<"watchword.auth.v1.AuthenticateRespon
   sessionToken: string;
 
   /**
-   * expire_time is when the session expires if it is not used; each use slides it.
+   * expire_time is when the session expires if it is not used; each use slides it. With second_factor_challenge, it is when the challenge expires.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 2;
    */
   expireTime?: Timestamp | undefined;
 
   /**
-   * user is the logged-in user.
+   * user is the logged-in user; unset with second_factor_challenge, until the second factor is given.
    *
    * @generated from field: watchword.auth.v1.User user = 3;
    */
@@ -865,7 +865,9 @@ export const AuthService: GenService<{
   /**
    * Authenticate logs a user in with e-mail address and password and opens a session.
    * An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-   * the account's state is told only after a correct password.
+   * the account's state is told only after a correct password. For a user with a
+   * confirmed second factor it opens no session: it returns a second_factor_challenge
+   * and the second_factor_methods to finish with in CompleteSecondFactor.
    *
    * @generated from rpc watchword.auth.v1.AuthService.Authenticate
    */
