@@ -6,6 +6,7 @@ Codes are computed with pyotp from the secret EnrollTotp returns, at the server'
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ import pytest
 
 from tests.support.flows import PASSWORD, register
 from tests.support.rows import table_rows
-from tests.support.rpc_errors import failure
+from tests.support.rpc_errors import details_of, failure
 from tests.support.servers import TEST_PEPPER, Running, StartServer
 from watchword.auth.v1 import admin_service_pb2 as admin
 from watchword.auth.v1 import auth_service_pb2 as auth
@@ -160,6 +161,21 @@ async def test_an_expired_challenge_is_refused(start_server: StartServer) -> Non
     missing = await failure(complete(running, started.second_factor_challenge))
     assert missing.code == grpc.StatusCode.INVALID_ARGUMENT
     assert set(missing.violations) == {"totp_code"}
+
+
+async def test_one_code_opens_one_session_however_calls_race(watchword: Running) -> None:
+    _, token = await register(watchword, EMAIL)
+    secret, _ = await enrolled(watchword, token)
+    challenges = [(await password_step(watchword)).second_factor_challenge for _ in range(3)]
+    code = code_at(watchword, secret, 1)
+    answers = await asyncio.gather(
+        *(complete(watchword, challenge, totp=code) for challenge in challenges),
+        return_exceptions=True,
+    )
+    opened = [answer for answer in answers if isinstance(answer, auth.CompleteSecondFactorResponse)]
+    refused = [answer for answer in answers if isinstance(answer, grpc.aio.AioRpcError)]
+    assert len(opened) == 1 and len(refused) == 2, answers
+    assert {details_of(error).reason for error in refused} == {"SECOND_FACTOR_INVALID"}
 
 
 async def test_a_slow_clock_is_allowed_one_step(watchword: Running) -> None:

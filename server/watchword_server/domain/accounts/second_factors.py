@@ -259,6 +259,7 @@ class SecondFactors:
         sealed = self._box.seal(secret, user.id.bytes)
 
         async def store(conn: Connection) -> None:
+            await _lock_account(conn, user.id)
             current = await factor_rows.get_totp(conn, user.id, lock=True)
             if current is not None and current.confirmed:
                 raise TotpAlreadyEnabled()
@@ -300,6 +301,7 @@ class SecondFactors:
         codes = self._new_recovery_codes()
 
         async def turn_on(conn: Connection) -> None:
+            await _lock_account(conn, user.id)
             await self._spend(conn, user.id, proof, now, confirm=True)
             await factor_rows.replace_recovery_codes(
                 conn, user.id, [_code_digest(c) for c in codes], now
@@ -359,6 +361,7 @@ class SecondFactors:
             raise SecondFactorInvalid()
 
         async def turn_off(conn: Connection) -> None:
+            await _lock_account(conn, user.id)
             if code is not None:
                 await self._spend(conn, user.id, proof, now)
             if not await factor_rows.delete_totp(conn, user.id):
@@ -390,6 +393,7 @@ class SecondFactors:
         codes = self._new_recovery_codes()
 
         async def replace(conn: Connection) -> None:
+            await _lock_account(conn, user.id)
             await self._spend(conn, user.id, proof, now)
             await factor_rows.replace_recovery_codes(
                 conn, user.id, [_code_digest(c) for c in codes], now
@@ -481,6 +485,13 @@ class SecondFactors:
             return
         if not used:
             raise SecondFactorInvalid()
+
+
+async def _lock_account(conn: Connection, user_id: uuid.UUID) -> None:
+    # Every write of a user's factors locks the account's row first (a completing login
+    # too), so two of them never wait on each other's rows in opposite orders.
+    if await user_rows.get(conn, user_id, lock=True) is None:
+        raise SessionInvalid()
 
 
 def _require_code(field: str, code: str) -> None:
