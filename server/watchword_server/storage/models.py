@@ -2,7 +2,8 @@
 
 Timestamps are computed in Python from the server's clock (never the database's ``now()``)
 so that tests can drive time, and they are always timezone-aware (see ``UTCDateTime``).
-Secrets (session tokens, account keys, service keys) are stored only as SHA-256 digests.
+Secrets (session tokens, account keys, service keys, recovery codes, login challenges) are
+stored only as SHA-256 digests; TOTP secrets, which must be read back, only sealed.
 """
 
 from __future__ import annotations
