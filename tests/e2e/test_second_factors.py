@@ -178,6 +178,19 @@ async def test_one_code_opens_one_session_however_calls_race(watchword: Running)
     assert {details_of(error).reason for error in refused} == {"SECOND_FACTOR_INVALID"}
 
 
+async def test_recovery_codes_are_offered_while_unused_ones_remain(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(recovery_code_count=1)
+    _, token = await register(running, EMAIL)
+    _, codes = await enrolled(running, token)
+    assert len(codes) == 1
+    started = await password_step(running)
+    assert list(started.second_factor_methods) == [TOTP, RECOVERY]
+    await complete(running, started.second_factor_challenge, recovery=codes[0])
+    assert list((await password_step(running)).second_factor_methods) == [TOTP]
+
+
 async def test_a_slow_clock_is_allowed_one_step(watchword: Running) -> None:
     _, token = await register(watchword, EMAIL)
     secret, _ = await enrolled(watchword, token)
