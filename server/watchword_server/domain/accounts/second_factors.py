@@ -209,7 +209,9 @@ class SecondFactors:
         try:
             async with self._database.connect() as conn:
                 if totp_code is not None:
-                    proof = await self._totp_proof(conn, user, totp_code, now)
+                    stored = await factor_rows.get_totp(conn, user.id)
+                    confirmed = stored if stored is not None and stored.confirmed else None
+                    proof = self._totp_proof(user, confirmed, totp_code, now)
                 else:
                     proof = await self._recovery_proof(conn, user, code)
         except DomainError:
@@ -291,7 +293,7 @@ class SecondFactors:
                     raise TotpNotEnabled()
                 if stored.confirmed:
                     raise TotpAlreadyEnabled()
-                proof = await self._totp_proof(conn, user, code, now, stored=stored)
+                proof = self._totp_proof(user, stored, code, now)
         except DomainError:
             await self._logins.release(attempt)
             raise
@@ -331,34 +333,30 @@ class SecondFactors:
                 problems.required("password", password)
             if problems:
                 raise InvalidArgument(problems.items)
-        session = await self._sessions.introspect(session_token, cached=False)
-        user = session.user
+        user = (await self._sessions.introspect(session_token, cached=False)).user
         now = self._clock.now()
         attempt = await self._reserve(user, call)
-        proof: _Proof | None = _Proof()
         try:
             async with self._database.connect() as conn:
                 stored = await factor_rows.get_totp(conn, user.id)
-                if stored is None:
-                    raise TotpNotEnabled()
-                if code is not None:
-                    proof = await self._totp_proof(conn, user, code, now, stored=stored)
-                else:
-                    stored_hash = await user_rows.password_hash_of(conn, user.id)
-            if code is None:
-                if stored_hash is None:
-                    raise SessionInvalid()
-                if not await self._hasher.verify(password or "", stored_hash):
-                    await self._failed(user, call, attempt)
-                    raise PasswordIncorrect("password")
-        except PasswordIncorrect:
-            raise  # its place is a failure now
+                stored_hash = await user_rows.password_hash_of(conn, user.id)
+            if stored is None:
+                raise TotpNotEnabled()
+            if stored_hash is None:
+                raise SessionInvalid()
+            if code is not None:
+                proof = self._totp_proof(user, stored, code, now)
+            elif await self._hasher.verify(password or "", stored_hash):
+                proof = _Proof()
+            else:
+                proof = None
         except DomainError:
             await self._logins.release(attempt)
             raise
         if proof is None:
-            await self._failed(user, call, attempt)
-            raise SecondFactorInvalid()
+            # A wrong password gets no event, as in ChangePassword; it counts all the same.
+            await self._failed(user, call, attempt, event=code is not None)
+            raise SecondFactorInvalid() if code is not None else PasswordIncorrect("password")
 
         async def turn_off(conn: Connection) -> None:
             await _lock_account(conn, user.id)
@@ -383,7 +381,7 @@ class SecondFactors:
                 stored = await factor_rows.get_totp(conn, user.id)
                 if stored is None or not stored.confirmed:
                     raise TotpNotEnabled()
-                proof = await self._totp_proof(conn, user, code, now, stored=stored)
+                proof = self._totp_proof(user, stored, code, now)
         except DomainError:
             await self._logins.release(attempt)
             raise
@@ -418,10 +416,13 @@ class SecondFactors:
         self._throttle.refuse_unless_reserved(attempt)
         return attempt
 
-    async def _failed(self, user: UserRecord, call: CallContext, attempt: Attempt | None) -> None:
+    async def _failed(
+        self, user: UserRecord, call: CallContext, attempt: Attempt | None, *, event: bool = True
+    ) -> None:
         async def record(conn: Connection) -> None:
             await self._throttle.failed(conn, user.email, call.client_ip, attempt)
-            await self._events.record(conn, EventKind.SECOND_FACTOR_FAILED, call, user=user)
+            if event:
+                await self._events.record(conn, EventKind.SECOND_FACTOR_FAILED, call, user=user)
 
         await self._database.transaction(record)
 
@@ -437,19 +438,11 @@ class SecondFactors:
             await self._logins.release(attempt)
             raise
 
-    async def _totp_proof(
-        self,
-        conn: Connection,
-        user: UserRecord,
-        code: str,
-        now: datetime,
-        *,
-        stored: factor_rows.StoredTotp | None = None,
+    def _totp_proof(
+        self, user: UserRecord, stored: factor_rows.StoredTotp | None, code: str, now: datetime
     ) -> _Proof | None:
         if stored is None:
-            stored = await factor_rows.get_totp(conn, user.id)
-            if stored is None or not stored.confirmed:
-                return None
+            return None
         sealed = SealedSecret(stored.key_id, stored.sealed_secret)
         secret = self._box.open(sealed, user.id.bytes)
         if secret is None:
