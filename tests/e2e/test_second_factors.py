@@ -245,6 +245,19 @@ async def test_wrong_codes_count_toward_the_password_throttle(start_server: Star
     assert (await complete(running, started.second_factor_challenge, totp=right)).session_token
 
 
+async def test_wrong_passwords_to_disable_count_toward_the_throttle(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(login_max_failures=2)
+    _, token = await register(running, EMAIL)
+    await enrolled(running, token)
+    request = auth.DisableTotpRequest(session_token=token, password="not the password")
+    for _ in range(2):
+        assert (await failure(running.auth.DisableTotp(request))).reason == "PASSWORD_INCORRECT"
+    right = auth.DisableTotpRequest(session_token=token, password=PASSWORD)
+    assert (await failure(running.auth.DisableTotp(right))).reason == "TOO_MANY_ATTEMPTS"
+
+
 async def test_disable_with_a_code_or_the_password(watchword: Running) -> None:
     user_id, token = await register(watchword, EMAIL)
     secret, codes = await enrolled(watchword, token)
