@@ -24,7 +24,8 @@ from watchword_server.domain.access.service_keys import Scope
 
 _TABLES = (
     "users, sessions, account_keys, groups, memberships, permissions, events, "
-    "service_keys, mail_outbox, login_failures, emmett_imports"
+    "service_keys, mail_outbox, login_failures, emmett_imports, totp_factors, recovery_codes, "
+    "second_factor_challenges, passkeys, passkey_challenges"
 )
 
 

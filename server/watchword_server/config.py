@@ -110,7 +110,11 @@ class Messages(BaseModel):
     verification_key_invalid: str = "The verification link is invalid or has expired"
     reset_key_invalid: str = "The password reset link is invalid or has expired"
     password_incorrect: str = "The current password is incorrect"
-    second_factor_invalid: str = "The second factor or passkey is invalid or has expired"
+    second_factor_invalid: str = (
+        "The code or passkey is wrong or has expired; log in again if this persists"
+    )
+    totp_already_enabled: str = "Two-step verification is on already"
+    totp_not_enabled: str = "Two-step verification is not set up"
     passkey_taken: str = "This passkey is registered already"
     passkey_not_found: str = "No such passkey"
     registration_log: str = "User {id} registered"
@@ -136,6 +140,14 @@ class Messages(BaseModel):
     del_membership_log: str = "User {id} is no longer member of group {group}"
     add_permission_log: str = "Permission {name} granted to group {group}"
     del_permission_log: str = "Permission {name} withdrawn from group {group}"
+    totp_enrollment_log: str = "User {id} started setting up an authenticator app"
+    totp_enabled_log: str = "User {id} turned on two-step verification"
+    totp_disabled_log: str = "User {id} turned off two-step verification"
+    recovery_codes_regenerated_log: str = "User {id} made new recovery codes"
+    second_factor_required_log: str = "User {id} gave the right password; second step asked"
+    second_factor_failed_log: str = "Failed second step for {email}"
+    recovery_code_used_log: str = "User {id} used a recovery code"
+    second_factors_reset_log: str = "Second factors of user {id} removed by {origin}"
     passkey_registered_log: str = "User {id} registered the passkey {name}"
     passkey_deleted_log: str = "User {id} deleted the passkey {name}"
     passkey_login_log: str = "User {id} logged in with a passkey"
@@ -276,6 +288,11 @@ class Settings(BaseSettings):
     webauthn_origins: Annotated[frozenset[str], NoDecode] = frozenset({"http://localhost:8000"})
     webauthn_challenge_ttl: int = Field(default=300, ge=1, le=86_400)
     reset_key_ttl: int = Field(default=86_400, ge=1)
+    # Second factors: seconds a login has to give its second factor after the password;
+    # the issuer name authenticator apps show next to the account; recovery codes per set.
+    second_factor_challenge_ttl: int = Field(default=300, ge=1, le=3600)
+    totp_issuer: str = Field(default="Watchword", min_length=1, max_length=64)
+    recovery_code_count: int = Field(default=10, ge=1, le=100)
     # NoDecode: a plain variable may say `A,B` as well as a JSON list.
     disabled_rpcs: Annotated[frozenset[str], NoDecode] = frozenset()
     messages: Messages = Field(default_factory=Messages)

@@ -15,12 +15,14 @@ from watchword_server.domain.accounts.accounts import Accounts
 from watchword_server.domain.accounts.passkeys import Passkeys, relying_party
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
+from watchword_server.domain.accounts.second_factors import SecondFactors
 from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.accounts.sessions import Sessions
 from watchword_server.domain.accounts.throttle import LoginThrottle
 from watchword_server.domain.admin.app_events import ApplicationEvents
 from watchword_server.domain.admin.events import EventReader
 from watchword_server.domain.admin.groups import GroupAdmin
+from watchword_server.domain.admin.second_factors import SecondFactorAdmin
 from watchword_server.domain.admin.users import UserAdmin
 from watchword_server.domain.audit.events import EventLog
 from watchword_server.domain.common.background import BackgroundWork
@@ -35,6 +37,7 @@ from watchword_server.runtime.retention import RetentionJob
 from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.security.keyring import KeyRing
 from watchword_server.security.passwords import PasswordHasher, Pepper
+from watchword_server.security.secret_box import SecretBox
 from watchword_server.security.tokens import derived_token
 from watchword_server.storage import check_reads, logins
 from watchword_server.storage.check_reads import CheckReads
@@ -60,6 +63,8 @@ class Domain:
     """Every domain service of one server process."""
 
     accounts: Accounts
+    second_factors: SecondFactors
+    second_factor_admin: SecondFactorAdmin
     sessions: Sessions
     passwords: PasswordFlows
     profiles: Profiles
@@ -159,7 +164,8 @@ def build_domain(
         login_rows,
         mail_queued=sender.wake,
     )
-    accounts = Accounts(shared)
+    second_factors = SecondFactors(shared, SecretBox(keyring))
+    accounts = Accounts(shared, second_factors)
     passwords = PasswordFlows(shared, background)
     profiles = Profiles(settings, database, sessions, events, clock, notices)
     passkeys = Passkeys(
@@ -175,6 +181,8 @@ def build_domain(
     stream = EventStream(database)
     return Domain(
         accounts=accounts,
+        second_factors=second_factors,
+        second_factor_admin=SecondFactorAdmin(database, events),
         sessions=sessions,
         passwords=passwords,
         profiles=profiles,

@@ -184,6 +184,35 @@ async def test_two_passkeys_log_in_both_ways_and_are_listed_and_deleted(
     ]
 
 
+async def test_an_administrator_sees_and_resets_passkeys_with_the_other_factors(
+    start_server: StartServer,
+) -> None:
+    running = await start_server()
+    user_id, token = await register(running, "ada@example.com")
+    ask = admin.GetSecondFactorsRequest(user_id=user_id)
+    none = await running.admin.GetSecondFactors(ask)
+    assert (list(none.methods), none.passkey_count) == ([], 0)
+    laptop, _ = await add_passkey(running, token, "Laptop")
+    await add_passkey(running, token, "Phone")
+    two = await running.admin.GetSecondFactors(ask)
+    assert (list(two.methods), two.passkey_count) == (
+        [resources_pb2.SECOND_FACTOR_METHOD_PASSKEY],
+        2,
+    )
+    # A ceremony under way when the reset comes cannot finish after it.
+    begun = await begin_login(running, "ada@example.com")
+
+    await running.admin.ResetSecondFactors(admin.ResetSecondFactorsRequest(user_id=user_id))
+    reset = await running.admin.GetSecondFactors(ask)
+    assert (list(reset.methods), reset.passkey_count) == ([], 0)
+    listed = await running.auth.ListPasskeys(auth.ListPasskeysRequest(session_token=token))
+    assert list(listed.passkeys) == []
+    assert refused(
+        await failure(finish_login(running, begun.challenge, laptop.sign_in(begun.options_json)))
+    )
+    assert resources_pb2.EVENT_KIND_SECOND_FACTORS_RESET in await kinds_of(running, user_id)
+
+
 async def test_replayed_forged_and_stale_answers_are_refused(start_server: StartServer) -> None:
     running = await start_server()
     user_id, token = await register(running, "ada@example.com")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import grpc
+import pyotp
 import pytest
 from google.protobuf import json_format
 
@@ -119,6 +121,46 @@ async def test_profile_and_password_flows(client: AsyncClient) -> None:
     with pytest.raises(InvalidArgument) as bad_key:
         await client.reset_password(reset_key="nope", new_password="another password")
     assert bad_key.value.reason == "RESET_KEY_INVALID"
+
+
+async def test_totp_second_factor(
+    watchword: Running, client: AsyncClient, admin: AsyncClient
+) -> None:
+    user_id, token = await _user(client, "ada@example.com")
+    enrollment = await client.enroll_totp(session_token=token)
+    app = pyotp.TOTP(enrollment.secret)
+    now = watchword.clock.now()
+    codes = await client.confirm_totp(session_token=token, code=app.at(now))
+    assert len(codes) == 10
+    started = await client.authenticate(email="ada@example.com", password=PASSWORD)
+    assert not started.session_token
+    with pytest.raises(Unauthenticated) as replayed:
+        await client.complete_second_factor(
+            challenge=started.second_factor_challenge, totp_code=app.at(now)
+        )
+    assert replayed.value.reason == "SECOND_FACTOR_INVALID"
+    done = await client.complete_second_factor(
+        challenge=started.second_factor_challenge, totp_code=app.at(now + timedelta(seconds=30))
+    )
+    assert done.user.id == user_id
+    watchword.clock.advance(60)
+    new_codes = await client.regenerate_recovery_codes(
+        session_token=token, code=app.at(watchword.clock.now())
+    )
+    assert not set(new_codes) & set(codes)
+    started = await client.authenticate(email="ada@example.com", password=PASSWORD)
+    await client.complete_second_factor(
+        challenge=started.second_factor_challenge, recovery_code=new_codes[0]
+    )
+    factors = await admin.get_second_factors(user_id=user_id)
+    assert list(factors.methods) == [
+        resources_pb2.SECOND_FACTOR_METHOD_TOTP,
+        resources_pb2.SECOND_FACTOR_METHOD_RECOVERY_CODE,
+    ]
+    await client.disable_totp(session_token=token, password=PASSWORD)
+    assert list((await admin.get_second_factors(user_id=user_id)).methods) == []
+    await client.enroll_totp(session_token=token)  # unconfirmed: an administrator removes it
+    assert (await admin.reset_second_factors(user_id=user_id)).id == user_id
 
 
 async def test_wrong_password_is_unauthenticated_with_the_configured_message(

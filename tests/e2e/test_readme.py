@@ -19,11 +19,50 @@ pytestmark = pytest.mark.client_side
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _snippet() -> str:
+def _snippet(section: str = "") -> str:
+    """The first Python snippet of the README, or of its section with this heading."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
+    if section:
+        text = text[text.index(f"\n## {section}\n") :]
     match = re.search(r"```python\n(.*?)```", text, re.DOTALL)
     assert match is not None, "the README has no Python snippet"
     return match.group(1)
+
+
+def _run_against_make_run(tmp_path: Path, snippet: str) -> subprocess.CompletedProcess[str]:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WATCHWORD_")}
+    env.update(
+        WATCHWORD_REGISTRATION_VERIFICATION="false",
+        WATCHWORD_LISTEN=f"127.0.0.1:{port}",
+        WATCHWORD_HMAC_ALG="bcrypt(4)",
+        WATCHWORD_SHUTDOWN_DRAIN_SECONDS="0",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "watchword_server", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        return subprocess.run(
+            [sys.executable, "-c", snippet.replace("127.0.0.1:50051", f"127.0.0.1:{port}")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_readme_two_step_login_snippet_runs(tmp_path: Path) -> None:
+    result = _run_against_make_run(tmp_path, _snippet("Two-step login (TOTP and recovery codes)"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("grace@example.com ")
 
 
 def test_readme_snippet_registers_and_logs_in(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from watchword_server.storage.models import (
     LoginFailure,
     MailOutbox,
     PasskeyChallenge,
+    SecondFactorChallenge,
     Session,
 )
 from watchword_server.storage.repositories import retention
@@ -29,6 +30,7 @@ from watchword_server.storage.repositories.users import insert_user
 from watchword_server.storage.schema import upgrade
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
 DAY = timedelta(days=1)
 
 
@@ -126,6 +128,19 @@ async def _seed(database: Database) -> uuid.UUID:
                     email_key=b"k" * 32, client_ip="192.0.2.1", create_time=NOW - age
                 )
             )
+        for name, expires in (("challenge-expired", NOW), ("challenge-live", NOW + 60 * SECOND)):
+            await conn.execute(
+                insert(SecondFactorChallenge).values(
+                    id=uuid.uuid4(),
+                    user_id=user.id,
+                    challenge_digest=name.encode().ljust(32, b"-"),
+                    credential_digest=b"c" * 32,
+                    remember=False,
+                    client_ip=name,
+                    create_time=NOW - 300 * SECOND,
+                    expire_time=expires,
+                )
+            )
         for purpose, expires in (("expired", NOW - timedelta(seconds=1)), ("live", NOW + DAY)):
             await conn.execute(
                 insert(PasskeyChallenge).values(
@@ -157,8 +172,10 @@ async def test_a_round_removes_only_what_is_done_with(database: Database) -> Non
         "sent_mail": 1,
         "dead_mail": 1,
         "login_failures": 1,
+        "second_factor_challenges": 1,
         "passkey_challenges": 1,
     }
+    assert await _left(database, SecondFactorChallenge.client_ip) == {"challenge-live"}
     assert await _left(database, PasskeyChallenge.purpose) == {"live"}
     assert await _left(database, Session.client_ip) == {"short-live", "long-live"}
     assert await _left(database, AccountKey.purpose) == {"used-lately", "live"}

@@ -135,6 +135,21 @@ class AsyncAdminMethods(AsyncTransport):
         reply = await self._unary(self._admin.RevokeSessions, request, timeout, metadata)
         self._note_revision(reply.revision)
 
+    async def get_second_factors(
+        self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> admin.GetSecondFactorsResponse:
+        """The user's second factors (``methods``) and ``passkey_count``."""
+        request = admin.GetSecondFactorsRequest(user_id=user_id)
+        return await self._unary(self._admin.GetSecondFactors, request, timeout, metadata)
+
+    async def reset_second_factors(
+        self, *, user_id: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> resources_pb2.User:
+        """Remove the user's second factors, so the password alone logs in again."""
+        request = admin.ResetSecondFactorsRequest(user_id=user_id)
+        reply = await self._unary(self._admin.ResetSecondFactors, request, timeout, metadata)
+        return reply.user
+
     # Groups, memberships and permissions.
 
     async def create_group(

@@ -28,6 +28,7 @@ __all__ = [
     "PermissionNotFound",
     "Reason",
     "ResetKeyInvalid",
+    "SecondFactorInvalid",
     "RpcDisabled",
     "RpcUnimplemented",
     "SecondFactorInvalid",
@@ -35,6 +36,8 @@ __all__ = [
     "ShuttingDown",
     "StreamOverflowed",
     "TooManyAttempts",
+    "TotpAlreadyEnabled",
+    "TotpNotEnabled",
     "UserNotFound",
     "VerificationKeyInvalid",
 ]
@@ -71,6 +74,8 @@ class Reason(enum.StrEnum):
     OVERLOADED = "OVERLOADED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
     SECOND_FACTOR_INVALID = "SECOND_FACTOR_INVALID"
+    TOTP_ALREADY_ENABLED = "TOTP_ALREADY_ENABLED"
+    TOTP_NOT_ENABLED = "TOTP_NOT_ENABLED"
     PASSKEY_ALREADY_REGISTERED = "PASSKEY_ALREADY_REGISTERED"
     PASSKEY_NOT_FOUND = "PASSKEY_NOT_FOUND"
 
@@ -237,14 +242,28 @@ class ResetKeyInvalid(InvalidArgument):
 
 
 class PasswordIncorrect(InvalidArgument):
-    """The current password given to change it is wrong."""
+    """The current password given to change it (or to confirm a change) is wrong."""
 
-    def __init__(self) -> None:
+    def __init__(self, field: str = "old_password") -> None:
         super().__init__(
-            [FieldViolation("old_password", "the current password is incorrect")],
+            [FieldViolation(field, "the current password is incorrect")],
             reason=Reason.PASSWORD_INCORRECT,
             message_key="password_incorrect",
         )
+
+
+class TotpAlreadyEnabled(DomainError):
+    """The user has a confirmed TOTP already: it is disabled before enrolling again."""
+
+    reason = Reason.TOTP_ALREADY_ENABLED
+    message_key = "totp_already_enabled"
+
+
+class TotpNotEnabled(DomainError):
+    """The user has no TOTP to confirm (none enrolled), disable or prove."""
+
+    reason = Reason.TOTP_NOT_ENABLED
+    message_key = "totp_not_enabled"
 
 
 class UserNotFound(DomainError):

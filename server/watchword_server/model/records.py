@@ -17,6 +17,7 @@ __all__ = [
     "PasskeyRecord",
     "PermissionRecord",
     "Scope",
+    "SecondFactorMethod",
     "Grant",
     "SessionGrant",
     "UserRecord",
@@ -72,10 +73,26 @@ class EventKind(enum.StrEnum):
     PERMISSION_ADDED = "permission_added"
     PERMISSION_REMOVED = "permission_removed"
     APPLICATION = "application"
+    TOTP_ENROLLMENT_STARTED = "totp_enrollment_started"
+    TOTP_ENABLED = "totp_enabled"
+    TOTP_DISABLED = "totp_disabled"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
+    SECOND_FACTOR_REQUIRED = "second_factor_required"
+    SECOND_FACTOR_FAILED = "second_factor_failed"
+    RECOVERY_CODE_USED = "recovery_code_used"
+    SECOND_FACTORS_RESET = "second_factors_reset"
     PASSKEY_REGISTERED = "passkey_registered"
     PASSKEY_DELETED = "passkey_deleted"
     PASSKEY_LOGIN = "passkey_login"
     PASSKEY_LOGIN_FAILED = "passkey_login_failed"
+
+
+class SecondFactorMethod(enum.StrEnum):
+    """A way to prove a login's second factor; mirrors the proto ``SecondFactorMethod``."""
+
+    TOTP = "totp"
+    RECOVERY_CODE = "recovery_code"
+    PASSKEY = "passkey"
 
 
 @dataclass(frozen=True)

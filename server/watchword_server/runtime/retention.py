@@ -55,6 +55,7 @@ class RetentionJob:
             "login_failures": await retention.purge_failures(
                 self._engine, now - timedelta(seconds=settings.login_failure_window)
             ),
+            "second_factor_challenges": await retention.purge_challenges(self._engine, now),
             "passkey_challenges": await retention.purge_passkey_challenges(self._engine, now),
         }
         if any(removed.values()):

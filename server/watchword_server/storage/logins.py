@@ -304,7 +304,11 @@ def _reserved(rows: Sequence[tuple[Any, ...]]) -> int | None:
 
 
 def _stored(row: Sequence[Any], offset: int) -> user_rows.StoredUser:
-    return user_rows.StoredUser(record=user_record(row, offset), password_hash=str(row[offset + 9]))
+    return user_rows.StoredUser(
+        record=user_record(row, offset),
+        password_hash=str(row[offset + 9]),
+        second_factor=bool(row[offset + 10]),
+    )
 
 
 def _write_values(write: LoginWrite) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Timestamps are computed in Python from the server's clock (never the database's ``now()``)
 so that tests can drive time, and they are always timezone-aware (see ``UTCDateTime``).
-Secrets (session tokens, account keys, service keys) are stored only as SHA-256 digests.
+Secrets (session tokens, account keys, service keys, recovery codes, login challenges) are
+stored only as SHA-256 digests; TOTP secrets, which must be read back, only sealed.
 """
 
 from __future__ import annotations
@@ -39,12 +40,15 @@ __all__ = [
     "Group",
     "LoginFailure",
     "MailOutbox",
+    "RecoveryCode",
+    "SecondFactorChallenge",
     "Membership",
     "Passkey",
     "PasskeyChallenge",
     "Permission",
     "ServiceKey",
     "Session",
+    "TotpFactor",
     "User",
     "UTCDateTime",
 ]
@@ -289,6 +293,59 @@ class EmmettImport(Base):
     source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     target_id: Mapped[str] = mapped_column(String(64))
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TotpFactor(Base):
+    """A user's TOTP second factor. The secret is sealed (AES-GCM, see
+    ``security/secret_box.py``) under a key derived from the pepper named by ``key_id``, so
+    a dump of the database holds no secret in clear; ``confirmed_time`` NULL means enrolled
+    but not yet confirmed (not asked for at login). ``last_used_step`` is the time step of
+    the last code accepted: a code is accepted only for a later step (no replay)."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    sealed_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code, stored only as a digest (the codes carry 120 random
+    bits, so a plain SHA-256 is enough, as for tokens)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    code_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SecondFactorChallenge(Base):
+    """A login waiting for its second factor: what a correct password got instead of a
+    session. Only the challenge's digest is stored; ``credential_digest`` is a digest of the
+    password hash that was checked, so a password changed meanwhile voids the challenge."""
+
+    __tablename__ = "second_factor_challenges"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    challenge_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    credential_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    expire_time: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Passkey(Base):

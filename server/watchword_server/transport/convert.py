@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from watchword_server.model.records import (
     GroupRecord,
     MembershipRecord,
     PermissionRecord,
+    SecondFactorMethod,
     UserRecord,
     UserStatus,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "kind_filter",
     "kind_from_proto",
     "membership_to_proto",
+    "methods_to_proto",
     "permission_to_proto",
     "status_filter",
     "status_from_proto",
@@ -53,6 +56,13 @@ _KIND_TO_PROTO = {
 _KIND_FROM_PROTO: dict[int, EventKind] = {int(n): k for k, n in _KIND_TO_PROTO.items()}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def methods_to_proto(methods: Iterable[SecondFactorMethod]) -> list[int]:
+    """Second-factor methods as proto ``SecondFactorMethod`` values, in the given order."""
+    return [
+        resources_pb2.SecondFactorMethod.Value(f"SECOND_FACTOR_METHOD_{m.name}") for m in methods
+    ]
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:

@@ -52,6 +52,8 @@ STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
     Reason.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.DATABASE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.SECOND_FACTOR_INVALID: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.TOTP_ALREADY_ENABLED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.TOTP_NOT_ENABLED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.PASSKEY_ALREADY_REGISTERED: grpc.StatusCode.ALREADY_EXISTS,
     Reason.PASSKEY_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
 }

@@ -30,10 +30,12 @@ from watchword_server.domain.accounts.accounts import Accounts
 from watchword_server.domain.accounts.passkeys import Passkeys
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
+from watchword_server.domain.accounts.second_factors import SecondFactors
 from watchword_server.domain.accounts.sessions import Sessions
 from watchword_server.domain.admin.app_events import ApplicationEvents
 from watchword_server.domain.admin.events import EventReader
 from watchword_server.domain.admin.groups import GroupAdmin
+from watchword_server.domain.admin.second_factors import SecondFactorAdmin
 from watchword_server.domain.admin.users import UserAdmin
 from watchword_server.runtime.metrics import RpcMetrics
 from watchword_server.transport.client_address import ClientAddresses
@@ -76,6 +78,10 @@ class ServedDomain(Protocol):
     def passwords(self) -> PasswordFlows: ...
     @property
     def profiles(self) -> Profiles: ...
+    @property
+    def second_factors(self) -> SecondFactors: ...
+    @property
+    def second_factor_admin(self) -> SecondFactorAdmin: ...
     @property
     def passkeys(self) -> Passkeys: ...
     @property
@@ -137,6 +143,7 @@ class GrpcServer:
             domain.sessions,
             domain.passwords,
             domain.profiles,
+            domain.second_factors,
             domain.passkeys,
             [field.name for field in settings.custom_fields if not field.readable],
         )
@@ -156,7 +163,11 @@ class GrpcServer:
         )
         admin = wrap_servicer(
             AdminServicer(
-                domain.user_admin, domain.group_admin, domain.event_reader, domain.app_events
+                domain.user_admin,
+                domain.group_admin,
+                domain.event_reader,
+                domain.second_factor_admin,
+                domain.app_events,
             ),
             _ADMIN,
             disabled=settings.disabled_rpcs,

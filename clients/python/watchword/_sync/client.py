@@ -103,7 +103,9 @@ class Client(AdminMethods):
         timeout: Timeout = _DEFAULT,
         metadata: CallMetadata = (),
     ) -> auth.AuthenticateResponse:
-        """Log in: a session token, its expiry and the user.
+        """Log in: a session token, its expiry and the user; or, for a user with a second
+        factor, no session but ``second_factor_challenge`` and ``second_factor_methods``:
+        finish with ``complete_second_factor``.
 
         Raises:
             Unauthenticated: ``reason == "INVALID_CREDENTIALS"`` for a wrong e-mail or password.
@@ -185,6 +187,84 @@ class Client(AdminMethods):
             session_token=session_token, user=user, update_mask=mask_of(update_mask)
         )
         return self._unary(self._auth.UpdateProfile, request, timeout, metadata).user
+
+    # Second factors (TOTP and recovery codes).
+
+    def enroll_totp(
+        self, *, session_token: str, timeout: Timeout = _DEFAULT, metadata: CallMetadata = ()
+    ) -> auth.EnrollTotpResponse:
+        """A new TOTP secret and its ``otpauth://`` URI; in effect once ``confirm_totp``ed."""
+        request = auth.EnrollTotpRequest(session_token=session_token)
+        return self._unary(self._auth.EnrollTotp, request, timeout, metadata)
+
+    def confirm_totp(
+        self,
+        *,
+        session_token: str,
+        code: str,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> list[str]:
+        """Turn TOTP on with a first code; returns the recovery codes (shown this once).
+
+        Raises:
+            Unauthenticated: ``reason == "SECOND_FACTOR_INVALID"`` for a wrong code.
+        """
+        request = auth.ConfirmTotpRequest(session_token=session_token, code=code)
+        reply = self._unary(self._auth.ConfirmTotp, request, timeout, metadata)
+        return list(reply.recovery_codes)
+
+    def disable_totp(
+        self,
+        *,
+        session_token: str,
+        code: str | None = None,
+        password: str | None = None,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> None:
+        """Turn TOTP off with a current ``code`` or the ``password`` (give one)."""
+        request = auth.DisableTotpRequest(session_token=session_token)
+        if code is not None:
+            request.code = code
+        elif password is not None:
+            request.password = password
+        self._unary(self._auth.DisableTotp, request, timeout, metadata)
+
+    def regenerate_recovery_codes(
+        self,
+        *,
+        session_token: str,
+        code: str,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> list[str]:
+        """A new set of recovery codes (the old set stops working)."""
+        request = auth.RegenerateRecoveryCodesRequest(session_token=session_token, code=code)
+        reply = self._unary(self._auth.RegenerateRecoveryCodes, request, timeout, metadata)
+        return list(reply.recovery_codes)
+
+    def complete_second_factor(
+        self,
+        *,
+        challenge: str,
+        totp_code: str | None = None,
+        recovery_code: str | None = None,
+        timeout: Timeout = _DEFAULT,
+        metadata: CallMetadata = (),
+    ) -> auth.CompleteSecondFactorResponse:
+        """Finish a login ``authenticate`` answered with a challenge: the session.
+
+        Raises:
+            Unauthenticated: ``reason == "SECOND_FACTOR_INVALID"`` for a wrong, replayed or
+                expired code or challenge.
+        """
+        request = auth.CompleteSecondFactorRequest(challenge=challenge)
+        if totp_code is not None:
+            request.totp_code = totp_code
+        elif recovery_code is not None:
+            request.recovery_code = recovery_code
+        return self._unary(self._auth.CompleteSecondFactor, request, timeout, metadata)
 
     # AuthService: passkeys (WebAuthn).
 

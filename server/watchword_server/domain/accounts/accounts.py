@@ -10,18 +10,15 @@ from typing import Any
 from watchword_server.domain.access.changes import Change
 from watchword_server.domain.accounts.account_keys import Purpose
 from watchword_server.domain.accounts.account_notices import REGISTRATION_EXISTS
+from watchword_server.domain.accounts.login_states import STATE_ERRORS
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
+from watchword_server.domain.accounts.second_factors import PendingSecondFactor, SecondFactors
 from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.common import outbox
 from watchword_server.domain.common.custom_fields import Writer, check_extra
 from watchword_server.domain.common.validation import Violations
 from watchword_server.model.email_addresses import stored_email
 from watchword_server.model.errors import (
-    AccountBlocked,
-    AccountDisabled,
-    AccountPendingApproval,
-    AccountPendingVerification,
-    DomainError,
     EmailAlreadyExists,
     InvalidArgument,
     InvalidCredentials,
@@ -41,14 +38,6 @@ from watchword_server.storage.repositories import users as user_rows
 
 __all__ = ["Accounts", "Registration", "Login"]
 
-# Refusals told only after a correct password, so they reveal nothing to a guesser.
-_STATE_ERRORS: dict[UserStatus, type[DomainError]] = {
-    UserStatus.PENDING_VERIFICATION: AccountPendingVerification,
-    UserStatus.PENDING_APPROVAL: AccountPendingApproval,
-    UserStatus.DISABLED: AccountDisabled,
-    UserStatus.BLOCKED: AccountBlocked,
-}
-
 
 @dataclass(frozen=True)
 class Registration:
@@ -60,16 +49,19 @@ class Registration:
 
 @dataclass(frozen=True)
 class Login:
-    """A successful login."""
+    """A correct password: its session, or (for a user with a second factor) the challenge
+    to complete the login with instead."""
 
     user: UserRecord
-    session: SessionGrant
+    session: SessionGrant | None
+    second_factor: PendingSecondFactor | None = None
 
 
 class Accounts:
     """Registration, verification, login and logout, each in one transaction."""
 
-    def __init__(self, services: AccountServices) -> None:
+    def __init__(self, services: AccountServices, second_factors: SecondFactors) -> None:
+        self._second_factors = second_factors
         self._notices = services.notices
         self._logins = services.logins
         self._throttle = services.throttle
@@ -269,7 +261,7 @@ class Accounts:
             raise InvalidCredentials()
 
         user = stored.record
-        state_error = _STATE_ERRORS.get(user.status)
+        state_error = STATE_ERRORS.get(user.status)
         if state_error is not None:
             await self._logins.release(attempt)  # the right password is no guess
             raise state_error()
@@ -280,6 +272,16 @@ class Accounts:
             with contextlib.suppress(Overloaded):
                 new_hash = await self._hasher.hash(password)
         remember = remember and self._settings.remember_option
+        if stored.second_factor:
+            pending = await self._second_factors.challenge(
+                user=user,
+                password_hash=stored.password_hash,
+                new_hash=new_hash,
+                remember=remember,
+                attempt=attempt,
+                call=call,
+            )
+            return Login(user=user, session=None, second_factor=pending)
         session = self._sessions.new(remember=remember)
         # The checks above ran outside any transaction while the hash was computed: a
         # reset, a password change or a block may have landed since. The write re-checks
@@ -304,7 +306,7 @@ class Accounts:
         )
         if current is None or current[1] != stored.password_hash:
             raise InvalidCredentials()
-        state_error = _STATE_ERRORS.get(current[0])
+        state_error = STATE_ERRORS.get(current[0])
         if state_error is not None:
             await self._logins.release(attempt)
             raise state_error()

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from watchword_server.domain.accounts.accounts import Login
 from watchword_server.domain.accounts.services import AccountServices
 from watchword_server.domain.common.lookups import parse_id
 from watchword_server.domain.common.validation import Violations
@@ -40,6 +39,7 @@ from watchword_server.model.records import (
     CallContext,
     EventKind,
     PasskeyRecord,
+    SessionGrant,
     UserRecord,
     UserStatus,
 )
@@ -249,7 +249,7 @@ class Passkeys:
 
     async def finish_login(
         self, *, challenge: str, credential_json: str, remember: bool, call: CallContext
-    ) -> Login:
+    ) -> tuple[UserRecord, SessionGrant]:
         """Verify the assertion against the challenge and open a session.
 
         Raises:
@@ -349,11 +349,11 @@ class Passkeys:
         email: str,
         attempt: Attempt | None,
         call: CallContext,
-    ) -> Login:
+    ) -> tuple[UserRecord, SessionGrant]:
         remember = remember and self._settings.remember_option
         forget = self._throttle.to_forget(email, attempt)
 
-        async def write(conn: Connection) -> Login:
+        async def write(conn: Connection) -> tuple[UserRecord, SessionGrant]:
             # Locked: a block landing meanwhile waits for this login, or is what it reads.
             current = await user_rows.get(conn, owner.id, lock=True)
             if current is None:
@@ -383,7 +383,7 @@ class Passkeys:
             )
             await self._logins_done(conn, forget, attempt)
             await self._events.record(conn, EventKind.PASSKEY_LOGIN, call, user=current)
-            return Login(user=current, session=session.grant)
+            return current, session.grant
 
         try:
             return await self._database.transaction(write)

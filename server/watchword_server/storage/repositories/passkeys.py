@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,6 +16,8 @@ from watchword_server.model.records import PasskeyRecord
 from watchword_server.storage.models import Passkey, PasskeyChallenge
 
 __all__ = [
+    "count_passkeys",
+    "delete_passkeys_of",
     "CredentialTaken",
     "OpenChallenge",
     "StoredPasskey",
@@ -227,3 +229,21 @@ async def delete_passkey(
     )
     row = result.one_or_none()
     return None if row is None else _record(row)
+
+
+async def count_passkeys(conn: AsyncConnection, user_id: uuid.UUID) -> int:
+    """How many passkeys the user has."""
+    return int(
+        await conn.scalar(
+            select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id)
+        )
+        or 0
+    )
+
+
+async def delete_passkeys_of(conn: AsyncConnection, user_id: uuid.UUID) -> int:
+    """Delete every passkey of the user, and the user's ceremonies under way; how many
+    passkeys went."""
+    await conn.execute(delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user_id))
+    result = await conn.execute(delete(Passkey).where(Passkey.user_id == user_id))
+    return int(result.rowcount)

@@ -1,6 +1,6 @@
 """Deletes of what is no longer needed: expired sessions, used or expired mailed keys,
-mail sent (or given up) long ago, login failures that no longer count, passkey
-challenges no longer answerable.
+mail sent (or given up) long ago, login failures that no longer count, second-factor
+login challenges past their expiry, passkey challenges no longer answerable.
 
 Each delete goes in batches of ``BATCH`` rows, each its own statement, so a purge never
 holds many row locks or one long transaction; the same statements work on PostgreSQL and
@@ -21,11 +21,13 @@ from watchword_server.storage.models import (
     LoginFailure,
     MailOutbox,
     PasskeyChallenge,
+    SecondFactorChallenge,
     Session,
 )
 
 __all__ = [
     "BATCH",
+    "purge_challenges",
     "purge_dead_mail",
     "purge_failures",
     "purge_keys",
@@ -86,6 +88,11 @@ async def purge_dead_mail(engine: AsyncEngine, before: datetime) -> int:
 async def purge_failures(engine: AsyncEngine, before: datetime) -> int:
     """Login failures from before ``before`` (they no longer count)."""
     return await _purge(engine, LoginFailure, LoginFailure.create_time < before)
+
+
+async def purge_challenges(engine: AsyncEngine, now: datetime) -> int:
+    """Second-factor login challenges that expired (they can no longer be completed)."""
+    return await _purge(engine, SecondFactorChallenge, SecondFactorChallenge.expire_time <= now)
 
 
 async def purge_passkey_challenges(engine: AsyncEngine, now: datetime) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy.sql.selectable import FromClause
 
 from watchword_server.model.email_addresses import email_key, stored_email
 from watchword_server.model.records import UserRecord, UserStatus
-from watchword_server.storage.models import AccountKey, Membership, Session, User
+from watchword_server.storage.models import AccountKey, Membership, Session, TotpFactor, User
 from watchword_server.storage.repositories import login_failures as failure_rows
 
 __all__ = [
@@ -73,6 +73,7 @@ class StoredUser:
 
     record: UserRecord
     password_hash: str
+    second_factor: bool = False  # a confirmed second factor: the password alone is not enough
 
 
 def to_record(row: Any) -> UserRecord:
@@ -100,14 +101,21 @@ async def email_exists(conn: AsyncConnection, email: str) -> bool:
 # its compiled form, so a login pays for executing them, not for building them (which
 # costs about as much again on these machines).
 _BY_EMAIL = User.email_key == bindparam("email")
-_FIND_BY_EMAIL = select(*_PUBLIC_COLUMNS, User.password_hash).where(_BY_EMAIL)
+# Read with the account, so asking a login for its second factor costs no round trip.
+_SECOND_FACTOR = (
+    select(TotpFactor.user_id)
+    .where(TotpFactor.user_id == User.id, TotpFactor.confirmed_time.is_not(None))
+    .exists()
+    .label("second_factor")
+)
+_FIND_BY_EMAIL = select(*_PUBLIC_COLUMNS, User.password_hash, _SECOND_FACTOR).where(_BY_EMAIL)
 
 
 @functools.cache
 def _find_for_login(source: FromClause, counts: tuple[ColumnElement[Any], ...]) -> Select[Any]:
     # The counts are one row, so the left join yields exactly one, with or without a user.
     found = source.outerjoin(User, _BY_EMAIL)
-    return select(*counts, *_PUBLIC_COLUMNS, User.password_hash).select_from(found)
+    return select(*counts, *_PUBLIC_COLUMNS, User.password_hash, _SECOND_FACTOR).select_from(found)
 
 
 def login_find_statement() -> Select[Any]:
@@ -118,7 +126,8 @@ def login_find_statement() -> Select[Any]:
 def login_read_statement(by_email: bool, by_client: bool) -> Select[Any]:
     """``find_for_login``'s statement for one shape of failure counts (parameters ``email``,
     the address's ``email_key``, and those of ``login_failures.recent_parameters``): the four
-    counts, then the public columns and the password hash (NULL without a user)."""
+    counts, then the public columns, the password hash (NULL without a user) and whether
+    the user has a confirmed second factor."""
     return _find_for_login(*failure_rows.counts_of(by_email, by_client))
 
 
@@ -137,7 +146,11 @@ async def find_by_email(conn: AsyncConnection, email: str) -> StoredUser | None:
     row = result.one_or_none()
     if row is None:
         return None
-    return StoredUser(record=to_record(row), password_hash=row.password_hash)
+    return StoredUser(
+        record=to_record(row),
+        password_hash=row.password_hash,
+        second_factor=bool(row.second_factor),
+    )
 
 
 async def find_for_login(
@@ -160,7 +173,12 @@ async def find_for_login(
     recent = failure_rows.recent_of(tuple(row)[: len(counts)])
     if row.id is None:
         return None, recent
-    return StoredUser(record=to_record(row), password_hash=row.password_hash), recent
+    stored = StoredUser(
+        record=to_record(row),
+        password_hash=row.password_hash,
+        second_factor=bool(row.second_factor),
+    )
+    return stored, recent
 
 
 async def insert_user(

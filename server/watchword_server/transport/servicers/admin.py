@@ -12,6 +12,7 @@ from watchword.auth.v1 import admin_service_pb2_grpc
 from watchword_server.domain.admin.app_events import ApplicationEvent, ApplicationEvents
 from watchword_server.domain.admin.events import EventReader
 from watchword_server.domain.admin.groups import GroupAdmin, NewPermission
+from watchword_server.domain.admin.second_factors import SecondFactorAdmin
 from watchword_server.domain.admin.users import NewUser, UserAdmin, UserChanges
 from watchword_server.model.records import CallContext, EventKind
 from watchword_server.transport.convert import (
@@ -20,6 +21,7 @@ from watchword_server.transport.convert import (
     group_to_proto,
     kind_filter,
     membership_to_proto,
+    methods_to_proto,
     permission_to_proto,
     status_filter,
     struct_to_dict,
@@ -43,11 +45,13 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         users: UserAdmin,
         groups: GroupAdmin,
         events: EventReader,
+        second_factors: SecondFactorAdmin,
         app_events: ApplicationEvents,
     ) -> None:
         self._users = users
         self._groups = groups
         self._events = events
+        self._second_factors = second_factors
         self._app_events = app_events
 
     def _call(self) -> CallContext:
@@ -154,6 +158,21 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     ) -> admin.RevokeSessionsResponse:
         revision = await self._users.revoke_sessions(request.user_id, self._call())
         return admin.RevokeSessionsResponse(revision=revision)
+
+    async def GetSecondFactors(  # noqa: N802
+        self, request: admin.GetSecondFactorsRequest, context: Context
+    ) -> admin.GetSecondFactorsResponse:
+        summary = await self._second_factors.get(request.user_id)
+        return admin.GetSecondFactorsResponse(
+            methods=methods_to_proto(summary.methods),  # type: ignore[arg-type]
+            passkey_count=summary.passkey_count,
+        )
+
+    async def ResetSecondFactors(  # noqa: N802
+        self, request: admin.ResetSecondFactorsRequest, context: Context
+    ) -> admin.ResetSecondFactorsResponse:
+        user = await self._second_factors.reset(request.user_id, self._call())
+        return admin.ResetSecondFactorsResponse(user=user_to_proto(user))
 
     # Groups
 

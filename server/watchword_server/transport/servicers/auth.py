@@ -12,10 +12,12 @@ from watchword_server.domain.accounts.accounts import Accounts
 from watchword_server.domain.accounts.passkeys import Passkeys
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
+from watchword_server.domain.accounts.second_factors import SecondFactors
 from watchword_server.domain.accounts.sessions import Sessions
 from watchword_server.model.records import CallContext, PasskeyRecord
 from watchword_server.transport.convert import (
     call_context,
+    methods_to_proto,
     struct_to_dict,
     timestamp,
 )
@@ -35,9 +37,11 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         sessions: Sessions,
         passwords: PasswordFlows,
         profiles: Profiles,
+        second_factors: SecondFactors,
         passkeys: Passkeys,
         hidden_fields: Collection[str] = (),
     ) -> None:
+        self._second_factors = second_factors
         self._passkeys = passkeys
         self._accounts = accounts
         self._sessions = sessions
@@ -75,6 +79,16 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             remember=request.remember,
             call=self._call(),
         )
+        if login.second_factor is not None:
+            pending = login.second_factor
+            # No user yet: the account is not the caller's until the second factor.
+            return auth_service_pb2.AuthenticateResponse(
+                expire_time=timestamp(pending.expire_time),
+                second_factor_challenge=pending.challenge,
+                second_factor_methods=methods_to_proto(pending.methods),  # type: ignore[arg-type]
+            )
+        if login.session is None:  # Accounts gives one or the other
+            raise RuntimeError("a login without a session or a challenge")
         return auth_service_pb2.AuthenticateResponse(
             session_token=login.session.token,
             expire_time=timestamp(login.session.expire_time),
@@ -147,6 +161,60 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         )
         return auth_service_pb2.UpdateProfileResponse(user=self._user_views.of(user))
 
+    async def EnrollTotp(  # noqa: N802
+        self, request: auth_service_pb2.EnrollTotpRequest, context: Context
+    ) -> auth_service_pb2.EnrollTotpResponse:
+        enrollment = await self._second_factors.enroll(
+            session_token=request.session_token, call=self._call()
+        )
+        return auth_service_pb2.EnrollTotpResponse(
+            secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri
+        )
+
+    async def ConfirmTotp(  # noqa: N802
+        self, request: auth_service_pb2.ConfirmTotpRequest, context: Context
+    ) -> auth_service_pb2.ConfirmTotpResponse:
+        codes = await self._second_factors.confirm(
+            session_token=request.session_token, code=request.code, call=self._call()
+        )
+        return auth_service_pb2.ConfirmTotpResponse(recovery_codes=codes)
+
+    async def DisableTotp(  # noqa: N802
+        self, request: auth_service_pb2.DisableTotpRequest, context: Context
+    ) -> auth_service_pb2.DisableTotpResponse:
+        proof = request.WhichOneof("proof")
+        await self._second_factors.disable(
+            session_token=request.session_token,
+            code=request.code if proof == "code" else None,
+            password=request.password if proof == "password" else None,
+            call=self._call(),
+        )
+        return auth_service_pb2.DisableTotpResponse()
+
+    async def RegenerateRecoveryCodes(  # noqa: N802
+        self, request: auth_service_pb2.RegenerateRecoveryCodesRequest, context: Context
+    ) -> auth_service_pb2.RegenerateRecoveryCodesResponse:
+        codes = await self._second_factors.regenerate(
+            session_token=request.session_token, code=request.code, call=self._call()
+        )
+        return auth_service_pb2.RegenerateRecoveryCodesResponse(recovery_codes=codes)
+
+    async def CompleteSecondFactor(  # noqa: N802
+        self, request: auth_service_pb2.CompleteSecondFactorRequest, context: Context
+    ) -> auth_service_pb2.CompleteSecondFactorResponse:
+        factor = request.WhichOneof("factor")
+        user, session = await self._second_factors.complete(
+            challenge=request.challenge,
+            totp_code=request.totp_code if factor == "totp_code" else None,
+            recovery_code=request.recovery_code if factor == "recovery_code" else None,
+            call=self._call(),
+        )
+        return auth_service_pb2.CompleteSecondFactorResponse(
+            session_token=session.token,
+            expire_time=timestamp(session.expire_time),
+            user=self._user_views.of(user),
+        )
+
     async def BeginPasskeyRegistration(  # noqa: N802
         self, request: auth_service_pb2.BeginPasskeyRegistrationRequest, context: Context
     ) -> auth_service_pb2.BeginPasskeyRegistrationResponse:
@@ -173,16 +241,16 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     async def FinishPasskeyLogin(  # noqa: N802
         self, request: auth_service_pb2.FinishPasskeyLoginRequest, context: Context
     ) -> auth_service_pb2.FinishPasskeyLoginResponse:
-        login = await self._passkeys.finish_login(
+        user, session = await self._passkeys.finish_login(
             challenge=request.challenge,
             credential_json=request.credential_json,
             remember=request.remember,
             call=self._call(),
         )
         return auth_service_pb2.FinishPasskeyLoginResponse(
-            session_token=login.session.token,
-            expire_time=timestamp(login.session.expire_time),
-            user=self._user_views.of(login.user),
+            session_token=session.token,
+            expire_time=timestamp(session.expire_time),
+            user=self._user_views.of(user),
         )
 
     async def ListPasskeys(  # noqa: N802

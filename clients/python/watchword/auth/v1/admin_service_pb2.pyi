@@ -1250,6 +1250,105 @@ class WatchEventsResponse(_message.Message):
 Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
 
 @_typing.final
+class GetSecondFactorsRequest(_message.Message):
+    """GetSecondFactorsRequest is the request of AdminService.GetSecondFactors."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """user_id is the identifier of the user."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSecondFactorsRequest: _TypeAlias = GetSecondFactorsRequest  # noqa: Y015
+
+@_typing.final
+class GetSecondFactorsResponse(_message.Message):
+    """GetSecondFactorsResponse is the response of AdminService.GetSecondFactors."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHODS_FIELD_NUMBER: _builtins.int
+    PASSKEY_COUNT_FIELD_NUMBER: _builtins.int
+    passkey_count: _builtins.int
+    """passkey_count is how many passkeys the user has registered."""
+    @_builtins.property
+    def methods(self) -> _containers.RepeatedScalarFieldContainer[_resources_pb2.SecondFactorMethod.ValueType]:
+        """methods are the user's second factors: TOTP, and RECOVERY_CODE while unused codes remain,
+        when a confirmed TOTP makes a password login ask for one; PASSKEY when the user has
+        passkeys (a passkey login is complete on its own). Empty: the password alone logs in.
+        """
+
+    def __init__(
+        self,
+        *,
+        methods: _abc.Iterable[_resources_pb2.SecondFactorMethod.ValueType] | None = ...,
+        passkey_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["methods", b"methods", "passkey_count", b"passkey_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSecondFactorsResponse: _TypeAlias = GetSecondFactorsResponse  # noqa: Y015
+
+@_typing.final
+class ResetSecondFactorsRequest(_message.Message):
+    """ResetSecondFactorsRequest is the request of AdminService.ResetSecondFactors."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """user_id is the identifier of the user whose second factors are removed."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetSecondFactorsRequest: _TypeAlias = ResetSecondFactorsRequest  # noqa: Y015
+
+@_typing.final
+class ResetSecondFactorsResponse(_message.Message):
+    """ResetSecondFactorsResponse is the response of AdminService.ResetSecondFactors."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> _resources_pb2.User:
+        """user is the user whose second factors were removed."""
+
+    def __init__(
+        self,
+        *,
+        user: _resources_pb2.User | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetSecondFactorsResponse: _TypeAlias = ResetSecondFactorsResponse  # noqa: Y015
+
+@_typing.final
 class LogEventRequest(_message.Message):
     """LogEventRequest is the request of AdminService.LogEvent."""
 

@@ -158,6 +158,16 @@ class AdminServiceStub:
                 request_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.GetSecondFactors = channel.unary_unary(
+                '/watchword.auth.v1.AdminService/GetSecondFactors',
+                request_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.GetSecondFactorsRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.GetSecondFactorsResponse.FromString,
+                _registered_method=True)
+        self.ResetSecondFactors = channel.unary_unary(
+                '/watchword.auth.v1.AdminService/ResetSecondFactors',
+                request_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.ResetSecondFactorsRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.ResetSecondFactorsResponse.FromString,
+                _registered_method=True)
         self.LogEvent = channel.unary_unary(
                 '/watchword.auth.v1.AdminService/LogEvent',
                 request_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.LogEventRequest.SerializeToString,
@@ -340,6 +350,22 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSecondFactors(self, request, context):
+        """GetSecondFactors tells which second factors a user has.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetSecondFactors(self, request, context):
+        """ResetSecondFactors removes a user's second factors (TOTP, recovery codes and
+        passkeys), so that the password alone logs in again, e.g. after a lost phone; it
+        writes an event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def LogEvent(self, request, context):
         """LogEvent writes an event of the calling application's own (Emmett's log_event) to
         the audit log, with kind EVENT_KIND_APPLICATION; it lists and streams like ours. It
@@ -466,6 +492,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsRequest.FromString,
                     response_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'GetSecondFactors': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecondFactors,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.GetSecondFactorsRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.GetSecondFactorsResponse.SerializeToString,
+            ),
+            'ResetSecondFactors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetSecondFactors,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.ResetSecondFactorsRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_admin__service__pb2.ResetSecondFactorsResponse.SerializeToString,
             ),
             'LogEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.LogEvent,
@@ -1103,6 +1139,60 @@ class AdminService:
             '/watchword.auth.v1.AdminService/WatchEvents',
             watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsRequest.SerializeToString,
             watchword_dot_auth_dot_v1_dot_admin__service__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecondFactors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AdminService/GetSecondFactors',
+            watchword_dot_auth_dot_v1_dot_admin__service__pb2.GetSecondFactorsRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_admin__service__pb2.GetSecondFactorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetSecondFactors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AdminService/ResetSecondFactors',
+            watchword_dot_auth_dot_v1_dot_admin__service__pb2.ResetSecondFactorsRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_admin__service__pb2.ResetSecondFactorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

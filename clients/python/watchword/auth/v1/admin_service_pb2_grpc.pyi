@@ -91,6 +91,13 @@ class AdminServiceStub:
     database, optionally only those of one kind. It is the service form of Emmett's
     after_* callbacks.
     """
+    GetSecondFactors: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetSecondFactorsRequest, _admin_service_pb2.GetSecondFactorsResponse]
+    """GetSecondFactors tells which second factors a user has."""
+    ResetSecondFactors: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ResetSecondFactorsRequest, _admin_service_pb2.ResetSecondFactorsResponse]
+    """ResetSecondFactors removes a user's second factors (TOTP, recovery codes and
+    passkeys), so that the password alone logs in again, e.g. after a lost phone; it
+    writes an event.
+    """
     LogEvent: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.LogEventRequest, _admin_service_pb2.LogEventResponse]
     """LogEvent writes an event of the calling application's own (Emmett's log_event) to
     the audit log, with kind EVENT_KIND_APPLICATION; it lists and streams like ours. It
@@ -159,6 +166,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """WatchEvents streams audit events as they are written by any server process on the
     database, optionally only those of one kind. It is the service form of Emmett's
     after_* callbacks.
+    """
+    GetSecondFactors: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetSecondFactorsRequest, _admin_service_pb2.GetSecondFactorsResponse]  # type: ignore[assignment]
+    """GetSecondFactors tells which second factors a user has."""
+    ResetSecondFactors: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ResetSecondFactorsRequest, _admin_service_pb2.ResetSecondFactorsResponse]  # type: ignore[assignment]
+    """ResetSecondFactors removes a user's second factors (TOTP, recovery codes and
+    passkeys), so that the password alone logs in again, e.g. after a lost phone; it
+    writes an event.
     """
     LogEvent: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.LogEventRequest, _admin_service_pb2.LogEventResponse]  # type: ignore[assignment]
     """LogEvent writes an event of the calling application's own (Emmett's log_event) to
@@ -363,6 +377,25 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """WatchEvents streams audit events as they are written by any server process on the
         database, optionally only those of one kind. It is the service form of Emmett's
         after_* callbacks.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSecondFactors(
+        self,
+        request: _admin_service_pb2.GetSecondFactorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetSecondFactorsResponse, _abc.Awaitable[_admin_service_pb2.GetSecondFactorsResponse]]:
+        """GetSecondFactors tells which second factors a user has."""
+
+    @_abc_1.abstractmethod
+    def ResetSecondFactors(
+        self,
+        request: _admin_service_pb2.ResetSecondFactorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ResetSecondFactorsResponse, _abc.Awaitable[_admin_service_pb2.ResetSecondFactorsResponse]]:
+        """ResetSecondFactors removes a user's second factors (TOTP, recovery codes and
+        passkeys), so that the password alone logs in again, e.g. after a lost phone; it
+        writes an event.
         """
 
     @_abc_1.abstractmethod

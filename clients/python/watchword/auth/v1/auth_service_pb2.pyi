@@ -181,15 +181,23 @@ class AuthenticateResponse(_message.Message):
     SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    SECOND_FACTOR_CHALLENGE_FIELD_NUMBER: _builtins.int
+    SECOND_FACTOR_METHODS_FIELD_NUMBER: _builtins.int
     session_token: _builtins.str
     """session_token is the new session's token, a secret to keep on the user's behalf."""
+    second_factor_challenge: _builtins.str
+    """second_factor_challenge is set, and session_token is empty, when the password was right but the user must prove a second factor: pass it to CompleteSecondFactor. It expires after the server's second_factor_challenge_ttl and works once."""
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
-        """expire_time is when the session expires if it is not used; each use slides it."""
+        """expire_time is when the session expires if it is not used; each use slides it. With second_factor_challenge, it is when the challenge expires."""
 
     @_builtins.property
     def user(self) -> _resources_pb2.User:
-        """user is the logged-in user."""
+        """user is the logged-in user; unset with second_factor_challenge, until the second factor is given."""
+
+    @_builtins.property
+    def second_factor_methods(self) -> _containers.RepeatedScalarFieldContainer[_resources_pb2.SecondFactorMethod.ValueType]:
+        """second_factor_methods are the second factors the user can complete the login with, set with second_factor_challenge."""
 
     def __init__(
         self,
@@ -197,10 +205,12 @@ class AuthenticateResponse(_message.Message):
         session_token: _builtins.str = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         user: _resources_pb2.User | None = ...,
+        second_factor_challenge: _builtins.str = ...,
+        second_factor_methods: _abc.Iterable[_resources_pb2.SecondFactorMethod.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "session_token", b"session_token", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "second_factor_challenge", b"second_factor_challenge", "second_factor_methods", b"second_factor_methods", "session_token", b"session_token", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -536,6 +546,269 @@ class UpdateProfileResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateProfileResponse: _TypeAlias = UpdateProfileResponse  # noqa: Y015
+
+@_typing.final
+class EnrollTotpRequest(_message.Message):
+    """EnrollTotpRequest is the request of AuthService.EnrollTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the token of the logged-in user's session."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollTotpRequest: _TypeAlias = EnrollTotpRequest  # noqa: Y015
+
+@_typing.final
+class EnrollTotpResponse(_message.Message):
+    """EnrollTotpResponse is the response of AuthService.EnrollTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_FIELD_NUMBER: _builtins.int
+    OTPAUTH_URI_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """secret is the new TOTP secret in base32, for authenticators set up by hand."""
+    otpauth_uri: _builtins.str
+    """otpauth_uri is the otpauth://totp/ URI of the secret, to show as a QR code."""
+    def __init__(
+        self,
+        *,
+        secret: _builtins.str = ...,
+        otpauth_uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["otpauth_uri", b"otpauth_uri", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollTotpResponse: _TypeAlias = EnrollTotpResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmTotpRequest(_message.Message):
+    """ConfirmTotpRequest is the request of AuthService.ConfirmTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the token of the logged-in user's session."""
+    code: _builtins.str
+    """code is a current six-digit code from the authenticator holding the enrolled secret."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmTotpRequest: _TypeAlias = ConfirmTotpRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmTotpResponse(_message.Message):
+    """ConfirmTotpResponse is the response of AuthService.ConfirmTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOVERY_CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recovery_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """recovery_codes are single-use codes that complete a login instead of a TOTP code; they are shown only this once."""
+
+    def __init__(
+        self,
+        *,
+        recovery_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recovery_codes", b"recovery_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmTotpResponse: _TypeAlias = ConfirmTotpResponse  # noqa: Y015
+
+@_typing.final
+class DisableTotpRequest(_message.Message):
+    """DisableTotpRequest is the request of AuthService.DisableTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the token of the logged-in user's session."""
+    code: _builtins.str
+    """code is a current code from the authenticator."""
+    password: _builtins.str
+    """password is the user's password."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        code: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "password", b"password", "proof", b"proof"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "password", b"password", "proof", b"proof", "session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_proof: _TypeAlias = _typing.Literal["code", "password"]  # noqa: Y015
+    _WhichOneofArgType_proof: _TypeAlias = _typing.Literal["proof", b"proof"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_proof) -> _WhichOneofReturnType_proof | None: ...
+
+Global___DisableTotpRequest: _TypeAlias = DisableTotpRequest  # noqa: Y015
+
+@_typing.final
+class DisableTotpResponse(_message.Message):
+    """DisableTotpResponse is the response of AuthService.DisableTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableTotpResponse: _TypeAlias = DisableTotpResponse  # noqa: Y015
+
+@_typing.final
+class RegenerateRecoveryCodesRequest(_message.Message):
+    """RegenerateRecoveryCodesRequest is the request of AuthService.RegenerateRecoveryCodes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the token of the logged-in user's session."""
+    code: _builtins.str
+    """code is a current code from the authenticator."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateRecoveryCodesRequest: _TypeAlias = RegenerateRecoveryCodesRequest  # noqa: Y015
+
+@_typing.final
+class RegenerateRecoveryCodesResponse(_message.Message):
+    """RegenerateRecoveryCodesResponse is the response of AuthService.RegenerateRecoveryCodes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOVERY_CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recovery_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """recovery_codes is the new set, shown only this once; the old codes no longer work."""
+
+    def __init__(
+        self,
+        *,
+        recovery_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recovery_codes", b"recovery_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateRecoveryCodesResponse: _TypeAlias = RegenerateRecoveryCodesResponse  # noqa: Y015
+
+@_typing.final
+class CompleteSecondFactorRequest(_message.Message):
+    """CompleteSecondFactorRequest is the request of AuthService.CompleteSecondFactor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_FIELD_NUMBER: _builtins.int
+    TOTP_CODE_FIELD_NUMBER: _builtins.int
+    RECOVERY_CODE_FIELD_NUMBER: _builtins.int
+    challenge: _builtins.str
+    """challenge is Authenticate's second_factor_challenge."""
+    totp_code: _builtins.str
+    """totp_code is a current code from the authenticator."""
+    recovery_code: _builtins.str
+    """recovery_code is one of the unused recovery codes."""
+    def __init__(
+        self,
+        *,
+        challenge: _builtins.str = ...,
+        totp_code: _builtins.str = ...,
+        recovery_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "recovery_code", b"recovery_code", "totp_code", b"totp_code"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "factor", b"factor", "recovery_code", b"recovery_code", "totp_code", b"totp_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_factor: _TypeAlias = _typing.Literal["totp_code", "recovery_code"]  # noqa: Y015
+    _WhichOneofArgType_factor: _TypeAlias = _typing.Literal["factor", b"factor"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_factor) -> _WhichOneofReturnType_factor | None: ...
+
+Global___CompleteSecondFactorRequest: _TypeAlias = CompleteSecondFactorRequest  # noqa: Y015
+
+@_typing.final
+class CompleteSecondFactorResponse(_message.Message):
+    """CompleteSecondFactorResponse is the response of AuthService.CompleteSecondFactor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """session_token is the new session's token, a secret to keep on the user's behalf."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """expire_time is when the session expires if it is not used; each use slides it."""
+
+    @_builtins.property
+    def user(self) -> _resources_pb2.User:
+        """user is the logged-in user."""
+
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        user: _resources_pb2.User | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "session_token", b"session_token", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteSecondFactorResponse: _TypeAlias = CompleteSecondFactorResponse  # noqa: Y015
 
 @_typing.final
 class Passkey(_message.Message):

@@ -88,6 +88,31 @@ class AuthServiceStub:
                 request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileRequest.SerializeToString,
                 response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileResponse.FromString,
                 _registered_method=True)
+        self.EnrollTotp = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/EnrollTotp',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.EnrollTotpRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.EnrollTotpResponse.FromString,
+                _registered_method=True)
+        self.ConfirmTotp = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/ConfirmTotp',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.ConfirmTotpRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.ConfirmTotpResponse.FromString,
+                _registered_method=True)
+        self.DisableTotp = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/DisableTotp',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.DisableTotpRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.DisableTotpResponse.FromString,
+                _registered_method=True)
+        self.RegenerateRecoveryCodes = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/RegenerateRecoveryCodes',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesResponse.FromString,
+                _registered_method=True)
+        self.CompleteSecondFactor = channel.unary_unary(
+                '/watchword.auth.v1.AuthService/CompleteSecondFactor',
+                request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.CompleteSecondFactorRequest.SerializeToString,
+                response_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.CompleteSecondFactorResponse.FromString,
+                _registered_method=True)
         self.BeginPasskeyRegistration = channel.unary_unary(
                 '/watchword.auth.v1.AuthService/BeginPasskeyRegistration',
                 request_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.BeginPasskeyRegistrationRequest.SerializeToString,
@@ -148,7 +173,9 @@ class AuthServiceServicer:
     def Authenticate(self, request, context):
         """Authenticate logs a user in with e-mail address and password and opens a session.
         An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-        the account's state is told only after a correct password.
+        the account's state is told only after a correct password. For a user with a
+        confirmed second factor it opens no session: it returns a second_factor_challenge
+        and the second_factor_methods to finish with in CompleteSecondFactor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -205,6 +232,52 @@ class AuthServiceServicer:
     def UpdateProfile(self, request, context):
         """UpdateProfile updates the logged-in user's names and profile-writable custom
         fields; the e-mail address and the status are read-only here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrollTotp(self, request, context):
+        """EnrollTotp starts turning on the TOTP second factor for the logged-in user: it returns
+        a new secret and its otpauth:// URI (for a QR code). Nothing changes at login until
+        ConfirmTotp proves the authenticator has it; enrolling again replaces an unconfirmed
+        secret. A user with a confirmed TOTP gets FAILED_PRECONDITION, TOTP_ALREADY_ENABLED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmTotp(self, request, context):
+        """ConfirmTotp turns the enrolled TOTP second factor on with a first code from the
+        authenticator, and returns the recovery codes (shown this once; only their hashes are
+        kept). A wrong code fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableTotp(self, request, context):
+        """DisableTotp turns the TOTP second factor off, with a current code or the password, and
+        voids the recovery codes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateRecoveryCodes(self, request, context):
+        """RegenerateRecoveryCodes replaces the recovery codes with a new set, given a current
+        code; the old codes stop working.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteSecondFactor(self, request, context):
+        """CompleteSecondFactor finishes a login that Authenticate answered with a
+        second_factor_challenge: with a TOTP code or a recovery code it opens the session
+        (with the expiration Authenticate's remember asked for). A wrong, replayed or expired
+        code or challenge fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID, and counts toward
+        the login throttle as a wrong password does. A challenge works once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -320,6 +393,31 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.UpdateProfile,
                     request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileRequest.FromString,
                     response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileResponse.SerializeToString,
+            ),
+            'EnrollTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollTotp,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.EnrollTotpRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.EnrollTotpResponse.SerializeToString,
+            ),
+            'ConfirmTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmTotp,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.ConfirmTotpRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.ConfirmTotpResponse.SerializeToString,
+            ),
+            'DisableTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableTotp,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.DisableTotpRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.DisableTotpResponse.SerializeToString,
+            ),
+            'RegenerateRecoveryCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateRecoveryCodes,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesResponse.SerializeToString,
+            ),
+            'CompleteSecondFactor': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteSecondFactor,
+                    request_deserializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.CompleteSecondFactorRequest.FromString,
+                    response_serializer=watchword_dot_auth_dot_v1_dot_auth__service__pb2.CompleteSecondFactorResponse.SerializeToString,
             ),
             'BeginPasskeyRegistration': grpc.unary_unary_rpc_method_handler(
                     servicer.BeginPasskeyRegistration,
@@ -626,6 +724,141 @@ class AuthService:
             '/watchword.auth.v1.AuthService/UpdateProfile',
             watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileRequest.SerializeToString,
             watchword_dot_auth_dot_v1_dot_auth__service__pb2.UpdateProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/EnrollTotp',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.EnrollTotpRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.EnrollTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/ConfirmTotp',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.ConfirmTotpRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.ConfirmTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/DisableTotp',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.DisableTotpRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.DisableTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateRecoveryCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/RegenerateRecoveryCodes',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.RegenerateRecoveryCodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteSecondFactor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchword.auth.v1.AuthService/CompleteSecondFactor',
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.CompleteSecondFactorRequest.SerializeToString,
+            watchword_dot_auth_dot_v1_dot_auth__service__pb2.CompleteSecondFactorResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,7 +50,9 @@ class AuthServiceStub:
     Authenticate: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.AuthenticateRequest, _auth_service_pb2.AuthenticateResponse]
     """Authenticate logs a user in with e-mail address and password and opens a session.
     An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-    the account's state is told only after a correct password.
+    the account's state is told only after a correct password. For a user with a
+    confirmed second factor it opens no session: it returns a second_factor_challenge
+    and the second_factor_methods to finish with in CompleteSecondFactor.
     """
     Introspect: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.IntrospectRequest, _auth_service_pb2.IntrospectResponse]
     """Introspect validates a session token and slides the session's inactivity window."""
@@ -76,6 +78,32 @@ class AuthServiceStub:
     UpdateProfile: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.UpdateProfileRequest, _auth_service_pb2.UpdateProfileResponse]
     """UpdateProfile updates the logged-in user's names and profile-writable custom
     fields; the e-mail address and the status are read-only here.
+    """
+    EnrollTotp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.EnrollTotpRequest, _auth_service_pb2.EnrollTotpResponse]
+    """EnrollTotp starts turning on the TOTP second factor for the logged-in user: it returns
+    a new secret and its otpauth:// URI (for a QR code). Nothing changes at login until
+    ConfirmTotp proves the authenticator has it; enrolling again replaces an unconfirmed
+    secret. A user with a confirmed TOTP gets FAILED_PRECONDITION, TOTP_ALREADY_ENABLED.
+    """
+    ConfirmTotp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ConfirmTotpRequest, _auth_service_pb2.ConfirmTotpResponse]
+    """ConfirmTotp turns the enrolled TOTP second factor on with a first code from the
+    authenticator, and returns the recovery codes (shown this once; only their hashes are
+    kept). A wrong code fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID.
+    """
+    DisableTotp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.DisableTotpRequest, _auth_service_pb2.DisableTotpResponse]
+    """DisableTotp turns the TOTP second factor off, with a current code or the password, and
+    voids the recovery codes.
+    """
+    RegenerateRecoveryCodes: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RegenerateRecoveryCodesRequest, _auth_service_pb2.RegenerateRecoveryCodesResponse]
+    """RegenerateRecoveryCodes replaces the recovery codes with a new set, given a current
+    code; the old codes stop working.
+    """
+    CompleteSecondFactor: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CompleteSecondFactorRequest, _auth_service_pb2.CompleteSecondFactorResponse]
+    """CompleteSecondFactor finishes a login that Authenticate answered with a
+    second_factor_challenge: with a TOTP code or a recovery code it opens the session
+    (with the expiration Authenticate's remember asked for). A wrong, replayed or expired
+    code or challenge fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID, and counts toward
+    the login throttle as a wrong password does. A challenge works once.
     """
     BeginPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.BeginPasskeyRegistrationRequest, _auth_service_pb2.BeginPasskeyRegistrationResponse]
     """Passkeys (WebAuthn).
@@ -133,7 +161,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Authenticate: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.AuthenticateRequest, _auth_service_pb2.AuthenticateResponse]  # type: ignore[assignment]
     """Authenticate logs a user in with e-mail address and password and opens a session.
     An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-    the account's state is told only after a correct password.
+    the account's state is told only after a correct password. For a user with a
+    confirmed second factor it opens no session: it returns a second_factor_challenge
+    and the second_factor_methods to finish with in CompleteSecondFactor.
     """
     Introspect: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.IntrospectRequest, _auth_service_pb2.IntrospectResponse]  # type: ignore[assignment]
     """Introspect validates a session token and slides the session's inactivity window."""
@@ -159,6 +189,32 @@ class AuthServiceAsyncStub(AuthServiceStub):
     UpdateProfile: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.UpdateProfileRequest, _auth_service_pb2.UpdateProfileResponse]  # type: ignore[assignment]
     """UpdateProfile updates the logged-in user's names and profile-writable custom
     fields; the e-mail address and the status are read-only here.
+    """
+    EnrollTotp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.EnrollTotpRequest, _auth_service_pb2.EnrollTotpResponse]  # type: ignore[assignment]
+    """EnrollTotp starts turning on the TOTP second factor for the logged-in user: it returns
+    a new secret and its otpauth:// URI (for a QR code). Nothing changes at login until
+    ConfirmTotp proves the authenticator has it; enrolling again replaces an unconfirmed
+    secret. A user with a confirmed TOTP gets FAILED_PRECONDITION, TOTP_ALREADY_ENABLED.
+    """
+    ConfirmTotp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ConfirmTotpRequest, _auth_service_pb2.ConfirmTotpResponse]  # type: ignore[assignment]
+    """ConfirmTotp turns the enrolled TOTP second factor on with a first code from the
+    authenticator, and returns the recovery codes (shown this once; only their hashes are
+    kept). A wrong code fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID.
+    """
+    DisableTotp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.DisableTotpRequest, _auth_service_pb2.DisableTotpResponse]  # type: ignore[assignment]
+    """DisableTotp turns the TOTP second factor off, with a current code or the password, and
+    voids the recovery codes.
+    """
+    RegenerateRecoveryCodes: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RegenerateRecoveryCodesRequest, _auth_service_pb2.RegenerateRecoveryCodesResponse]  # type: ignore[assignment]
+    """RegenerateRecoveryCodes replaces the recovery codes with a new set, given a current
+    code; the old codes stop working.
+    """
+    CompleteSecondFactor: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CompleteSecondFactorRequest, _auth_service_pb2.CompleteSecondFactorResponse]  # type: ignore[assignment]
+    """CompleteSecondFactor finishes a login that Authenticate answered with a
+    second_factor_challenge: with a TOTP code or a recovery code it opens the session
+    (with the expiration Authenticate's remember asked for). A wrong, replayed or expired
+    code or challenge fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID, and counts toward
+    the login throttle as a wrong password does. A challenge works once.
     """
     BeginPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.BeginPasskeyRegistrationRequest, _auth_service_pb2.BeginPasskeyRegistrationResponse]  # type: ignore[assignment]
     """Passkeys (WebAuthn).
@@ -231,7 +287,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.AuthenticateResponse, _abc.Awaitable[_auth_service_pb2.AuthenticateResponse]]:
         """Authenticate logs a user in with e-mail address and password and opens a session.
         An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-        the account's state is told only after a correct password.
+        the account's state is told only after a correct password. For a user with a
+        confirmed second factor it opens no session: it returns a second_factor_challenge
+        and the second_factor_methods to finish with in CompleteSecondFactor.
         """
 
     @_abc_1.abstractmethod
@@ -299,6 +357,62 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.UpdateProfileResponse, _abc.Awaitable[_auth_service_pb2.UpdateProfileResponse]]:
         """UpdateProfile updates the logged-in user's names and profile-writable custom
         fields; the e-mail address and the status are read-only here.
+        """
+
+    @_abc_1.abstractmethod
+    def EnrollTotp(
+        self,
+        request: _auth_service_pb2.EnrollTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.EnrollTotpResponse, _abc.Awaitable[_auth_service_pb2.EnrollTotpResponse]]:
+        """EnrollTotp starts turning on the TOTP second factor for the logged-in user: it returns
+        a new secret and its otpauth:// URI (for a QR code). Nothing changes at login until
+        ConfirmTotp proves the authenticator has it; enrolling again replaces an unconfirmed
+        secret. A user with a confirmed TOTP gets FAILED_PRECONDITION, TOTP_ALREADY_ENABLED.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmTotp(
+        self,
+        request: _auth_service_pb2.ConfirmTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.ConfirmTotpResponse, _abc.Awaitable[_auth_service_pb2.ConfirmTotpResponse]]:
+        """ConfirmTotp turns the enrolled TOTP second factor on with a first code from the
+        authenticator, and returns the recovery codes (shown this once; only their hashes are
+        kept). A wrong code fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID.
+        """
+
+    @_abc_1.abstractmethod
+    def DisableTotp(
+        self,
+        request: _auth_service_pb2.DisableTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.DisableTotpResponse, _abc.Awaitable[_auth_service_pb2.DisableTotpResponse]]:
+        """DisableTotp turns the TOTP second factor off, with a current code or the password, and
+        voids the recovery codes.
+        """
+
+    @_abc_1.abstractmethod
+    def RegenerateRecoveryCodes(
+        self,
+        request: _auth_service_pb2.RegenerateRecoveryCodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.RegenerateRecoveryCodesResponse, _abc.Awaitable[_auth_service_pb2.RegenerateRecoveryCodesResponse]]:
+        """RegenerateRecoveryCodes replaces the recovery codes with a new set, given a current
+        code; the old codes stop working.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteSecondFactor(
+        self,
+        request: _auth_service_pb2.CompleteSecondFactorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.CompleteSecondFactorResponse, _abc.Awaitable[_auth_service_pb2.CompleteSecondFactorResponse]]:
+        """CompleteSecondFactor finishes a login that Authenticate answered with a
+        second_factor_challenge: with a TOTP code or a recovery code it opens the session
+        (with the expiration Authenticate's remember asked for). A wrong, replayed or expired
+        code or challenge fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID, and counts toward
+        the login throttle as a wrong password does. A challenge works once.
         """
 
     @_abc_1.abstractmethod

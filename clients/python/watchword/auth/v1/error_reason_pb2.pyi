@@ -80,6 +80,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ERROR_REASON_DATABASE_UNAVAILABLE comes with UNAVAILABLE: the server cannot reach its database; nothing was done. Retry after the metadata's retry_after seconds (also in a RetryInfo detail), here or on another replica."""
     ERROR_REASON_SECOND_FACTOR_INVALID: _ErrorReason.ValueType  # 28
     """ERROR_REASON_SECOND_FACTOR_INVALID comes with UNAUTHENTICATED: the code, recovery code, passkey assertion or challenge is wrong, used already or expired."""
+    ERROR_REASON_TOTP_ALREADY_ENABLED: _ErrorReason.ValueType  # 29
+    """ERROR_REASON_TOTP_ALREADY_ENABLED comes with FAILED_PRECONDITION: the user has a confirmed TOTP second factor already; disable it before enrolling again."""
+    ERROR_REASON_TOTP_NOT_ENABLED: _ErrorReason.ValueType  # 30
+    """ERROR_REASON_TOTP_NOT_ENABLED comes with FAILED_PRECONDITION: the user has no TOTP second factor to confirm (ConfirmTotp without EnrollTotp), disable or use."""
     ERROR_REASON_PASSKEY_ALREADY_REGISTERED: _ErrorReason.ValueType  # 34
     """ERROR_REASON_PASSKEY_ALREADY_REGISTERED comes with ALREADY_EXISTS: the credential is registered already, to this user or another."""
     ERROR_REASON_PASSKEY_NOT_FOUND: _ErrorReason.ValueType  # 35
@@ -154,6 +158,10 @@ ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 27
 """ERROR_REASON_DATABASE_UNAVAILABLE comes with UNAVAILABLE: the server cannot reach its database; nothing was done. Retry after the metadata's retry_after seconds (also in a RetryInfo detail), here or on another replica."""
 ERROR_REASON_SECOND_FACTOR_INVALID: ErrorReason.ValueType  # 28
 """ERROR_REASON_SECOND_FACTOR_INVALID comes with UNAUTHENTICATED: the code, recovery code, passkey assertion or challenge is wrong, used already or expired."""
+ERROR_REASON_TOTP_ALREADY_ENABLED: ErrorReason.ValueType  # 29
+"""ERROR_REASON_TOTP_ALREADY_ENABLED comes with FAILED_PRECONDITION: the user has a confirmed TOTP second factor already; disable it before enrolling again."""
+ERROR_REASON_TOTP_NOT_ENABLED: ErrorReason.ValueType  # 30
+"""ERROR_REASON_TOTP_NOT_ENABLED comes with FAILED_PRECONDITION: the user has no TOTP second factor to confirm (ConfirmTotp without EnrollTotp), disable or use."""
 ERROR_REASON_PASSKEY_ALREADY_REGISTERED: ErrorReason.ValueType  # 34
 """ERROR_REASON_PASSKEY_ALREADY_REGISTERED comes with ALREADY_EXISTS: the credential is registered already, to this user or another."""
 ERROR_REASON_PASSKEY_NOT_FOUND: ErrorReason.ValueType  # 35

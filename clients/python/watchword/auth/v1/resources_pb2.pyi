@@ -113,6 +113,22 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """EVENT_KIND_APPLICATION is an event the calling application recorded itself, with its
     own description (e.g. one brought over by `watchword import-emmett`).
     """
+    EVENT_KIND_TOTP_ENROLLMENT_STARTED: _EventKind.ValueType  # 25
+    """EVENT_KIND_TOTP_ENROLLMENT_STARTED is a user asking for a new TOTP secret (EnrollTotp); it takes effect only once confirmed."""
+    EVENT_KIND_TOTP_ENABLED: _EventKind.ValueType  # 26
+    """EVENT_KIND_TOTP_ENABLED is a user confirming a TOTP secret with a first code, which turns the second factor on."""
+    EVENT_KIND_TOTP_DISABLED: _EventKind.ValueType  # 27
+    """EVENT_KIND_TOTP_DISABLED is a user turning the TOTP second factor off."""
+    EVENT_KIND_RECOVERY_CODES_REGENERATED: _EventKind.ValueType  # 28
+    """EVENT_KIND_RECOVERY_CODES_REGENERATED is a user replacing the recovery codes with a new set."""
+    EVENT_KIND_SECOND_FACTOR_REQUIRED: _EventKind.ValueType  # 29
+    """EVENT_KIND_SECOND_FACTOR_REQUIRED is a correct password answered with a second-factor challenge instead of a session."""
+    EVENT_KIND_SECOND_FACTOR_FAILED: _EventKind.ValueType  # 30
+    """EVENT_KIND_SECOND_FACTOR_FAILED is a wrong, replayed or expired second-factor code or challenge."""
+    EVENT_KIND_RECOVERY_CODE_USED: _EventKind.ValueType  # 31
+    """EVENT_KIND_RECOVERY_CODE_USED is a recovery code being spent (each works once)."""
+    EVENT_KIND_SECOND_FACTORS_RESET: _EventKind.ValueType  # 32
+    """EVENT_KIND_SECOND_FACTORS_RESET is an administrator removing a user's second factors."""
     EVENT_KIND_PASSKEY_REGISTERED: _EventKind.ValueType  # 35
     """EVENT_KIND_PASSKEY_REGISTERED is a logged-in user registering a passkey (WebAuthn credential)."""
     EVENT_KIND_PASSKEY_DELETED: _EventKind.ValueType  # 36
@@ -177,6 +193,22 @@ EVENT_KIND_APPLICATION: EventKind.ValueType  # 24
 """EVENT_KIND_APPLICATION is an event the calling application recorded itself, with its
 own description (e.g. one brought over by `watchword import-emmett`).
 """
+EVENT_KIND_TOTP_ENROLLMENT_STARTED: EventKind.ValueType  # 25
+"""EVENT_KIND_TOTP_ENROLLMENT_STARTED is a user asking for a new TOTP secret (EnrollTotp); it takes effect only once confirmed."""
+EVENT_KIND_TOTP_ENABLED: EventKind.ValueType  # 26
+"""EVENT_KIND_TOTP_ENABLED is a user confirming a TOTP secret with a first code, which turns the second factor on."""
+EVENT_KIND_TOTP_DISABLED: EventKind.ValueType  # 27
+"""EVENT_KIND_TOTP_DISABLED is a user turning the TOTP second factor off."""
+EVENT_KIND_RECOVERY_CODES_REGENERATED: EventKind.ValueType  # 28
+"""EVENT_KIND_RECOVERY_CODES_REGENERATED is a user replacing the recovery codes with a new set."""
+EVENT_KIND_SECOND_FACTOR_REQUIRED: EventKind.ValueType  # 29
+"""EVENT_KIND_SECOND_FACTOR_REQUIRED is a correct password answered with a second-factor challenge instead of a session."""
+EVENT_KIND_SECOND_FACTOR_FAILED: EventKind.ValueType  # 30
+"""EVENT_KIND_SECOND_FACTOR_FAILED is a wrong, replayed or expired second-factor code or challenge."""
+EVENT_KIND_RECOVERY_CODE_USED: EventKind.ValueType  # 31
+"""EVENT_KIND_RECOVERY_CODE_USED is a recovery code being spent (each works once)."""
+EVENT_KIND_SECOND_FACTORS_RESET: EventKind.ValueType  # 32
+"""EVENT_KIND_SECOND_FACTORS_RESET is an administrator removing a user's second factors."""
 EVENT_KIND_PASSKEY_REGISTERED: EventKind.ValueType  # 35
 """EVENT_KIND_PASSKEY_REGISTERED is a logged-in user registering a passkey (WebAuthn credential)."""
 EVENT_KIND_PASSKEY_DELETED: EventKind.ValueType  # 36
@@ -186,6 +218,34 @@ EVENT_KIND_PASSKEY_LOGIN: EventKind.ValueType  # 37
 EVENT_KIND_PASSKEY_LOGIN_FAILED: EventKind.ValueType  # 38
 """EVENT_KIND_PASSKEY_LOGIN_FAILED is a failed passkey login: a wrong, used or expired challenge, or an assertion that does not verify."""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
+
+class _SecondFactorMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SecondFactorMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SecondFactorMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SECOND_FACTOR_METHOD_UNSPECIFIED: _SecondFactorMethod.ValueType  # 0
+    """SECOND_FACTOR_METHOD_UNSPECIFIED is the zero value and is never sent."""
+    SECOND_FACTOR_METHOD_TOTP: _SecondFactorMethod.ValueType  # 1
+    """SECOND_FACTOR_METHOD_TOTP is a time-based one-time code (RFC 6238) from an authenticator app."""
+    SECOND_FACTOR_METHOD_RECOVERY_CODE: _SecondFactorMethod.ValueType  # 2
+    """SECOND_FACTOR_METHOD_RECOVERY_CODE is one of the single-use recovery codes handed out when TOTP was confirmed."""
+    SECOND_FACTOR_METHOD_PASSKEY: _SecondFactorMethod.ValueType  # 3
+    """SECOND_FACTOR_METHOD_PASSKEY is a WebAuthn passkey."""
+
+class SecondFactorMethod(_SecondFactorMethod, metaclass=_SecondFactorMethodEnumTypeWrapper):
+    """SecondFactorMethod is a way to prove the second factor of a login."""
+
+SECOND_FACTOR_METHOD_UNSPECIFIED: SecondFactorMethod.ValueType  # 0
+"""SECOND_FACTOR_METHOD_UNSPECIFIED is the zero value and is never sent."""
+SECOND_FACTOR_METHOD_TOTP: SecondFactorMethod.ValueType  # 1
+"""SECOND_FACTOR_METHOD_TOTP is a time-based one-time code (RFC 6238) from an authenticator app."""
+SECOND_FACTOR_METHOD_RECOVERY_CODE: SecondFactorMethod.ValueType  # 2
+"""SECOND_FACTOR_METHOD_RECOVERY_CODE is one of the single-use recovery codes handed out when TOTP was confirmed."""
+SECOND_FACTOR_METHOD_PASSKEY: SecondFactorMethod.ValueType  # 3
+"""SECOND_FACTOR_METHOD_PASSKEY is a WebAuthn passkey."""
+Global___SecondFactorMethod: _TypeAlias = SecondFactorMethod  # noqa: Y015
 
 @_typing.final
 class User(_message.Message):

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { User } from "./resources_pb.js";
+import type { SecondFactorMethod, User } from "./resources_pb.js";
 import { file_watchword_auth_v1_resources } from "./resources_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file watchword/auth/v1/auth_service.proto.
  */
 export const file_watchword_auth_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiR3YXRjaHdvcmQvYXV0aC92MS9hdXRoX3NlcnZpY2UucHJvdG8SEXdhdGNod29yZC5hdXRoLnYxIoEBCg9SZWdpc3RlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEgoKZmlyc3RfbmFtZRgDIAEoCRIRCglsYXN0X25hbWUYBCABKAkSJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoEBChBSZWdpc3RlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEhUKDXNlc3Npb25fdG9rZW4YAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKDVZlcmlmeVJlcXVlc3QSGAoQdmVyaWZpY2F0aW9uX2tleRgBIAEoCSI3Cg5WZXJpZnlSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciJIChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhAKCHJlbWVtYmVyGAMgASgIIoUBChRBdXRoZW50aWNhdGVSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIqChFJbnRyb3NwZWN0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJImwKEkludHJvc3BlY3RSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoNTG9nb3V0UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIiwKG1JlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVlbWFpbBgBIAEoCSIeChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIj8KFFJlc2V0UGFzc3dvcmRSZXF1ZXN0EhEKCXJlc2V0X2tleRgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiPgoVUmVzZXRQYXNzd29yZFJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyIloKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhQKDG9sZF9wYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIqChFHZXRQcm9maWxlUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjsKEkdldFByb2ZpbGVSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciKFAQoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIlCgR1c2VyGAIgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlUHJvZmlsZVJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyIogBCgdQYXNza2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Ch9CZWdpblBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiOAogQmVnaW5QYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USFAoMb3B0aW9uc19qc29uGAEgASgJImAKIEZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSFwoPY3JlZGVudGlhbF9qc29uGAIgASgJEgwKBG5hbWUYAyABKAkiUAohRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEisKB3Bhc3NrZXkYASABKAsyGi53YXRjaHdvcmQuYXV0aC52MS5QYXNza2V5IikKGEJlZ2luUGFzc2tleUxvZ2luUmVxdWVzdBINCgVlbWFpbBgBIAEoCSJEChlCZWdpblBhc3NrZXlMb2dpblJlc3BvbnNlEhEKCWNoYWxsZW5nZRgBIAEoCRIUCgxvcHRpb25zX2pzb24YAiABKAkiWQoZRmluaXNoUGFzc2tleUxvZ2luUmVxdWVzdBIRCgljaGFsbGVuZ2UYASABKAkSFwoPY3JlZGVudGlhbF9qc29uGAIgASgJEhAKCHJlbWVtYmVyGAMgASgIIosBChpGaW5pc2hQYXNza2V5TG9naW5SZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIsChNMaXN0UGFzc2tleXNSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiRAoUTGlzdFBhc3NrZXlzUmVzcG9uc2USLAoIcGFzc2tleXMYASADKAsyGi53YXRjaHdvcmQuYXV0aC52MS5QYXNza2V5IkEKFERlbGV0ZVBhc3NrZXlSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKcGFzc2tleV9pZBgCIAEoCSIXChVEZWxldGVQYXNza2V5UmVzcG9uc2Uy9gwKC0F1dGhTZXJ2aWNlElMKCFJlZ2lzdGVyEiIud2F0Y2h3b3JkLmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0GiMud2F0Y2h3b3JkLmF1dGgudjEuUmVnaXN0ZXJSZXNwb25zZRJNCgZWZXJpZnkSIC53YXRjaHdvcmQuYXV0aC52MS5WZXJpZnlSZXF1ZXN0GiEud2F0Y2h3b3JkLmF1dGgudjEuVmVyaWZ5UmVzcG9uc2USXwoMQXV0aGVudGljYXRlEiYud2F0Y2h3b3JkLmF1dGgudjEuQXV0aGVudGljYXRlUmVxdWVzdBonLndhdGNod29yZC5hdXRoLnYxLkF1dGhlbnRpY2F0ZVJlc3BvbnNlElkKCkludHJvc3BlY3QSJC53YXRjaHdvcmQuYXV0aC52MS5JbnRyb3NwZWN0UmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkludHJvc3BlY3RSZXNwb25zZRJNCgZMb2dvdXQSIC53YXRjaHdvcmQuYXV0aC52MS5Mb2dvdXRSZXF1ZXN0GiEud2F0Y2h3b3JkLmF1dGgudjEuTG9nb3V0UmVzcG9uc2USdwoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSLi53YXRjaHdvcmQuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaLy53YXRjaHdvcmQuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlEmIKDVJlc2V0UGFzc3dvcmQSJy53YXRjaHdvcmQuYXV0aC52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZRJlCg5DaGFuZ2VQYXNzd29yZBIoLndhdGNod29yZC5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBopLndhdGNod29yZC5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USWQoKR2V0UHJvZmlsZRIkLndhdGNod29yZC5hdXRoLnYxLkdldFByb2ZpbGVSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuR2V0UHJvZmlsZVJlc3BvbnNlEmIKDVVwZGF0ZVByb2ZpbGUSJy53YXRjaHdvcmQuYXV0aC52MS5VcGRhdGVQcm9maWxlUmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLlVwZGF0ZVByb2ZpbGVSZXNwb25zZRKDAQoYQmVnaW5QYXNza2V5UmVnaXN0cmF0aW9uEjIud2F0Y2h3b3JkLmF1dGgudjEuQmVnaW5QYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBozLndhdGNod29yZC5hdXRoLnYxLkJlZ2luUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEoYBChlGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uEjMud2F0Y2h3b3JkLmF1dGgudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QaNC53YXRjaHdvcmQuYXV0aC52MS5GaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USbgoRQmVnaW5QYXNza2V5TG9naW4SKy53YXRjaHdvcmQuYXV0aC52MS5CZWdpblBhc3NrZXlMb2dpblJlcXVlc3QaLC53YXRjaHdvcmQuYXV0aC52MS5CZWdpblBhc3NrZXlMb2dpblJlc3BvbnNlEnEKEkZpbmlzaFBhc3NrZXlMb2dpbhIsLndhdGNod29yZC5hdXRoLnYxLkZpbmlzaFBhc3NrZXlMb2dpblJlcXVlc3QaLS53YXRjaHdvcmQuYXV0aC52MS5GaW5pc2hQYXNza2V5TG9naW5SZXNwb25zZRJfCgxMaXN0UGFzc2tleXMSJi53YXRjaHdvcmQuYXV0aC52MS5MaXN0UGFzc2tleXNSZXF1ZXN0Gicud2F0Y2h3b3JkLmF1dGgudjEuTGlzdFBhc3NrZXlzUmVzcG9uc2USYgoNRGVsZXRlUGFzc2tleRInLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZVBhc3NrZXlSZXF1ZXN0Gigud2F0Y2h3b3JkLmF1dGgudjEuRGVsZXRlUGFzc2tleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_watchword_auth_v1_resources]);
+  fileDesc("CiR3YXRjaHdvcmQvYXV0aC92MS9hdXRoX3NlcnZpY2UucHJvdG8SEXdhdGNod29yZC5hdXRoLnYxIoEBCg9SZWdpc3RlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEgoKZmlyc3RfbmFtZRgDIAEoCRIRCglsYXN0X25hbWUYBCABKAkSJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoEBChBSZWdpc3RlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy53YXRjaHdvcmQuYXV0aC52MS5Vc2VyEhUKDXNlc3Npb25fdG9rZW4YAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKDVZlcmlmeVJlcXVlc3QSGAoQdmVyaWZpY2F0aW9uX2tleRgBIAEoCSI3Cg5WZXJpZnlSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciJIChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhAKCHJlbWVtYmVyGAMgASgIIuwBChRBdXRoZW50aWNhdGVSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlchIfChdzZWNvbmRfZmFjdG9yX2NoYWxsZW5nZRgEIAEoCRJEChVzZWNvbmRfZmFjdG9yX21ldGhvZHMYBSADKA4yJS53YXRjaHdvcmQuYXV0aC52MS5TZWNvbmRGYWN0b3JNZXRob2QiKgoRSW50cm9zcGVjdFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSJsChJJbnRyb3NwZWN0UmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiYKDUxvZ291dFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZSIsChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkiHgocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSI/ChRSZXNldFBhc3N3b3JkUmVxdWVzdBIRCglyZXNldF9rZXkYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIj4KFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciJaChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIUCgxvbGRfcGFzc3dvcmQYAiABKAkSFAoMbmV3X3Bhc3N3b3JkGAMgASgJIhgKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiKgoRR2V0UHJvZmlsZVJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSI7ChJHZXRQcm9maWxlUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIihQEKFFVwZGF0ZVByb2ZpbGVSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSJQoEdXNlchgCIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXISLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj4KFVVwZGF0ZVByb2ZpbGVSZXNwb25zZRIlCgR1c2VyGAEgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciIqChFFbnJvbGxUb3RwUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjkKEkVucm9sbFRvdHBSZXNwb25zZRIOCgZzZWNyZXQYASABKAkSEwoLb3RwYXV0aF91cmkYAiABKAkiOQoSQ29uZmlybVRvdHBSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSDAoEY29kZRgCIAEoCSItChNDb25maXJtVG90cFJlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJIlgKEkRpc2FibGVUb3RwUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEg4KBGNvZGUYAiABKAlIABISCghwYXNzd29yZBgDIAEoCUgAQgcKBXByb29mIhUKE0Rpc2FibGVUb3RwUmVzcG9uc2UiRQoeUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkSDAoEY29kZRgCIAEoCSI5Ch9SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJImgKG0NvbXBsZXRlU2Vjb25kRmFjdG9yUmVxdWVzdBIRCgljaGFsbGVuZ2UYASABKAkSEwoJdG90cF9jb2RlGAIgASgJSAASFwoNcmVjb3ZlcnlfY29kZRgDIAEoCUgAQggKBmZhY3RvciKNAQocQ29tcGxldGVTZWNvbmRGYWN0b3JSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgR1c2VyGAMgASgLMhcud2F0Y2h3b3JkLmF1dGgudjEuVXNlciKIAQoHUGFzc2tleRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAofQmVnaW5QYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIjgKIEJlZ2luUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEhQKDG9wdGlvbnNfanNvbhgBIAEoCSJgCiBGaW5pc2hQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhcKD2NyZWRlbnRpYWxfanNvbhgCIAEoCRIMCgRuYW1lGAMgASgJIlAKIUZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRIrCgdwYXNza2V5GAEgASgLMhoud2F0Y2h3b3JkLmF1dGgudjEuUGFzc2tleSIpChhCZWdpblBhc3NrZXlMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkiRAoZQmVnaW5QYXNza2V5TG9naW5SZXNwb25zZRIRCgljaGFsbGVuZ2UYASABKAkSFAoMb3B0aW9uc19qc29uGAIgASgJIlkKGUZpbmlzaFBhc3NrZXlMb2dpblJlcXVlc3QSEQoJY2hhbGxlbmdlGAEgASgJEhcKD2NyZWRlbnRpYWxfanNvbhgCIAEoCRIQCghyZW1lbWJlchgDIAEoCCKLAQoaRmluaXNoUGFzc2tleUxvZ2luUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEdXNlchgDIAEoCzIXLndhdGNod29yZC5hdXRoLnYxLlVzZXIiLAoTTGlzdFBhc3NrZXlzUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIkQKFExpc3RQYXNza2V5c1Jlc3BvbnNlEiwKCHBhc3NrZXlzGAEgAygLMhoud2F0Y2h3b3JkLmF1dGgudjEuUGFzc2tleSJBChREZWxldGVQYXNza2V5UmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhIKCnBhc3NrZXlfaWQYAiABKAkiFwoVRGVsZXRlUGFzc2tleVJlc3BvbnNlMokRCgtBdXRoU2VydmljZRJTCghSZWdpc3RlchIiLndhdGNod29yZC5hdXRoLnYxLlJlZ2lzdGVyUmVxdWVzdBojLndhdGNod29yZC5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2USTQoGVmVyaWZ5EiAud2F0Y2h3b3JkLmF1dGgudjEuVmVyaWZ5UmVxdWVzdBohLndhdGNod29yZC5hdXRoLnYxLlZlcmlmeVJlc3BvbnNlEl8KDEF1dGhlbnRpY2F0ZRImLndhdGNod29yZC5hdXRoLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3QaJy53YXRjaHdvcmQuYXV0aC52MS5BdXRoZW50aWNhdGVSZXNwb25zZRJZCgpJbnRyb3NwZWN0EiQud2F0Y2h3b3JkLmF1dGgudjEuSW50cm9zcGVjdFJlcXVlc3QaJS53YXRjaHdvcmQuYXV0aC52MS5JbnRyb3NwZWN0UmVzcG9uc2USTQoGTG9nb3V0EiAud2F0Y2h3b3JkLmF1dGgudjEuTG9nb3V0UmVxdWVzdBohLndhdGNod29yZC5hdXRoLnYxLkxvZ291dFJlc3BvbnNlEncKFFJlcXVlc3RQYXNzd29yZFJlc2V0Ei4ud2F0Y2h3b3JkLmF1dGgudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Gi8ud2F0Y2h3b3JkLmF1dGgudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZRJiCg1SZXNldFBhc3N3b3JkEicud2F0Y2h3b3JkLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaKC53YXRjaHdvcmQuYXV0aC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2USZQoOQ2hhbmdlUGFzc3dvcmQSKC53YXRjaHdvcmQuYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaKS53YXRjaHdvcmQuYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlElkKCkdldFByb2ZpbGUSJC53YXRjaHdvcmQuYXV0aC52MS5HZXRQcm9maWxlUmVxdWVzdBolLndhdGNod29yZC5hdXRoLnYxLkdldFByb2ZpbGVSZXNwb25zZRJiCg1VcGRhdGVQcm9maWxlEicud2F0Y2h3b3JkLmF1dGgudjEuVXBkYXRlUHJvZmlsZVJlcXVlc3QaKC53YXRjaHdvcmQuYXV0aC52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2USWQoKRW5yb2xsVG90cBIkLndhdGNod29yZC5hdXRoLnYxLkVucm9sbFRvdHBSZXF1ZXN0GiUud2F0Y2h3b3JkLmF1dGgudjEuRW5yb2xsVG90cFJlc3BvbnNlElwKC0NvbmZpcm1Ub3RwEiUud2F0Y2h3b3JkLmF1dGgudjEuQ29uZmlybVRvdHBSZXF1ZXN0GiYud2F0Y2h3b3JkLmF1dGgudjEuQ29uZmlybVRvdHBSZXNwb25zZRJcCgtEaXNhYmxlVG90cBIlLndhdGNod29yZC5hdXRoLnYxLkRpc2FibGVUb3RwUmVxdWVzdBomLndhdGNod29yZC5hdXRoLnYxLkRpc2FibGVUb3RwUmVzcG9uc2USgAEKF1JlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzEjEud2F0Y2h3b3JkLmF1dGgudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0GjIud2F0Y2h3b3JkLmF1dGgudjEuUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZRJ3ChRDb21wbGV0ZVNlY29uZEZhY3RvchIuLndhdGNod29yZC5hdXRoLnYxLkNvbXBsZXRlU2Vjb25kRmFjdG9yUmVxdWVzdBovLndhdGNod29yZC5hdXRoLnYxLkNvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2USgwEKGEJlZ2luUGFzc2tleVJlZ2lzdHJhdGlvbhIyLndhdGNod29yZC5hdXRoLnYxLkJlZ2luUGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QaMy53YXRjaHdvcmQuYXV0aC52MS5CZWdpblBhc3NrZXlSZWdpc3RyYXRpb25SZXNwb25zZRKGAQoZRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvbhIzLndhdGNod29yZC5hdXRoLnYxLkZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0GjQud2F0Y2h3b3JkLmF1dGgudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEm4KEUJlZ2luUGFzc2tleUxvZ2luEisud2F0Y2h3b3JkLmF1dGgudjEuQmVnaW5QYXNza2V5TG9naW5SZXF1ZXN0Giwud2F0Y2h3b3JkLmF1dGgudjEuQmVnaW5QYXNza2V5TG9naW5SZXNwb25zZRJxChJGaW5pc2hQYXNza2V5TG9naW4SLC53YXRjaHdvcmQuYXV0aC52MS5GaW5pc2hQYXNza2V5TG9naW5SZXF1ZXN0Gi0ud2F0Y2h3b3JkLmF1dGgudjEuRmluaXNoUGFzc2tleUxvZ2luUmVzcG9uc2USXwoMTGlzdFBhc3NrZXlzEiYud2F0Y2h3b3JkLmF1dGgudjEuTGlzdFBhc3NrZXlzUmVxdWVzdBonLndhdGNod29yZC5hdXRoLnYxLkxpc3RQYXNza2V5c1Jlc3BvbnNlEmIKDURlbGV0ZVBhc3NrZXkSJy53YXRjaHdvcmQuYXV0aC52MS5EZWxldGVQYXNza2V5UmVxdWVzdBooLndhdGNod29yZC5hdXRoLnYxLkRlbGV0ZVBhc3NrZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_watchword_auth_v1_resources]);
 
 /**
  * RegisterRequest is the request of AuthService.Register.
@@ -191,18 +191,32 @@ export type AuthenticateResponse = Message<"watchword.auth.v1.AuthenticateRespon
   sessionToken: string;
 
   /**
-   * expire_time is when the session expires if it is not used; each use slides it.
+   * expire_time is when the session expires if it is not used; each use slides it. With second_factor_challenge, it is when the challenge expires.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 2;
    */
   expireTime?: Timestamp | undefined;
 
   /**
-   * user is the logged-in user.
+   * user is the logged-in user; unset with second_factor_challenge, until the second factor is given.
    *
    * @generated from field: watchword.auth.v1.User user = 3;
    */
   user?: User | undefined;
+
+  /**
+   * second_factor_challenge is set, and session_token is empty, when the password was right but the user must prove a second factor: pass it to CompleteSecondFactor. It expires after the server's second_factor_challenge_ttl and works once.
+   *
+   * @generated from field: string second_factor_challenge = 4;
+   */
+  secondFactorChallenge: string;
+
+  /**
+   * second_factor_methods are the second factors the user can complete the login with, set with second_factor_challenge.
+   *
+   * @generated from field: repeated watchword.auth.v1.SecondFactorMethod second_factor_methods = 5;
+   */
+  secondFactorMethods: SecondFactorMethod[];
 };
 
 /**
@@ -531,6 +545,291 @@ export const UpdateProfileResponseSchema: GenMessage<UpdateProfileResponse> = /*
   messageDesc(file_watchword_auth_v1_auth_service, 19);
 
 /**
+ * EnrollTotpRequest is the request of AuthService.EnrollTotp.
+ *
+ * @generated from message watchword.auth.v1.EnrollTotpRequest
+ */
+export type EnrollTotpRequest = Message<"watchword.auth.v1.EnrollTotpRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.EnrollTotpRequest.
+ * Use `create(EnrollTotpRequestSchema)` to create a new message.
+ */
+export const EnrollTotpRequestSchema: GenMessage<EnrollTotpRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 20);
+
+/**
+ * EnrollTotpResponse is the response of AuthService.EnrollTotp.
+ *
+ * @generated from message watchword.auth.v1.EnrollTotpResponse
+ */
+export type EnrollTotpResponse = Message<"watchword.auth.v1.EnrollTotpResponse"> & {
+  /**
+   * secret is the new TOTP secret in base32, for authenticators set up by hand.
+   *
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * otpauth_uri is the otpauth://totp/ URI of the secret, to show as a QR code.
+   *
+   * @generated from field: string otpauth_uri = 2;
+   */
+  otpauthUri: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.EnrollTotpResponse.
+ * Use `create(EnrollTotpResponseSchema)` to create a new message.
+ */
+export const EnrollTotpResponseSchema: GenMessage<EnrollTotpResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 21);
+
+/**
+ * ConfirmTotpRequest is the request of AuthService.ConfirmTotp.
+ *
+ * @generated from message watchword.auth.v1.ConfirmTotpRequest
+ */
+export type ConfirmTotpRequest = Message<"watchword.auth.v1.ConfirmTotpRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * code is a current six-digit code from the authenticator holding the enrolled secret.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.ConfirmTotpRequest.
+ * Use `create(ConfirmTotpRequestSchema)` to create a new message.
+ */
+export const ConfirmTotpRequestSchema: GenMessage<ConfirmTotpRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 22);
+
+/**
+ * ConfirmTotpResponse is the response of AuthService.ConfirmTotp.
+ *
+ * @generated from message watchword.auth.v1.ConfirmTotpResponse
+ */
+export type ConfirmTotpResponse = Message<"watchword.auth.v1.ConfirmTotpResponse"> & {
+  /**
+   * recovery_codes are single-use codes that complete a login instead of a TOTP code; they are shown only this once.
+   *
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message watchword.auth.v1.ConfirmTotpResponse.
+ * Use `create(ConfirmTotpResponseSchema)` to create a new message.
+ */
+export const ConfirmTotpResponseSchema: GenMessage<ConfirmTotpResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 23);
+
+/**
+ * DisableTotpRequest is the request of AuthService.DisableTotp.
+ *
+ * @generated from message watchword.auth.v1.DisableTotpRequest
+ */
+export type DisableTotpRequest = Message<"watchword.auth.v1.DisableTotpRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * proof is what shows the user, not only the session, wants the second factor off.
+   *
+   * @generated from oneof watchword.auth.v1.DisableTotpRequest.proof
+   */
+  proof: {
+    /**
+     * code is a current code from the authenticator.
+     *
+     * @generated from field: string code = 2;
+     */
+    value: string;
+    case: "code";
+  } | {
+    /**
+     * password is the user's password.
+     *
+     * @generated from field: string password = 3;
+     */
+    value: string;
+    case: "password";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message watchword.auth.v1.DisableTotpRequest.
+ * Use `create(DisableTotpRequestSchema)` to create a new message.
+ */
+export const DisableTotpRequestSchema: GenMessage<DisableTotpRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 24);
+
+/**
+ * DisableTotpResponse is the response of AuthService.DisableTotp.
+ *
+ * @generated from message watchword.auth.v1.DisableTotpResponse
+ */
+export type DisableTotpResponse = Message<"watchword.auth.v1.DisableTotpResponse"> & {
+};
+
+/**
+ * Describes the message watchword.auth.v1.DisableTotpResponse.
+ * Use `create(DisableTotpResponseSchema)` to create a new message.
+ */
+export const DisableTotpResponseSchema: GenMessage<DisableTotpResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 25);
+
+/**
+ * RegenerateRecoveryCodesRequest is the request of AuthService.RegenerateRecoveryCodes.
+ *
+ * @generated from message watchword.auth.v1.RegenerateRecoveryCodesRequest
+ */
+export type RegenerateRecoveryCodesRequest = Message<"watchword.auth.v1.RegenerateRecoveryCodesRequest"> & {
+  /**
+   * session_token is the token of the logged-in user's session.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * code is a current code from the authenticator.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message watchword.auth.v1.RegenerateRecoveryCodesRequest.
+ * Use `create(RegenerateRecoveryCodesRequestSchema)` to create a new message.
+ */
+export const RegenerateRecoveryCodesRequestSchema: GenMessage<RegenerateRecoveryCodesRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 26);
+
+/**
+ * RegenerateRecoveryCodesResponse is the response of AuthService.RegenerateRecoveryCodes.
+ *
+ * @generated from message watchword.auth.v1.RegenerateRecoveryCodesResponse
+ */
+export type RegenerateRecoveryCodesResponse = Message<"watchword.auth.v1.RegenerateRecoveryCodesResponse"> & {
+  /**
+   * recovery_codes is the new set, shown only this once; the old codes no longer work.
+   *
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message watchword.auth.v1.RegenerateRecoveryCodesResponse.
+ * Use `create(RegenerateRecoveryCodesResponseSchema)` to create a new message.
+ */
+export const RegenerateRecoveryCodesResponseSchema: GenMessage<RegenerateRecoveryCodesResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 27);
+
+/**
+ * CompleteSecondFactorRequest is the request of AuthService.CompleteSecondFactor.
+ *
+ * @generated from message watchword.auth.v1.CompleteSecondFactorRequest
+ */
+export type CompleteSecondFactorRequest = Message<"watchword.auth.v1.CompleteSecondFactorRequest"> & {
+  /**
+   * challenge is Authenticate's second_factor_challenge.
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+
+  /**
+   * factor is the second factor's proof.
+   *
+   * @generated from oneof watchword.auth.v1.CompleteSecondFactorRequest.factor
+   */
+  factor: {
+    /**
+     * totp_code is a current code from the authenticator.
+     *
+     * @generated from field: string totp_code = 2;
+     */
+    value: string;
+    case: "totpCode";
+  } | {
+    /**
+     * recovery_code is one of the unused recovery codes.
+     *
+     * @generated from field: string recovery_code = 3;
+     */
+    value: string;
+    case: "recoveryCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message watchword.auth.v1.CompleteSecondFactorRequest.
+ * Use `create(CompleteSecondFactorRequestSchema)` to create a new message.
+ */
+export const CompleteSecondFactorRequestSchema: GenMessage<CompleteSecondFactorRequest> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 28);
+
+/**
+ * CompleteSecondFactorResponse is the response of AuthService.CompleteSecondFactor.
+ *
+ * @generated from message watchword.auth.v1.CompleteSecondFactorResponse
+ */
+export type CompleteSecondFactorResponse = Message<"watchword.auth.v1.CompleteSecondFactorResponse"> & {
+  /**
+   * session_token is the new session's token, a secret to keep on the user's behalf.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * expire_time is when the session expires if it is not used; each use slides it.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * user is the logged-in user.
+   *
+   * @generated from field: watchword.auth.v1.User user = 3;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message watchword.auth.v1.CompleteSecondFactorResponse.
+ * Use `create(CompleteSecondFactorResponseSchema)` to create a new message.
+ */
+export const CompleteSecondFactorResponseSchema: GenMessage<CompleteSecondFactorResponse> = /*@__PURE__*/
+  messageDesc(file_watchword_auth_v1_auth_service, 29);
+
+/**
  * Passkey is a WebAuthn credential registered by a user to log in with.
  *
  * @generated from message watchword.auth.v1.Passkey
@@ -570,7 +869,7 @@ export type Passkey = Message<"watchword.auth.v1.Passkey"> & {
  * Use `create(PasskeySchema)` to create a new message.
  */
 export const PasskeySchema: GenMessage<Passkey> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 20);
+  messageDesc(file_watchword_auth_v1_auth_service, 30);
 
 /**
  * BeginPasskeyRegistrationRequest is the request of AuthService.BeginPasskeyRegistration.
@@ -591,7 +890,7 @@ export type BeginPasskeyRegistrationRequest = Message<"watchword.auth.v1.BeginPa
  * Use `create(BeginPasskeyRegistrationRequestSchema)` to create a new message.
  */
 export const BeginPasskeyRegistrationRequestSchema: GenMessage<BeginPasskeyRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 21);
+  messageDesc(file_watchword_auth_v1_auth_service, 31);
 
 /**
  * BeginPasskeyRegistrationResponse is the response of AuthService.BeginPasskeyRegistration.
@@ -612,7 +911,7 @@ export type BeginPasskeyRegistrationResponse = Message<"watchword.auth.v1.BeginP
  * Use `create(BeginPasskeyRegistrationResponseSchema)` to create a new message.
  */
 export const BeginPasskeyRegistrationResponseSchema: GenMessage<BeginPasskeyRegistrationResponse> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 22);
+  messageDesc(file_watchword_auth_v1_auth_service, 32);
 
 /**
  * FinishPasskeyRegistrationRequest is the request of AuthService.FinishPasskeyRegistration.
@@ -647,7 +946,7 @@ export type FinishPasskeyRegistrationRequest = Message<"watchword.auth.v1.Finish
  * Use `create(FinishPasskeyRegistrationRequestSchema)` to create a new message.
  */
 export const FinishPasskeyRegistrationRequestSchema: GenMessage<FinishPasskeyRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 23);
+  messageDesc(file_watchword_auth_v1_auth_service, 33);
 
 /**
  * FinishPasskeyRegistrationResponse is the response of AuthService.FinishPasskeyRegistration.
@@ -668,7 +967,7 @@ export type FinishPasskeyRegistrationResponse = Message<"watchword.auth.v1.Finis
  * Use `create(FinishPasskeyRegistrationResponseSchema)` to create a new message.
  */
 export const FinishPasskeyRegistrationResponseSchema: GenMessage<FinishPasskeyRegistrationResponse> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 24);
+  messageDesc(file_watchword_auth_v1_auth_service, 34);
 
 /**
  * BeginPasskeyLoginRequest is the request of AuthService.BeginPasskeyLogin.
@@ -689,7 +988,7 @@ export type BeginPasskeyLoginRequest = Message<"watchword.auth.v1.BeginPasskeyLo
  * Use `create(BeginPasskeyLoginRequestSchema)` to create a new message.
  */
 export const BeginPasskeyLoginRequestSchema: GenMessage<BeginPasskeyLoginRequest> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 25);
+  messageDesc(file_watchword_auth_v1_auth_service, 35);
 
 /**
  * BeginPasskeyLoginResponse is the response of AuthService.BeginPasskeyLogin.
@@ -717,7 +1016,7 @@ export type BeginPasskeyLoginResponse = Message<"watchword.auth.v1.BeginPasskeyL
  * Use `create(BeginPasskeyLoginResponseSchema)` to create a new message.
  */
 export const BeginPasskeyLoginResponseSchema: GenMessage<BeginPasskeyLoginResponse> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 26);
+  messageDesc(file_watchword_auth_v1_auth_service, 36);
 
 /**
  * FinishPasskeyLoginRequest is the request of AuthService.FinishPasskeyLogin.
@@ -752,7 +1051,7 @@ export type FinishPasskeyLoginRequest = Message<"watchword.auth.v1.FinishPasskey
  * Use `create(FinishPasskeyLoginRequestSchema)` to create a new message.
  */
 export const FinishPasskeyLoginRequestSchema: GenMessage<FinishPasskeyLoginRequest> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 27);
+  messageDesc(file_watchword_auth_v1_auth_service, 37);
 
 /**
  * FinishPasskeyLoginResponse is the response of AuthService.FinishPasskeyLogin.
@@ -787,7 +1086,7 @@ export type FinishPasskeyLoginResponse = Message<"watchword.auth.v1.FinishPasske
  * Use `create(FinishPasskeyLoginResponseSchema)` to create a new message.
  */
 export const FinishPasskeyLoginResponseSchema: GenMessage<FinishPasskeyLoginResponse> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 28);
+  messageDesc(file_watchword_auth_v1_auth_service, 38);
 
 /**
  * ListPasskeysRequest is the request of AuthService.ListPasskeys.
@@ -808,7 +1107,7 @@ export type ListPasskeysRequest = Message<"watchword.auth.v1.ListPasskeysRequest
  * Use `create(ListPasskeysRequestSchema)` to create a new message.
  */
 export const ListPasskeysRequestSchema: GenMessage<ListPasskeysRequest> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 29);
+  messageDesc(file_watchword_auth_v1_auth_service, 39);
 
 /**
  * ListPasskeysResponse is the response of AuthService.ListPasskeys.
@@ -829,7 +1128,7 @@ export type ListPasskeysResponse = Message<"watchword.auth.v1.ListPasskeysRespon
  * Use `create(ListPasskeysResponseSchema)` to create a new message.
  */
 export const ListPasskeysResponseSchema: GenMessage<ListPasskeysResponse> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 30);
+  messageDesc(file_watchword_auth_v1_auth_service, 40);
 
 /**
  * DeletePasskeyRequest is the request of AuthService.DeletePasskey.
@@ -857,7 +1156,7 @@ export type DeletePasskeyRequest = Message<"watchword.auth.v1.DeletePasskeyReque
  * Use `create(DeletePasskeyRequestSchema)` to create a new message.
  */
 export const DeletePasskeyRequestSchema: GenMessage<DeletePasskeyRequest> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 31);
+  messageDesc(file_watchword_auth_v1_auth_service, 41);
 
 /**
  * DeletePasskeyResponse is the response of AuthService.DeletePasskey.
@@ -872,7 +1171,7 @@ export type DeletePasskeyResponse = Message<"watchword.auth.v1.DeletePasskeyResp
  * Use `create(DeletePasskeyResponseSchema)` to create a new message.
  */
 export const DeletePasskeyResponseSchema: GenMessage<DeletePasskeyResponse> = /*@__PURE__*/
-  messageDesc(file_watchword_auth_v1_auth_service, 32);
+  messageDesc(file_watchword_auth_v1_auth_service, 42);
 
 /**
  * AuthService serves the end-user flows: registration, e-mail verification, login,
@@ -910,7 +1209,9 @@ export const AuthService: GenService<{
   /**
    * Authenticate logs a user in with e-mail address and password and opens a session.
    * An unknown e-mail address and a wrong password both fail with INVALID_CREDENTIALS;
-   * the account's state is told only after a correct password.
+   * the account's state is told only after a correct password. For a user with a
+   * confirmed second factor it opens no session: it returns a second_factor_challenge
+   * and the second_factor_methods to finish with in CompleteSecondFactor.
    *
    * @generated from rpc watchword.auth.v1.AuthService.Authenticate
    */
@@ -995,6 +1296,67 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof UpdateProfileRequestSchema;
     output: typeof UpdateProfileResponseSchema;
+  },
+  /**
+   * EnrollTotp starts turning on the TOTP second factor for the logged-in user: it returns
+   * a new secret and its otpauth:// URI (for a QR code). Nothing changes at login until
+   * ConfirmTotp proves the authenticator has it; enrolling again replaces an unconfirmed
+   * secret. A user with a confirmed TOTP gets FAILED_PRECONDITION, TOTP_ALREADY_ENABLED.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.EnrollTotp
+   */
+  enrollTotp: {
+    methodKind: "unary";
+    input: typeof EnrollTotpRequestSchema;
+    output: typeof EnrollTotpResponseSchema;
+  },
+  /**
+   * ConfirmTotp turns the enrolled TOTP second factor on with a first code from the
+   * authenticator, and returns the recovery codes (shown this once; only their hashes are
+   * kept). A wrong code fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.ConfirmTotp
+   */
+  confirmTotp: {
+    methodKind: "unary";
+    input: typeof ConfirmTotpRequestSchema;
+    output: typeof ConfirmTotpResponseSchema;
+  },
+  /**
+   * DisableTotp turns the TOTP second factor off, with a current code or the password, and
+   * voids the recovery codes.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.DisableTotp
+   */
+  disableTotp: {
+    methodKind: "unary";
+    input: typeof DisableTotpRequestSchema;
+    output: typeof DisableTotpResponseSchema;
+  },
+  /**
+   * RegenerateRecoveryCodes replaces the recovery codes with a new set, given a current
+   * code; the old codes stop working.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.RegenerateRecoveryCodes
+   */
+  regenerateRecoveryCodes: {
+    methodKind: "unary";
+    input: typeof RegenerateRecoveryCodesRequestSchema;
+    output: typeof RegenerateRecoveryCodesResponseSchema;
+  },
+  /**
+   * CompleteSecondFactor finishes a login that Authenticate answered with a
+   * second_factor_challenge: with a TOTP code or a recovery code it opens the session
+   * (with the expiration Authenticate's remember asked for). A wrong, replayed or expired
+   * code or challenge fails with UNAUTHENTICATED, SECOND_FACTOR_INVALID, and counts toward
+   * the login throttle as a wrong password does. A challenge works once.
+   *
+   * @generated from rpc watchword.auth.v1.AuthService.CompleteSecondFactor
+   */
+  completeSecondFactor: {
+    methodKind: "unary";
+    input: typeof CompleteSecondFactorRequestSchema;
+    output: typeof CompleteSecondFactorResponseSchema;
   },
   /**
    * BeginPasskeyRegistration starts registering a passkey for the logged-in user: it returns
