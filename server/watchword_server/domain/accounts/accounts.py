@@ -13,7 +13,7 @@ from watchword_server.domain.accounts.account_notices import REGISTRATION_EXISTS
 from watchword_server.domain.accounts.login_states import STATE_ERRORS
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
 from watchword_server.domain.accounts.second_factors import PendingSecondFactor, SecondFactors
-from watchword_server.domain.accounts.services import AccountServices
+from watchword_server.domain.accounts.services import AccountFlow, AccountServices
 from watchword_server.domain.common import outbox
 from watchword_server.domain.common.custom_fields import Writer, check_extra
 from watchword_server.domain.common.validation import Violations
@@ -57,22 +57,12 @@ class Login:
     second_factor: PendingSecondFactor | None = None
 
 
-class Accounts:
+class Accounts(AccountFlow):
     """Registration, verification, login and logout, each in one transaction."""
 
     def __init__(self, services: AccountServices, second_factors: SecondFactors) -> None:
         self._second_factors = second_factors
-        self._notices = services.notices
-        self._logins = services.logins
-        self._throttle = services.throttle
-        self._settings = services.settings
-        self._database = services.database
-        self._hasher = services.hasher
-        self._sessions = services.sessions
-        self._events = services.events
-        self._keys = services.keys
-        self._clock = services.clock
-        self._mail_queued = services.mail_queued
+        super().__init__(services)
 
     def _initial_status(self) -> UserStatus:
         if self._settings.registration_verification:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from watchword_server.domain.accounts.services import AccountServices
+from watchword_server.domain.accounts.services import AccountFlow, AccountServices
 from watchword_server.domain.common.lookups import parse_id
 from watchword_server.domain.common.validation import Violations
 from watchword_server.model.errors import (
@@ -83,17 +83,11 @@ def relying_party(rp_id: str, rp_name: str, origins: frozenset[str], ttl: int) -
     )
 
 
-class Passkeys:
+class Passkeys(AccountFlow):
     """The six passkey RPCs' rules."""
 
     def __init__(self, services: AccountServices, party: RelyingParty) -> None:
-        self._settings = services.settings
-        self._database = services.database
-        self._sessions = services.sessions
-        self._events = services.events
-        self._throttle = services.throttle
-        self._logins = services.logins
-        self._clock = services.clock
+        super().__init__(services)
         self._party = party
         self._ttl = timedelta(seconds=services.settings.webauthn_challenge_ttl)
 

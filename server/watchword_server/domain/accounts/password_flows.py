@@ -7,7 +7,7 @@ import uuid
 from watchword_server.domain.access.changes import Change
 from watchword_server.domain.accounts.account_keys import Purpose
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
-from watchword_server.domain.accounts.services import AccountServices
+from watchword_server.domain.accounts.services import AccountFlow, AccountServices
 from watchword_server.domain.common.background import BackgroundWork
 from watchword_server.domain.common.validation import Violations
 from watchword_server.model.errors import (
@@ -29,22 +29,12 @@ __all__ = ["PasswordFlows"]
 _NO_RESET = frozenset({UserStatus.BLOCKED, UserStatus.PENDING_APPROVAL})
 
 
-class PasswordFlows:
+class PasswordFlows(AccountFlow):
     """RequestPasswordReset, ResetPassword and ChangePassword."""
 
     def __init__(self, services: AccountServices, background: BackgroundWork) -> None:
         self._background = background
-        self._notices = services.notices
-        self._logins = services.logins
-        self._throttle = services.throttle
-        self._settings = services.settings
-        self._database = services.database
-        self._hasher = services.hasher
-        self._sessions = services.sessions
-        self._events = services.events
-        self._keys = services.keys
-        self._clock = services.clock
-        self._mail_queued = services.mail_queued
+        super().__init__(services)
 
     def _check_new_password(self, problems: Violations, field: str, password: str) -> None:
         # Length and the common list; the account's own address and name come once the

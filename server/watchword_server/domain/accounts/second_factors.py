@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from watchword_server.domain.accounts.login_states import STATE_ERRORS
-from watchword_server.domain.accounts.services import AccountServices
+from watchword_server.domain.accounts.services import AccountFlow, AccountServices
 from watchword_server.domain.common.validation import Violations
 from watchword_server.model.errors import (
     DomainError,
@@ -92,20 +92,13 @@ class _Proof:
     recovery_digest: bytes | None = None
 
 
-class SecondFactors:
+class SecondFactors(AccountFlow):
     """EnrollTotp, ConfirmTotp, DisableTotp, RegenerateRecoveryCodes, and the second step
     of a login (``challenge`` after the password, ``complete`` with the code)."""
 
     def __init__(self, services: AccountServices, box: SecretBox) -> None:
         self._box = box
-        self._settings = services.settings
-        self._database = services.database
-        self._hasher = services.hasher
-        self._sessions = services.sessions
-        self._events = services.events
-        self._throttle = services.throttle
-        self._logins = services.logins
-        self._clock = services.clock
+        super().__init__(services)
 
     # The login's second step.
 

@@ -16,7 +16,7 @@ from watchword_server.security.hashing_pool import HashingPool
 from watchword_server.storage.db import Database
 from watchword_server.storage.logins import Logins
 
-__all__ = ["AccountServices"]
+__all__ = ["AccountFlow", "AccountServices"]
 
 
 def _nothing() -> None:
@@ -42,3 +42,21 @@ class AccountServices:
     notices: ChangeNotices
     logins: Logins
     mail_queued: Callable[[], None] = field(default=_nothing)
+
+
+class AccountFlow:
+    """The base of the account flows: each part of ``AccountServices`` under one name in
+    all of them (``self._database``, ``self._sessions``...)."""
+
+    def __init__(self, services: AccountServices) -> None:
+        self._settings = services.settings
+        self._database = services.database
+        self._hasher = services.hasher
+        self._sessions = services.sessions
+        self._events = services.events
+        self._keys = services.keys
+        self._throttle = services.throttle
+        self._clock = services.clock
+        self._notices = services.notices
+        self._logins = services.logins
+        self._mail_queued = services.mail_queued
