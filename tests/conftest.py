@@ -68,13 +68,20 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def start_server(database_url: str, clock: ManualClock) -> AsyncIterator[StartServer]:
-    """A factory: ``await start_server(setting=value, ...)`` starts a configured server."""
+    """A factory: ``await start_server(setting=value, ...)`` starts a configured server
+    (``hooks=``, ``extra_services=`` and ``reflected_services=`` go to WatchwordServer)."""
     started: list[Running] = []
 
     async def start(**overrides: Any) -> Running:
         # database_url= may name another database, e.g. an embedded SQLite file.
         url = overrides.pop("database_url", database_url)
-        server = WatchwordServer(settings_for(url, **overrides), clock=clock)
+        # What WatchwordServer takes beside the settings (an embedding's hooks, services).
+        options = {
+            name: overrides.pop(name)
+            for name in ("hooks", "extra_services", "reflected_services")
+            if name in overrides
+        }
+        server = WatchwordServer(settings_for(url, **overrides), clock=clock, **options)
         port = await server.start()
         address = f"127.0.0.1:{port}"
         assert server.service_keys is not None

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 
 from watchword_server.config import Settings
 from watchword_server.domain.access.service_keys import ServiceKeys
+from watchword_server.domain.accounts.hooks import Hooks
 from watchword_server.domain.common import outbox
 from watchword_server.domain.common.clock import Clock, SystemClock
 from watchword_server.model.errors import DependencyUnavailable
@@ -28,7 +30,7 @@ from watchword_server.security import common_passwords
 from watchword_server.startup import SchemaNotReady, StartupError, check_schema
 from watchword_server.storage.db import Database, Engine, create_engine
 from watchword_server.supervisor import AddressInUse, free_address
-from watchword_server.transport.server import RPC_NAMES, GrpcServer
+from watchword_server.transport.server import RPC_NAMES, AddServices, AioServer, GrpcServer
 from watchword_server.transport.tls import ServerCredentials, TlsError, server_credentials
 from watchword_server.wiring import Domain, build_domain
 
@@ -50,7 +52,20 @@ def tls_credentials(settings: Settings) -> ServerCredentials | None:
 
 
 class WatchwordServer:
-    """One server process: call ``start()``, then ``stop()`` (or ``wait_for_termination()``)."""
+    """One server process: call ``start()``, then ``stop()`` (or ``wait_for_termination()``).
+
+    Args:
+        settings: What to serve, where, on which database.
+        clock: The domain's clock (tests set one).
+        mail_transport: Where mail goes (None: as the settings say).
+        reuse_port: Share the port with the other workers of one ``serve --workers``.
+        hooks: The application's hooks (see ``watchword_server.embedding``).
+        extra_services: The application's services, served beside ours.
+        reflected_services: Their full names, for reflection.
+        attach_to: An application's own server to add our services to: then ``start()``
+            neither binds nor starts it (it returns 0) and ``stop()`` does not stop it.
+        standard_services: Add health and reflection (False: the application has its own).
+    """
 
     def __init__(
         self,
@@ -59,9 +74,19 @@ class WatchwordServer:
         clock: Clock | None = None,
         mail_transport: MailTransport | None = None,
         reuse_port: bool = False,
+        hooks: Hooks | None = None,
+        extra_services: Sequence[AddServices] = (),
+        reflected_services: Sequence[str] = (),
+        attach_to: AioServer | None = None,
+        standard_services: bool = True,
     ) -> None:
         self.settings = settings
         self._reuse_port = reuse_port
+        self._hooks = hooks
+        self._extra_services = tuple(extra_services)
+        self._reflected = tuple(reflected_services)
+        self._attach_to = attach_to
+        self._standard = standard_services
         self.clock: Clock = clock or SystemClock()
         self.engine: Engine = create_engine(
             settings.database_url, pool_size=settings.database_pool_size
@@ -83,7 +108,8 @@ class WatchwordServer:
         unknown = sorted(set(self.settings.disabled_rpcs) - set(RPC_NAMES))
         if unknown:
             raise StartupError(f"disabled_rpcs names no RPC of the contract: {unknown}")
-        credentials = tls_credentials(self.settings)
+        attached = self._attach_to is not None
+        credentials = None if attached else tls_credentials(self.settings)
         await check_schema(self.engine, self.settings)
         if self.settings.password_refuse_common:
             # Now, not in the first registration's time. Here rather than in build_domain:
@@ -91,7 +117,11 @@ class WatchwordServer:
             # password is checked, if ever.
             common_passwords.load()
         domain = build_domain(
-            self.settings, Database(self.engine), self.clock, mail_transport=self._mail_transport
+            self.settings,
+            Database(self.engine),
+            self.clock,
+            mail_transport=self._mail_transport,
+            hooks=self._hooks,
         )
         settings = self.settings
         metrics = self._metrics(domain)
@@ -100,9 +130,14 @@ class WatchwordServer:
             domain,
             reuse_port=self._reuse_port,
             metrics=None if metrics is None else metrics.rpc,
+            server=self._attach_to,
+            extra_services=self._extra_services,
+            reflected=self._reflected,
+            standard=self._standard,
         )
-        self.port = server.bind(settings.listen, credentials)
-        if self.port == 0:
+        if self._attach_to is None:
+            self.port = server.bind(settings.listen, credentials)
+        if self._attach_to is None and self.port == 0:
             try:  # say why: taken, or not an address of this machine
                 free_address(settings.listen)
             except AddressInUse as error:
@@ -124,7 +159,8 @@ class WatchwordServer:
         # Watchers must find the stream running from the first call on.
         self.event_stream = domain.event_stream
         await domain.event_stream.start()
-        await server.start()
+        if self._attach_to is None:
+            await server.start()
         self._server = server
         await server.set_health(serving=True)
         self._database_watch = DatabaseWatch(Database(self.engine), self._database_changed)
@@ -132,6 +168,9 @@ class WatchwordServer:
         self.mail_sender = domain.mail_sender
         await domain.mail_sender.start()
         self.service_keys = domain.service_keys
+        if self._attach_to is not None:
+            _log.info("watchword is serving on the application's server")
+            return 0
         _log.info(
             "watchword is serving on %s (port %d, %s)",
             settings.listen,
@@ -216,7 +255,8 @@ class WatchwordServer:
             await self.event_stream.stop()
             self.event_stream = None
         if self._server is not None:
-            await self._server.stop(self.settings.grace_period if grace is None else grace)
+            if self._attach_to is None:  # an application's server is the application's
+                await self._server.stop(self.settings.grace_period if grace is None else grace)
             self._server = None
         if self.domain is not None:
             # Work that answered calls already (reset keys) is finished before the mail
@@ -243,7 +283,7 @@ class WatchwordServer:
 
     async def wait_for_termination(self) -> None:
         """Block until the server stops."""
-        if self._server is not None:
+        if self._server is not None and self._attach_to is None:
             await self._server.wait_for_termination()
 
 

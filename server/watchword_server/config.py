@@ -72,6 +72,8 @@ class Messages(BaseModel):
     verification_pending: str = "Registration needs verification"
     login_disabled: str = "The account is disabled"
     login_blocked: str = "The account is blocked"
+    # An embedding's hook failed (docs/embedding.md): nothing was done.
+    hook_failed: str = "This cannot be done right now; please try again later"
     session_invalid: str = "The session is invalid or has expired"
     invalid_argument: str = "The request has invalid fields"
     email_taken: str = "The e-mail address is already registered"

@@ -12,6 +12,7 @@ from watchword_server.domain.access.service_keys import ServiceKeys
 from watchword_server.domain.accounts import account_notices
 from watchword_server.domain.accounts.account_keys import MailedKeys
 from watchword_server.domain.accounts.accounts import Accounts
+from watchword_server.domain.accounts.hooks import Hooks
 from watchword_server.domain.accounts.passkeys import Passkeys, relying_party
 from watchword_server.domain.accounts.password_flows import PasswordFlows
 from watchword_server.domain.accounts.profile import Profiles
@@ -94,8 +95,10 @@ def build_domain(
     clock: Clock,
     *,
     mail_transport: MailTransport | None = None,
+    hooks: Hooks | None = None,
 ) -> Domain:
-    """Wire the domain services; nothing starts running until the caller starts it."""
+    """Wire the domain services (with an embedding's ``hooks``); nothing starts running
+    until the caller starts it."""
     keyring = build_keyring(settings)
     hasher = HashingPool(
         PasswordHasher(
@@ -163,6 +166,7 @@ def build_domain(
         notices,
         login_rows,
         mail_queued=sender.wake,
+        hooks=hooks or Hooks(),
     )
     second_factors = SecondFactors(shared, SecretBox(keyring))
     accounts = Accounts(shared, second_factors)

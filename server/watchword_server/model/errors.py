@@ -18,6 +18,8 @@ __all__ = [
     "FieldViolation",
     "GroupAlreadyExists",
     "GroupNotFound",
+    "HookFailed",
+    "HookRefused",
     "InvalidArgument",
     "InvalidCredentials",
     "MembershipNotFound",
@@ -343,3 +345,34 @@ class DependencyUnavailable(DomainError):
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail, metadata={"retry_after": str(DEPENDENCY_RETRY_AFTER)})
+
+
+class HookRefused(Exception):
+    """An application's hook refused the flow (see ``domain/accounts/hooks.py``).
+
+    Not a DomainError: its reason and domain are the application's, not the contract's
+    ``ErrorReason`` (the transport sends them in the ErrorInfo as given).
+
+    Attributes:
+        message: the end user's text, sent as the status message and LocalizedMessage.
+        reason: ``ErrorInfo.reason``, e.g. ``"DOMAIN_NOT_ALLOWED"``.
+        domain: ``ErrorInfo.domain``: the application's, so that no reason of ours is
+            mistaken for it.
+        hook: which hook refused (``before_register``...), sent as ErrorInfo metadata.
+    """
+
+    def __init__(self, message: str, *, reason: str, domain: str, hook: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.domain = domain
+        self.hook = hook
+
+
+class HookFailed(Exception):
+    """An application's hook raised something other than a refusal: the flow did
+    nothing, and the caller may retry (the transport answers UNAVAILABLE)."""
+
+    def __init__(self, hook: str) -> None:
+        super().__init__(f"the {hook} hook failed")
+        self.hook = hook

@@ -15,12 +15,28 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from watchword_server.config import Messages
-from watchword_server.model.errors import DomainError, InvalidArgument, Reason
+from watchword_server.model.errors import (
+    DomainError,
+    HookFailed,
+    HookRefused,
+    InvalidArgument,
+    Reason,
+)
 from watchword_server.templates import TemplateError, render
 
-__all__ = ["ERROR_DOMAIN", "STATUS_CODES", "to_status", "to_status_proto"]
+__all__ = [
+    "ERROR_DOMAIN",
+    "HOOK_ERROR_DOMAIN",
+    "STATUS_CODES",
+    "hook_status",
+    "to_status",
+    "to_status_proto",
+]
 
 ERROR_DOMAIN = "watchword.auth.v1"
+# The ErrorInfo domain of a hook that failed: not the contract's, whose reasons are the
+# proto ErrorReason's (a hook's refusal carries the application's own domain).
+HOOK_ERROR_DOMAIN = "watchword.hooks"
 _LOCALE = "en-US"
 
 STATUS_CODES: Mapping[Reason, grpc.StatusCode] = {
@@ -131,3 +147,28 @@ def to_status_proto(error: DomainError, messages: Messages) -> status_pb2.Status
 def _rpc_code(code: grpc.StatusCode) -> int:
     # grpc.StatusCode values are (number, name) pairs; google.rpc.Code uses the same numbers.
     return int(code.value[0])
+
+
+def hook_status(error: HookRefused | HookFailed, messages: Messages) -> grpc.Status:
+    """The status of an application hook's refusal or failure.
+
+    A refusal is FAILED_PRECONDITION (the application's rules do not allow this now, as
+    an account's state may not: PERMISSION_DENIED is a service key's scope here) with the
+    hook's message and an ErrorInfo of its reason in its domain. A failure is UNAVAILABLE
+    (nothing was done; retrying may work) with reason HOOK_FAILED in ``watchword.hooks``
+    and the ``hook_failed`` message. The ErrorInfo metadata names the hook.
+    """
+    if isinstance(error, HookRefused):
+        code = grpc.StatusCode.FAILED_PRECONDITION
+        reason, domain, text = error.reason, error.domain, _short(error.message, _MAX_MESSAGE)
+    else:
+        code = grpc.StatusCode.UNAVAILABLE
+        reason, domain, text = "HOOK_FAILED", HOOK_ERROR_DOMAIN, messages.hook_failed
+    info = error_details_pb2.ErrorInfo(
+        reason=_short(reason), domain=_short(domain), metadata={"hook": error.hook}
+    )
+    localized = error_details_pb2.LocalizedMessage(locale=_LOCALE, message=text)
+    proto = status_pb2.Status(
+        code=_rpc_code(code), message=text, details=[_pack(info), _pack(localized)]
+    )
+    return rpc_status.to_status(proto)

@@ -21,12 +21,14 @@ from watchword_server.model.errors import (
     DependencyUnavailable,
     DomainError,
     FieldViolation,
+    HookFailed,
+    HookRefused,
     InvalidArgument,
     RpcDisabled,
     RpcUnimplemented,
 )
 from watchword_server.storage.db import is_unreachable
-from watchword_server.transport.errors import to_status
+from watchword_server.transport.errors import hook_status, to_status
 from watchword_server.transport.registration import Undecodable
 from watchword_server.transport.rpc_observer import refusal_reason
 from watchword_server.transport.service_key_check import ServiceKeyCheck, current_caller
@@ -152,7 +154,8 @@ async def _fail(
     method: object,
     messages: Messages,
 ) -> None:
-    # Ends the call for ``error``: a domain error with its own status; UNAVAILABLE with a
+    # Ends the call for ``error``: a domain error with its own status, a hook's refusal or
+    # failure with its (see hook_status); UNAVAILABLE with a
     # retry delay when the database cannot be reached (logged at most every 10 s, since an
     # outage fails every call); INTERNAL, logged with its traceback, for anything else.
     global _last_unreachable_log
@@ -164,12 +167,19 @@ async def _fail(
         if now - _last_unreachable_log >= _UNREACHABLE_LOG_EVERY:
             _last_unreachable_log = now
             _log.warning("%s: %s", name, error.detail or error)
+    elif isinstance(error, HookRefused | HookFailed):
+        # Counted under one name: an application's reasons are not bounded label values.
+        refusal_reason("HOOK_REFUSED" if isinstance(error, HookRefused) else "HOOK_FAILED")
+        await _abort(context, hook_status(error, messages))
     elif not isinstance(error, DomainError):
         _log.error("unexpected failure in %s", name, exc_info=error)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     assert isinstance(error, DomainError)  # noqa: S101 - narrowed above
     refusal_reason(error.reason.value)
-    status = to_status(error, messages)
+    await _abort(context, to_status(error, messages))
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
     set_already = context.trailing_metadata()
     if not set_already:
         await context.abort_with_status(status)

@@ -8,7 +8,7 @@ and stop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -48,13 +48,21 @@ from watchword_server.transport.servicers.access import AccessServicer
 from watchword_server.transport.servicers.admin import AdminServicer
 from watchword_server.transport.servicers.auth import AuthServicer
 
-__all__ = ["RPC_NAMES", "GrpcServer", "ServedDomain"]
+__all__ = ["RPC_NAMES", "AddServices", "AioServer", "GrpcServer", "ServedDomain"]
 
 _AUTH = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"]
 _ACCESS = access_service_pb2.DESCRIPTOR.services_by_name["AccessService"]
 _ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 # A generated add_*_to_server function.
 AddToServer = Callable[[Any, grpc.aio.Server], None]
+
+AioServer = grpc.aio.Server
+"""The server an application owns, named here for the composition roots (which do not
+import gRPC themselves)."""
+
+AddServices = Callable[[grpc.aio.Server], None]
+"""Adds an application's services to a server, e.g.
+``lambda server: add_GreeterServicer_to_server(Greeter(), server)``."""
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -106,6 +114,13 @@ class GrpcServer:
         domain: What the servicers call.
         reuse_port: Share the port with the other workers of one ``serve --workers``.
         metrics: Where every RPC is counted and timed (None: nowhere).
+        server: An application's own server to add our services to (None: one of ours).
+            The application then binds, starts and stops it; ``bind``, ``start``,
+            ``stop`` and ``wait_for_termination`` are for a server of ours only.
+        extra_services: The application's services, added after ours (and so never
+            answering for ours); our RPC wrapping and observer do not see their calls.
+        reflected: Their full service names, listed by reflection beside ours.
+        standard: Add health and reflection (an application with its own says False).
     """
 
     def __init__(
@@ -115,6 +130,10 @@ class GrpcServer:
         *,
         reuse_port: bool = False,
         metrics: RpcMetrics | None = None,
+        server: grpc.aio.Server | None = None,
+        extra_services: Sequence[AddServices] = (),
+        reflected: Sequence[str] = (),
+        standard: bool = True,
     ) -> None:
         self._observe = RpcObserver(
             metrics,
@@ -126,13 +145,16 @@ class GrpcServer:
             addressed={_AUTH.full_name, _ADMIN.full_name},
         ).wrap
         self._health = health.aio.HealthServicer()
-        self._server = grpc.aio.server(
+        self._server = server or grpc.aio.server(
             # Sharing a port is for the workers of one `serve --workers` only: a second,
             # unrelated server on a port in use must fail to bind, not split the traffic.
             options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
         )
         self._add_ours(settings, domain)
-        self._add_standard()
+        for add in extra_services:
+            add(self._server)
+        if standard:
+            self._add_standard(reflected)
 
     def _add_ours(self, settings: Settings, domain: ServedDomain) -> None:
         # Every service goes in through generic handlers only, ours with bodies that cannot
@@ -210,7 +232,7 @@ class GrpcServer:
             observe=self._observe,
         )
 
-    def _add_standard(self) -> None:
+    def _add_standard(self, reflected: Sequence[str]) -> None:
         standard = generic_only(self._server, observe=self._observe)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, standard)
         add_reflection(
@@ -220,6 +242,7 @@ class GrpcServer:
                 _ACCESS.full_name,
                 _ADMIN.full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                *reflected,
             ],
         )
 

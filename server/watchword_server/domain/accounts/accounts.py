@@ -10,6 +10,7 @@ from typing import Any
 from watchword_server.domain.access.changes import Change
 from watchword_server.domain.accounts.account_keys import Purpose
 from watchword_server.domain.accounts.account_notices import REGISTRATION_EXISTS
+from watchword_server.domain.accounts.hooks import LoginAttempt, RegisterAttempt, run_hook
 from watchword_server.domain.accounts.login_states import STATE_ERRORS
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
 from watchword_server.domain.accounts.second_factors import PendingSecondFactor, SecondFactors
@@ -20,6 +21,8 @@ from watchword_server.domain.common.validation import Violations
 from watchword_server.model.email_addresses import stored_email
 from watchword_server.model.errors import (
     EmailAlreadyExists,
+    HookFailed,
+    HookRefused,
     InvalidArgument,
     InvalidCredentials,
     Overloaded,
@@ -105,6 +108,18 @@ class Accounts(AccountFlow):
         )
         if problems:
             raise InvalidArgument(problems.items)
+        # Before the address is looked up: a refusal tells nothing of who has an account.
+        await run_hook(
+            "before_register",
+            self._hooks.before_register,
+            RegisterAttempt(
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                extra=dict(extra),
+                client_ip=call.client_ip,
+            ),
+        )
 
         safe = settings.registration_enumeration_safe
         if not safe:
@@ -255,6 +270,15 @@ class Accounts(AccountFlow):
         if state_error is not None:
             await self._logins.release(attempt)  # the right password is no guess
             raise state_error()
+        try:
+            await run_hook(
+                "before_login",
+                self._hooks.before_login,
+                LoginAttempt(user=user, remember=remember, client_ip=call.client_ip),
+            )
+        except (HookRefused, HookFailed):
+            await self._logins.release(attempt)  # as for the account's state above
+            raise
 
         new_hash = None
         if self._hasher.needs_rehash(stored.password_hash):

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
+from watchword_server.domain.accounts.hooks import LoginAttempt, run_hook
 from watchword_server.domain.accounts.services import AccountFlow, AccountServices
 from watchword_server.domain.common.lookups import parse_id
 from watchword_server.domain.common.validation import Violations
@@ -30,6 +31,8 @@ from watchword_server.model.errors import (
     AccountPendingVerification,
     DomainError,
     FieldViolation,
+    HookFailed,
+    HookRefused,
     InvalidArgument,
     PasskeyAlreadyRegistered,
     PasskeyNotFound,
@@ -319,6 +322,15 @@ class Passkeys(AccountFlow):
         if state_error is not None:
             await self._logins.release(attempt)  # a verified passkey is no guess
             raise state_error()
+        try:
+            await run_hook(
+                "before_login",
+                self._hooks.before_login,
+                LoginAttempt(user=owner, remember=remember, client_ip=call.client_ip),
+            )
+        except (HookRefused, HookFailed):
+            await self._logins.release(attempt)  # as for the account's state above
+            raise
         try:
             return await self._open_session(
                 owner,

@@ -6,6 +6,7 @@ import uuid
 
 from watchword_server.domain.access.changes import Change
 from watchword_server.domain.accounts.account_keys import Purpose
+from watchword_server.domain.accounts.hooks import PasswordChangeAttempt, run_hook
 from watchword_server.domain.accounts.password_policy import PasswordPolicy
 from watchword_server.domain.accounts.services import AccountFlow, AccountServices
 from watchword_server.domain.common.background import BackgroundWork
@@ -104,6 +105,11 @@ class PasswordFlows(AccountFlow):
         if owner is None:
             raise ResetKeyInvalid()
         self._refuse_own(new_password, owner)
+        await run_hook(
+            "before_password_change",
+            self._hooks.before_password_change,
+            PasswordChangeAttempt(user=owner, kind="reset", client_ip=call.client_ip),
+        )
         password_hash = await self._hasher.hash(new_password)
 
         async def apply(conn: Connection) -> UserRecord:
@@ -168,6 +174,11 @@ class PasswordFlows(AccountFlow):
             )
             raise PasswordIncorrect()
         await self._logins.release(attempt)
+        await run_hook(
+            "before_password_change",
+            self._hooks.before_password_change,
+            PasswordChangeAttempt(user=session.user, kind="change", client_ip=call.client_ip),
+        )
         new_hash = await self._hasher.hash(new_password)
 
         async def apply(conn: Connection) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from watchword_server.config import Settings
 from watchword_server.domain.access.changes import ChangeNotices
 from watchword_server.domain.accounts.account_keys import MailedKeys
+from watchword_server.domain.accounts.hooks import Hooks
 from watchword_server.domain.accounts.sessions import Sessions
 from watchword_server.domain.accounts.throttle import LoginThrottle
 from watchword_server.domain.audit.events import EventLog
@@ -29,6 +30,7 @@ class AccountServices:
 
     Attributes:
         mail_queued: called after a commit that queued mail (the sender's ``wake``).
+        hooks: the application's hooks (an embedding's; by default they allow all).
     """
 
     settings: Settings
@@ -42,6 +44,7 @@ class AccountServices:
     notices: ChangeNotices
     logins: Logins
     mail_queued: Callable[[], None] = field(default=_nothing)
+    hooks: Hooks = field(default_factory=Hooks)
 
 
 class AccountFlow:
@@ -60,3 +63,4 @@ class AccountFlow:
         self._notices = services.notices
         self._logins = services.logins
         self._mail_queued = services.mail_queued
+        self._hooks = services.hooks
